@@ -1,0 +1,276 @@
+//! Network parameters: `mainnet` (Bitcoin's genesis and rules), `testnet`
+//! (local multi-node, per-block ASERT aimed at a configurable block time)
+//! and `regtest` (minimum difficulty, no retarget).
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+
+use super::block::{bitcoin_block_from_bytes, Block, Coinbase};
+use super::hash::BlockHash;
+use super::merkle::merkle_root;
+use super::pow::{CompactTarget, Target};
+use super::{hash::sha256d, header::BlockHeader};
+
+/// Which network a node runs.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Network {
+    /// Bitcoin mainnet rules; header validation only, no mining.
+    Mainnet,
+    /// Local multi-node network with an ASERT difficulty rule.
+    Testnet,
+    /// Single-node or scripted tests: minimum difficulty, no retarget.
+    Regtest,
+}
+
+impl fmt::Display for Network {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Network::Mainnet => "mainnet",
+            Network::Testnet => "testnet",
+            Network::Regtest => "regtest",
+        })
+    }
+}
+
+impl FromStr for Network {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "mainnet" | "main" | "bitcoin" => Ok(Network::Mainnet),
+            "testnet" => Ok(Network::Testnet),
+            "regtest" => Ok(Network::Regtest),
+            other => Err(format!(
+                "unknown network '{other}' (expected mainnet, testnet or regtest)"
+            )),
+        }
+    }
+}
+
+/// How the next block's `bits` are chosen.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum DifficultyRule {
+    /// Bitcoin's window retarget every `interval` blocks.
+    Bitcoin {
+        /// blocks per window (2016 on mainnet)
+        interval: u32,
+        /// intended window duration, seconds (1,209,600 = two weeks)
+        target_timespan_secs: u32,
+    },
+    /// Per-block exponential rule (see [`super::difficulty::asert_next_bits`]).
+    Asert {
+        /// seconds of schedule lag that double the target
+        half_life_secs: u32,
+    },
+    /// The pow limit forever (regtest).
+    Fixed,
+}
+
+/// Everything that makes one network's rules.
+#[derive(Clone, Debug)]
+pub struct Params {
+    /// Which network.
+    pub network: Network,
+    /// Network id exchanged in the handshake: the name plus the values that
+    /// change consensus (`testnet-bt5` for a 5 s testnet).
+    pub network_id: String,
+    /// Easiest allowed target.
+    pub pow_limit: Target,
+    /// The pow limit in compact form (also the genesis bits).
+    pub pow_limit_bits: CompactTarget,
+    /// The difficulty rule.
+    pub difficulty: DifficultyRule,
+    /// Intended seconds between blocks.
+    pub block_time_secs: u32,
+    /// Largest serialized block, bytes.
+    pub max_block_bytes: usize,
+    /// Largest single transaction, bytes.
+    pub max_tx_bytes: usize,
+    /// BIP94 time-warp rule at retarget boundaries.
+    pub enforce_bip94: bool,
+    /// Whether blocks on this network carry powchain's coinbase and may be mined.
+    pub mining_allowed: bool,
+    /// The genesis block.
+    pub genesis: Block,
+    /// Its hash.
+    pub genesis_hash: BlockHash,
+}
+
+/// Bitcoin's genesis block, serialized (a published constant; the same
+/// bytes as `../shared/data/block-000000.hex`).
+const MAINNET_GENESIS_HEX: &str = "0100000000000000000000000000000000000000000000000000000000000000000000003ba3edfd7a7b12b27ac72c3e67768f617fc81bc3888a51323a9fb8aa4b1e5e4a29ab5f49ffff001d1dac2b7c0101000000010000000000000000000000000000000000000000000000000000000000000000ffffffff4d04ffff001d0104455468652054696d65732030332f4a616e2f32303039204368616e63656c6c6f72206f6e206272696e6b206f66207365636f6e64206261696c6f757420666f722062616e6b73ffffffff0100f2052a01000000434104678afdb0fe5548271967f1a67130b7105cd6a828e03909a67962e0ea1f61deb649f6bc3f4cef38c4f35504e51ec112de5c384df7ba0b8d578a4c702b6bf11d5fac00000000";
+
+/// Genesis time of powchain's own networks: 2026-01-01T00:00:00Z.
+pub const POWCHAIN_GENESIS_TIME: u32 = 1_767_225_600;
+
+/// Default testnet block time, seconds.
+pub const DEFAULT_TESTNET_BLOCK_TIME_SECS: u32 = 2;
+
+impl Params {
+    /// Parameters for `network`; `block_time_secs` matters for testnet only
+    /// (`None` = [`DEFAULT_TESTNET_BLOCK_TIME_SECS`]).
+    #[must_use]
+    pub fn for_network(network: Network, block_time_secs: Option<u32>) -> Params {
+        match network {
+            Network::Mainnet => Params::mainnet(),
+            Network::Testnet => {
+                Params::testnet(block_time_secs.unwrap_or(DEFAULT_TESTNET_BLOCK_TIME_SECS))
+            }
+            Network::Regtest => Params::regtest(),
+        }
+    }
+
+    /// Bitcoin mainnet: pow limit `0x1d00ffff`, 2016-block retarget over two
+    /// weeks (Core's `CMainParams`).
+    #[must_use]
+    pub fn mainnet() -> Params {
+        let bytes = hex::decode(MAINNET_GENESIS_HEX).expect("the mainnet genesis constant is hex");
+        let genesis =
+            bitcoin_block_from_bytes(&bytes).expect("the mainnet genesis constant parses");
+        let bits = CompactTarget(0x1d00ffff);
+        Params {
+            network: Network::Mainnet,
+            network_id: "mainnet".into(),
+            pow_limit: Target::from_compact(bits).expect("valid pow limit"),
+            pow_limit_bits: bits,
+            difficulty: DifficultyRule::Bitcoin {
+                interval: 2016,
+                target_timespan_secs: 14 * 24 * 60 * 60,
+            },
+            block_time_secs: 600,
+            max_block_bytes: 1_000_000,
+            max_tx_bytes: 100_000,
+            enforce_bip94: false,
+            mining_allowed: false,
+            genesis_hash: genesis.block_hash(),
+            genesis,
+        }
+    }
+
+    /// Local testnet: pow limit `0x1f00ffff` (about 65,536 hashes a block),
+    /// ASERT with a half-life of two block times, so a fresh network climbs
+    /// from the limit to its block time within a few dozen blocks. The block
+    /// time is written into the genesis coinbase, so testnets with different
+    /// block times have different genesis hashes and refuse each other.
+    #[must_use]
+    pub fn testnet(block_time_secs: u32) -> Params {
+        let block_time_secs = block_time_secs.max(1);
+        let bits = CompactTarget(0x1f00ffff);
+        Self::powchain(
+            Network::Testnet,
+            format!("testnet-bt{block_time_secs}"),
+            bits,
+            DifficultyRule::Asert {
+                half_life_secs: 2 * block_time_secs,
+            },
+            block_time_secs,
+        )
+    }
+
+    /// Regtest: pow limit `0x207fffff` (Core's regtest limit: about two
+    /// hashes a block), no retarget.
+    #[must_use]
+    pub fn regtest() -> Params {
+        Self::powchain(
+            Network::Regtest,
+            "regtest".into(),
+            CompactTarget(0x207fffff),
+            DifficultyRule::Fixed,
+            1,
+        )
+    }
+
+    fn powchain(
+        network: Network,
+        network_id: String,
+        bits: CompactTarget,
+        difficulty: DifficultyRule,
+        block_time_secs: u32,
+    ) -> Params {
+        let pow_limit = Target::from_compact(bits).expect("valid pow limit");
+        let genesis = powchain_genesis(&network_id, bits, pow_limit);
+        Params {
+            network,
+            network_id,
+            pow_limit,
+            pow_limit_bits: bits,
+            difficulty,
+            block_time_secs,
+            max_block_bytes: 1_000_000,
+            max_tx_bytes: 100_000,
+            enforce_bip94: matches!(difficulty, DifficultyRule::Bitcoin { .. }),
+            mining_allowed: true,
+            genesis_hash: genesis.block_hash(),
+            genesis,
+        }
+    }
+
+    /// Gossip topic for blocks: `/powchain/<genesis hash hex>/blocks/1`.
+    #[must_use]
+    pub fn blocks_topic(&self) -> String {
+        format!("/powchain/{}/blocks/1", self.genesis_hash)
+    }
+
+    /// Gossip topic for transactions: `/powchain/<genesis hash hex>/tx/1`.
+    #[must_use]
+    pub fn tx_topic(&self) -> String {
+        format!("/powchain/{}/tx/1", self.genesis_hash)
+    }
+}
+
+/// A deterministic genesis: version 1, zero parent, [`POWCHAIN_GENESIS_TIME`],
+/// a coinbase naming the network id, and the first nonce that meets `bits`.
+fn powchain_genesis(network_id: &str, bits: CompactTarget, target: Target) -> Block {
+    let coinbase = Coinbase {
+        height: 0,
+        extranonce: 0,
+        miner_id: format!("powchain {network_id} genesis"),
+    }
+    .encode();
+    let root = merkle_root(&[sha256d(&coinbase)]).root;
+    let mut header = BlockHeader {
+        version: 1,
+        prev_blockhash: BlockHash::ZERO,
+        merkle_root: root,
+        time: POWCHAIN_GENESIS_TIME,
+        bits,
+        nonce: 0,
+    };
+    while !target.is_met_by(&header.block_hash()) {
+        header.nonce = header.nonce.wrapping_add(1);
+    }
+    Block {
+        header,
+        txdata: vec![coinbase],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mainnet_genesis_hash() {
+        let p = Params::mainnet();
+        assert_eq!(
+            p.genesis_hash.to_hex(),
+            "000000000019d6689c085ae165831e934ff763ae46a2a6c172b3f1b60a8ce26f"
+        );
+        p.genesis.check_body(p.max_block_bytes).unwrap();
+    }
+
+    #[test]
+    fn own_networks_have_distinct_valid_genesis() {
+        let a = Params::testnet(2);
+        let b = Params::testnet(5);
+        let r = Params::regtest();
+        assert_ne!(a.genesis_hash, b.genesis_hash);
+        assert_ne!(a.genesis_hash, r.genesis_hash);
+        for p in [&a, &b, &r] {
+            assert!(p.pow_limit.is_met_by(&p.genesis_hash));
+            p.genesis.check_body(p.max_block_bytes).unwrap();
+        }
+        assert!(a.blocks_topic().starts_with("/powchain/"));
+    }
+}

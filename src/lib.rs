@@ -1,0 +1,11 @@
+//! # powchain
+//!
+//! A Nakamoto proof-of-work consensus node: Bitcoin-compatible headers and
+//! sha256d proof of work, a SIMD multithreaded miner, a chain store that
+//! follows the most chainwork through re-orgs, stale and orphan blocks,
+//! libp2p gossip between peers, and a one-command local testnet.
+//!
+//! # Layout
+//! - [`consensus`]: pure rules (header, block, merkle, targets and work,
+//!   difficulty, time, network params). No I/O, no clock, no async.
+pub mod consensus;
