@@ -1,1 +1,30 @@
-fn main(){}
+//! The `powchain` binary: parse the command line, run, exit with 0 (ok),
+//! 1 (the check or work failed) or 2 (bad usage or input).
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use powchain::cli::{run, Cli, CliError};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let default_level = if matches!(cli.command, powchain::cli::Command::Node(_)) { "info" } else { "warn" };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("{default_level},libp2p=warn"))),
+        )
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            if let CliError::Failed { json: Some(v), .. } = &e {
+                println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+            }
+            eprintln!("error: {e}");
+            ExitCode::from(e.exit_code())
+        }
+    }
+}

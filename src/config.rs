@@ -1,0 +1,293 @@
+//! Node configuration: a TOML file, then command-line flags on top, into
+//! one validated [`NodeConfig`].
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use libp2p::Multiaddr;
+use serde::Deserialize;
+use thiserror::Error;
+
+use crate::consensus::Network;
+use crate::miner::Backend;
+
+/// A bad configuration value or file.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// the file
+        path: PathBuf,
+        /// why
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for a node config.
+    #[error("config file {path}: {message}")]
+    Parse {
+        /// the file
+        path: PathBuf,
+        /// why
+        message: String,
+    },
+    /// A value is out of range or malformed.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// The TOML file's shape: every field optional; flags override.
+///
+/// ```toml
+/// network = "testnet"
+/// block_time = 2
+/// data_dir = "/tmp/powchain-node1"
+/// listen = ["/ip4/127.0.0.1/tcp/18633"]
+/// peers = ["/ip4/127.0.0.1/tcp/18634"]
+/// mine = true
+/// threads = 1
+/// miner_id = "node1"
+/// api = "127.0.0.1:18632"
+/// backend = "auto"
+/// ```
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// `mainnet`, `testnet` or `regtest`.
+    pub network: Option<String>,
+    /// Testnet block time, seconds.
+    pub block_time: Option<u32>,
+    /// Data directory.
+    pub data_dir: Option<PathBuf>,
+    /// Listen multiaddrs.
+    pub listen: Option<Vec<String>>,
+    /// Peers to dial.
+    pub peers: Option<Vec<String>>,
+    /// Mine?
+    pub mine: Option<bool>,
+    /// Mining threads.
+    pub threads: Option<usize>,
+    /// Name written into mined coinbases.
+    pub miner_id: Option<String>,
+    /// HTTP API address.
+    pub api: Option<String>,
+    /// Miner backend name.
+    pub backend: Option<String>,
+}
+
+impl FileConfig {
+    /// Reads and parses a TOML file.
+    ///
+    /// # Errors
+    /// [`ConfigError::Read`] or [`ConfigError::Parse`].
+    pub fn load(path: &Path) -> Result<FileConfig, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })
+    }
+}
+
+/// A complete, validated node configuration.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    /// Network.
+    pub network: Network,
+    /// Testnet block time, seconds (`None` = default).
+    pub block_time_secs: Option<u32>,
+    /// Data directory (chain database, node key).
+    pub data_dir: PathBuf,
+    /// Listen addresses.
+    pub listen: Vec<Multiaddr>,
+    /// Peers to dial and keep dialling.
+    pub peers: Vec<Multiaddr>,
+    /// Whether to mine.
+    pub mine: bool,
+    /// Mining threads.
+    pub threads: usize,
+    /// Written into coinbases.
+    pub miner_id: String,
+    /// HTTP API bind address.
+    pub api: SocketAddr,
+    /// Hashing backend.
+    pub backend: Backend,
+}
+
+/// Default P2P port of a network.
+#[must_use]
+pub fn default_p2p_port(network: Network) -> u16 {
+    match network {
+        Network::Mainnet => 8633,
+        Network::Testnet => 18633,
+        Network::Regtest => 18733,
+    }
+}
+
+/// Default API port of a network.
+#[must_use]
+pub fn default_api_port(network: Network) -> u16 {
+    default_p2p_port(network) - 1
+}
+
+/// Default data directory: `$HOME/.powchain/<network id>`.
+#[must_use]
+pub fn default_data_dir(network_id: &str) -> PathBuf {
+    std::env::var_os("HOME")
+        .map_or_else(|| PathBuf::from(".powchain"), |h| PathBuf::from(h).join(".powchain"))
+        .join(network_id)
+}
+
+/// Overrides from the command line (all optional).
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    /// `--network`
+    pub network: Option<String>,
+    /// `--block-time`
+    pub block_time: Option<u32>,
+    /// `--data-dir`
+    pub data_dir: Option<PathBuf>,
+    /// `--listen` (replaces the file's list when given)
+    pub listen: Vec<String>,
+    /// `--peer` (added to the file's list)
+    pub peers: Vec<String>,
+    /// `--mine`
+    pub mine: bool,
+    /// `--threads`
+    pub threads: Option<usize>,
+    /// `--miner-id`
+    pub miner_id: Option<String>,
+    /// `--api`
+    pub api: Option<String>,
+    /// `--backend`
+    pub backend: Option<String>,
+}
+
+fn parse_addrs(v: &[String]) -> Result<Vec<Multiaddr>, ConfigError> {
+    v.iter()
+        .map(|s| {
+            s.parse::<Multiaddr>()
+                .map_err(|e| ConfigError::Invalid(format!("bad multiaddr '{s}': {e}")))
+        })
+        .collect()
+}
+
+impl NodeConfig {
+    /// Merges a file (optional) and flags into a validated config.
+    ///
+    /// # Errors
+    /// [`ConfigError`] for an unreadable file or an invalid value.
+    pub fn resolve(file: Option<&Path>, o: Overrides) -> Result<NodeConfig, ConfigError> {
+        let f = match file {
+            Some(p) => FileConfig::load(p)?,
+            None => FileConfig::default(),
+        };
+        let network: Network = o
+            .network
+            .or(f.network)
+            .unwrap_or_else(|| "testnet".into())
+            .parse()
+            .map_err(ConfigError::Invalid)?;
+        let block_time_secs = o.block_time.or(f.block_time);
+        if let Some(bt) = block_time_secs {
+            if bt == 0 || bt > 86_400 {
+                return Err(ConfigError::Invalid(format!(
+                    "block time {bt} s is out of range (1..=86400)"
+                )));
+            }
+            if network != Network::Testnet {
+                return Err(ConfigError::Invalid("--block-time applies to testnet only".into()));
+            }
+        }
+        let params_id = crate::consensus::Params::for_network(network, block_time_secs).network_id;
+        let listen = if o.listen.is_empty() {
+            f.listen.unwrap_or_else(|| vec![format!("/ip4/0.0.0.0/tcp/{}", default_p2p_port(network))])
+        } else {
+            o.listen
+        };
+        let mut peers = f.peers.unwrap_or_default();
+        peers.extend(o.peers);
+        let mine = o.mine || f.mine.unwrap_or(false);
+        if mine && network == Network::Mainnet {
+            return Err(ConfigError::Invalid("mainnet is header validation only: no mining".into()));
+        }
+        let threads = o
+            .threads
+            .or(f.threads)
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+        if threads == 0 || threads > 1024 {
+            return Err(ConfigError::Invalid(format!("threads {threads} is out of range (1..=1024)")));
+        }
+        let api = o
+            .api
+            .or(f.api)
+            .unwrap_or_else(|| format!("127.0.0.1:{}", default_api_port(network)));
+        let api: SocketAddr = api
+            .parse()
+            .map_err(|e| ConfigError::Invalid(format!("bad --api address '{api}': {e}")))?;
+        let backend: Backend = o
+            .backend
+            .or(f.backend)
+            .unwrap_or_else(|| "auto".into())
+            .parse()
+            .map_err(ConfigError::Invalid)?;
+        if !backend.is_available() {
+            return Err(ConfigError::Invalid(format!("backend {backend} is not supported by this CPU")));
+        }
+        let miner_id = o.miner_id.or(f.miner_id).unwrap_or_else(|| {
+            std::env::var("HOSTNAME").unwrap_or_else(|_| "powchain".into())
+        });
+        Ok(NodeConfig {
+            network,
+            block_time_secs,
+            data_dir: o.data_dir.or(f.data_dir).unwrap_or_else(|| default_data_dir(&params_id)),
+            listen: parse_addrs(&listen)?,
+            peers: parse_addrs(&peers)?,
+            mine,
+            threads,
+            miner_id,
+            api,
+            backend,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_override_file_and_bad_values_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("n.toml");
+        std::fs::write(&p, "network = \"testnet\"\nblock_time = 3\nthreads = 2\nminer_id = \"a\"\npeers = [\"/ip4/127.0.0.1/tcp/1\"]\n").unwrap();
+        let c = NodeConfig::resolve(
+            Some(&p),
+            Overrides { threads: Some(1), peers: vec!["/ip4/127.0.0.1/tcp/2".into()], ..Overrides::default() },
+        )
+        .unwrap();
+        assert_eq!(c.block_time_secs, Some(3));
+        assert_eq!(c.threads, 1);
+        assert_eq!(c.miner_id, "a");
+        assert_eq!(c.peers.len(), 2);
+        std::fs::write(&p, "bogus = 1\n").unwrap();
+        assert!(matches!(NodeConfig::resolve(Some(&p), Overrides::default()), Err(ConfigError::Parse { .. })));
+        let bad = Overrides { network: Some("regtest".into()), block_time: Some(2), ..Overrides::default() };
+        assert!(NodeConfig::resolve(None, bad).is_err());
+    }
+
+    #[test]
+    fn shipped_config_files_parse() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "toml") {
+                NodeConfig::resolve(Some(&path), Overrides::default())
+                    .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            }
+        }
+    }
+}

@@ -1,0 +1,93 @@
+//! Prometheus metrics (`GET /metrics`), via `prometheus-client`.
+
+use std::sync::atomic::AtomicU64;
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+/// Every metric the node exports.
+pub struct Metrics {
+    registry: Registry,
+    /// Best height.
+    pub height: Gauge,
+    /// Best chainwork (as a float).
+    pub chainwork: Gauge<f64, AtomicU64>,
+    /// Hashrate, H/s.
+    pub hashrate: Gauge<f64, AtomicU64>,
+    /// Connected peers.
+    pub peers: Gauge,
+    /// Orphan pool size.
+    pub orphans: Gauge,
+    /// Stale blocks known.
+    pub stale: Gauge,
+    /// Re-orgs since start.
+    pub reorgs: Gauge,
+    /// Blocks received from peers (gossip and sync).
+    pub blocks_received: Counter,
+    /// Blocks relayed (accepted for gossip forwarding or published).
+    pub blocks_relayed: Counter,
+    /// Blocks rejected as invalid.
+    pub blocks_rejected: Counter,
+    /// Blocks this node mined.
+    pub blocks_mined: Counter,
+    /// Delay from a gossiped block's first sighting anywhere to its arrival
+    /// here, seconds (see `node::NodeState::on_block_message`).
+    pub propagation: Histogram,
+}
+
+impl Metrics {
+    /// Registers everything under the `powchain_` prefix.
+    #[must_use]
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("powchain");
+        let m = Metrics {
+            height: Gauge::default(),
+            chainwork: Gauge::default(),
+            hashrate: Gauge::default(),
+            peers: Gauge::default(),
+            orphans: Gauge::default(),
+            stale: Gauge::default(),
+            reorgs: Gauge::default(),
+            blocks_received: Counter::default(),
+            blocks_relayed: Counter::default(),
+            blocks_rejected: Counter::default(),
+            blocks_mined: Counter::default(),
+            propagation: Histogram::new([0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0]),
+            registry: Registry::default(),
+        };
+        registry.register("height", "Best chain height", m.height.clone());
+        registry.register("chainwork", "Best chain cumulative work (expected hashes)", m.chainwork.clone());
+        registry.register("hashrate_hashes_per_second", "Local miner hashrate, H/s", m.hashrate.clone());
+        registry.register("peers", "Connected peers", m.peers.clone());
+        registry.register("orphans", "Blocks in the orphan pool", m.orphans.clone());
+        registry.register("stale_blocks", "Valid blocks not on the best chain", m.stale.clone());
+        registry.register("reorgs", "Re-orgs since start", m.reorgs.clone());
+        registry.register("blocks_received", "Blocks received from peers", m.blocks_received.clone());
+        registry.register("blocks_relayed", "Blocks relayed or published", m.blocks_relayed.clone());
+        registry.register("blocks_rejected", "Blocks rejected as invalid", m.blocks_rejected.clone());
+        registry.register("blocks_mined", "Blocks mined by this node", m.blocks_mined.clone());
+        registry.register(
+            "block_propagation_seconds",
+            "Block propagation delay: header time to arrival, seconds",
+            m.propagation.clone(),
+        );
+        Metrics { registry, ..m }
+    }
+
+    /// Prometheus text exposition.
+    #[must_use]
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let _ = encode(&mut out, &self.registry);
+        out
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}

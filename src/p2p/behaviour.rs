@@ -1,0 +1,87 @@
+//! The libp2p swarm: TCP + noise + yamux, gossipsub (blocks and txs),
+//! identify, ping, and the `/powchain/sync/1` request-response protocol.
+//!
+//! Gossipsub settings follow `../shared/LIBP2P-NOTES.md`: one identical
+//! `max_transmit_size` on every node (largest block + 64 KiB for the signed
+//! envelope), content-addressed message ids (block hash / txid, so
+//! duplicates die), `Strict` validation with signed messages, and
+//! `validate_messages()` so nothing is forwarded before the node says so.
+
+use std::time::Duration;
+
+use libp2p::gossipsub::{self, MessageAuthenticity, MessageId, ValidationMode};
+use libp2p::swarm::NetworkBehaviour;
+use libp2p::{identify, identity::Keypair, noise, ping, request_response, tcp, yamux, Swarm};
+
+use super::protocol::{SyncCodec, SYNC_PROTOCOL};
+use crate::consensus::{sha256d, Params};
+
+/// Gossip envelope allowance on top of the largest block, bytes.
+pub const GOSSIP_OVERHEAD_BYTES: usize = 64 * 1024;
+
+/// All behaviours of a powchain node.
+#[derive(NetworkBehaviour)]
+pub struct Behaviour {
+    /// Block and transaction gossip.
+    pub gossipsub: gossipsub::Behaviour,
+    /// Peer identification (agent, listen addresses).
+    pub identify: identify::Behaviour,
+    /// Liveness.
+    pub ping: ping::Behaviour,
+    /// Handshake and block sync.
+    pub sync: request_response::Behaviour<SyncCodec>,
+}
+
+/// Message id: for a block (payload of 80 bytes or more on the blocks
+/// topic) its block hash, sha256d of the header; otherwise sha256d of the
+/// payload (a txid for transactions).
+fn message_id(blocks_topic: &gossipsub::TopicHash, m: &gossipsub::Message) -> MessageId {
+    if &m.topic == blocks_topic && m.data.len() >= 80 {
+        MessageId::from(sha256d(&m.data[..80]).to_vec())
+    } else {
+        MessageId::from(sha256d(&m.data).to_vec())
+    }
+}
+
+/// Builds the swarm for `params` with identity `keypair`.
+///
+/// # Errors
+/// A description of the failing part (transport, gossipsub config).
+pub fn build_swarm(keypair: Keypair, params: &Params) -> Result<Swarm<Behaviour>, String> {
+    let max_transmit = params.max_block_bytes + GOSSIP_OVERHEAD_BYTES;
+    let blocks_topic = gossipsub::IdentTopic::new(params.blocks_topic()).hash();
+    let agent = format!("powchain/{}", env!("CARGO_PKG_VERSION"));
+    let swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
+        .with_tokio()
+        .with_tcp(tcp::Config::default().nodelay(true), noise::Config::new, yamux::Config::default)
+        .map_err(|e| format!("tcp transport: {e}"))?
+        .with_behaviour(|key| {
+            let config = gossipsub::ConfigBuilder::default()
+                .max_transmit_size(max_transmit)
+                .validation_mode(ValidationMode::Strict)
+                .validate_messages()
+                .heartbeat_interval(Duration::from_millis(500))
+                .duplicate_cache_time(Duration::from_secs(120))
+                .message_id_fn(move |m| message_id(&blocks_topic, m))
+                .build()
+                .map_err(|e| format!("gossipsub config: {e}"))?;
+            let gossipsub = gossipsub::Behaviour::new(MessageAuthenticity::Signed(key.clone()), config)
+                .map_err(|e| format!("gossipsub: {e}"))?;
+            let identify = identify::Behaviour::new(identify::Config::new("/powchain/id/1".into(), key.public()).with_agent_version(agent));
+            let sync = request_response::Behaviour::with_codec(
+                SyncCodec,
+                [(SYNC_PROTOCOL, request_response::ProtocolSupport::Full)],
+                request_response::Config::default().with_request_timeout(Duration::from_secs(20)),
+            );
+            Ok(Behaviour {
+                gossipsub,
+                identify,
+                ping: ping::Behaviour::new(ping::Config::new()),
+                sync,
+            })
+        })
+        .map_err(|e| format!("behaviour: {e}"))?
+        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(24 * 3600)))
+        .build();
+    Ok(swarm)
+}
