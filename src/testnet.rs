@@ -166,6 +166,16 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[idx.min(sorted.len() - 1)]
 }
 
+/// One un-labelled value from a node's `/metrics`.
+fn metric_value(api: &str, name: &str) -> Option<u64> {
+    let agent: ureq::Agent = ureq::Agent::config_builder().timeout_global(Some(Duration::from_secs(5))).build().into();
+    let text = agent.get(&format!("http://{api}/metrics")).call().ok()?.body_mut().read_to_string().ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|rest| rest.strip_prefix(' ')))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .map(|v| v as u64)
+}
+
 fn status_all(nodes: &[NodeProc]) -> Vec<Option<Value>> {
     nodes.iter().map(|n| http_get_json(&n.api, "/status").ok()).collect()
 }
@@ -298,6 +308,7 @@ pub fn run(a: &TestnetArgs) -> Result<(), CliError> {
 
     let tty = std::io::stderr().is_terminal() && !a.json;
     let started = Instant::now();
+    let started_ms = crate::node::now_ms();
     let half = a.nodes / 2;
     let mut partitioned = false;
     let mut healed = false;
@@ -382,8 +393,14 @@ pub fn run(a: &TestnetArgs) -> Result<(), CliError> {
     let mut reorgs = 0u64;
     let mut max_depth = 0u64;
     let mut per_node_reorgs = Vec::new();
-    for n in &cluster.nodes {
+    let mut stale_consistent = true;
+    for (n, st) in cluster.nodes.iter().zip(&statuses) {
+        let from_status = st.as_ref().and_then(|v| v["stale"].as_u64());
+        let from_metrics = metric_value(&n.api, "powchain_stale_blocks");
         if let Ok(Value::Array(list)) = http_get_json(&n.api, "/stale") {
+            if from_status != Some(list.len() as u64) || from_metrics != Some(list.len() as u64) {
+                stale_consistent = false;
+            }
             for s in list {
                 if let Some(h) = s["hash"].as_str() {
                     stale_hashes.insert(h.to_string());
@@ -402,6 +419,9 @@ pub fn run(a: &TestnetArgs) -> Result<(), CliError> {
     }
     // Propagation: per block of the final chain, arrival at each node minus
     // the earliest arrival (the miner's own, when it found the block).
+    // Blocks first seen while the network was cut are left out: their
+    // delay measures the partition, not propagation.
+    let cut_ms = partition.map(|(ps, pe)| (started_ms + ps * 1000, started_ms + pe * 1000 + 2000));
     let mut delays = Vec::new();
     let first_height = 1.max(common_height.saturating_sub(200));
     for h in first_height..=common_height {
@@ -413,6 +433,9 @@ pub fn run(a: &TestnetArgs) -> Result<(), CliError> {
             .collect();
         if arrivals.len() == cluster.nodes.len() {
             let min = arrivals.iter().copied().fold(f64::INFINITY, f64::min);
+            if cut_ms.is_some_and(|(a, b)| (a as f64..b as f64).contains(&min)) {
+                continue;
+            }
             let mut first = true;
             for t in arrivals {
                 if t == min && first {
@@ -444,6 +467,7 @@ pub fn run(a: &TestnetArgs) -> Result<(), CliError> {
         "reorgs": reorgs,
         "reorgs_per_node": per_node_reorgs,
         "max_reorg_depth": max_depth,
+        "stale_consistent": stale_consistent,
         "propagation_ms": { "p50": p50, "p99": p99, "mean": mean_delay_ms, "samples": delays.len() },
         "block_time": a.block_time,
         "duration": a.duration,

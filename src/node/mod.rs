@@ -449,6 +449,7 @@ impl NodeState {
             if update.status == BlockStatus::SideBranch {
                 tracing::info!(hash = %update.hash, source, "stale block stored on a side branch");
             }
+            self.update_gauges();
             return;
         };
         let blocks: Vec<(bool, Block)> = {
