@@ -1,0 +1,233 @@
+//! Chain store scenarios: races, ties, deep re-orgs, orphans, invalid
+//! branches, pool limits, restart, and delivery-order independence.
+
+mod common;
+
+use std::sync::Arc;
+
+use common::{regtest_block, regtest_chain, NOW_MS};
+use powchain::chain::orphans::OrphanLimits;
+use powchain::chain::{BlockStatus, ChainError, ChainStore, MemStore, RedbStore};
+use powchain::consensus::{Block, Params};
+use proptest::prelude::*;
+
+fn store() -> (Arc<Params>, ChainStore) {
+    let p = Arc::new(Params::regtest());
+    let cs = ChainStore::open(Arc::clone(&p), Box::new(MemStore::default())).unwrap();
+    (p, cs)
+}
+
+fn t0(p: &Params) -> u32 {
+    p.genesis.header.time + 1
+}
+
+#[test]
+fn two_way_race_then_the_longer_branch_wins() {
+    let (p, mut cs) = store();
+    let base = regtest_chain(&p, p.genesis_hash, 0, t0(&p), 5, 0);
+    for b in &base {
+        assert_eq!(cs.accept_block(b.clone(), None, NOW_MS).unwrap().status, BlockStatus::Connected);
+    }
+    let tip5 = base[4].block_hash();
+    let a = regtest_block(&p, tip5, 6, t0(&p) + 10, 1, vec![]);
+    let b = regtest_block(&p, tip5, 6, t0(&p) + 10, 2, vec![]);
+    assert_eq!(cs.accept_block(a.clone(), Some("pa"), NOW_MS).unwrap().status, BlockStatus::Connected);
+    assert_eq!(cs.accept_block(b.clone(), Some("pb"), NOW_MS).unwrap().status, BlockStatus::SideBranch);
+    assert_eq!(cs.tip(), a.block_hash());
+    assert_eq!(cs.stale_count(), 1);
+    // b's side gets the next block: re-org of depth 1.
+    let b2 = regtest_block(&p, b.block_hash(), 7, t0(&p) + 11, 2, vec![]);
+    let u = cs.accept_block(b2.clone(), Some("pb"), NOW_MS).unwrap();
+    assert_eq!(u.status, BlockStatus::Connected);
+    let r = u.tip_change.unwrap().reorg.unwrap();
+    assert_eq!(r.depth, 1);
+    assert_eq!(r.disconnected, vec![a.block_hash()]);
+    assert_eq!(r.connected, vec![b.block_hash(), b2.block_hash()]);
+    assert_eq!(r.fork_point, tip5);
+    assert_eq!(cs.tip(), b2.block_hash());
+    assert_eq!(cs.reorg_count(), 1);
+    assert_eq!(cs.stale_blocks()[0].hash, a.block_hash());
+    let tips = cs.chain_tips();
+    assert_eq!(tips.len(), 2);
+    assert!(tips.iter().any(|t| t.status == "valid-fork" && t.hash == a.block_hash() && t.branchlen == 1));
+    assert!(tips.iter().any(|t| t.status == "active" && t.height == 7));
+}
+
+#[test]
+fn equal_work_keeps_the_first_seen() {
+    let (p, mut cs) = store();
+    let a = regtest_block(&p, p.genesis_hash, 1, t0(&p), 1, vec![]);
+    let b = regtest_block(&p, p.genesis_hash, 1, t0(&p), 2, vec![]);
+    cs.accept_block(b.clone(), None, NOW_MS).unwrap();
+    cs.accept_block(a.clone(), None, NOW_MS).unwrap();
+    assert_eq!(cs.tip(), b.block_hash());
+    assert_eq!(cs.reorg_count(), 0);
+}
+
+#[test]
+fn reorg_100_deep() {
+    let (p, mut cs) = store();
+    let main = regtest_chain(&p, p.genesis_hash, 0, t0(&p), 100, 1);
+    let side = regtest_chain(&p, p.genesis_hash, 0, t0(&p), 101, 2);
+    for b in &main {
+        cs.accept_block(b.clone(), None, NOW_MS).unwrap();
+    }
+    let mut last = None;
+    for b in &side {
+        last = Some(cs.accept_block(b.clone(), None, NOW_MS).unwrap());
+    }
+    let r = last.unwrap().tip_change.unwrap().reorg.unwrap();
+    assert_eq!(r.depth, 100);
+    assert_eq!(r.connected.len(), 101);
+    assert_eq!(r.fork_point, p.genesis_hash);
+    assert_eq!(cs.height(), 101);
+    assert_eq!(cs.stale_count(), 100);
+    assert_eq!(cs.info_at_height(50).unwrap().hash, side[49].block_hash());
+    // The locator starts at the tip and ends at genesis.
+    let loc = cs.locator();
+    assert_eq!(loc[0], cs.tip());
+    assert_eq!(*loc.last().unwrap(), p.genesis_hash);
+    assert!(loc.len() < 25);
+}
+
+#[test]
+fn orphan_chain_delivered_child_first_connects() {
+    let (p, mut cs) = store();
+    let chain = regtest_chain(&p, p.genesis_hash, 0, t0(&p), 10, 3);
+    for b in chain.iter().rev().take(9) {
+        let u = cs.accept_block(b.clone(), Some("peer"), NOW_MS).unwrap();
+        assert_eq!(u.status, BlockStatus::Orphan);
+        // The missing ancestor is the parent of the lowest orphan held.
+        assert_eq!(u.missing, Some(b.header.prev_blockhash));
+    }
+    assert_eq!(cs.orphans().len(), 9);
+    let u = cs.accept_block(chain[0].clone(), Some("peer"), NOW_MS).unwrap();
+    assert_eq!(u.added.len(), 10);
+    assert_eq!(cs.height(), 10);
+    assert_eq!(cs.tip(), chain[9].block_hash());
+    assert!(cs.orphans().is_empty());
+}
+
+#[test]
+fn invalid_block_in_a_branch_poisons_its_descendants() {
+    let (p, mut cs) = store();
+    let good = regtest_chain(&p, p.genesis_hash, 0, t0(&p), 3, 4);
+    for b in &good {
+        cs.accept_block(b.clone(), None, NOW_MS).unwrap();
+    }
+    // A block whose coinbase claims the wrong height.
+    let bad = regtest_block(&p, good[2].block_hash(), 99, t0(&p) + 5, 5, vec![]);
+    let e = cs.accept_block(bad.clone(), Some("evil"), NOW_MS).unwrap_err();
+    assert!(matches!(e, ChainError::Invalid { .. }), "{e}");
+    assert!(e.is_peer_fault());
+    let child = regtest_block(&p, bad.block_hash(), 5, t0(&p) + 6, 5, vec![]);
+    assert!(matches!(cs.accept_block(child, Some("evil"), NOW_MS), Err(ChainError::InvalidAncestor { .. })));
+    assert!(matches!(cs.accept_block(bad, Some("evil"), NOW_MS), Err(ChainError::KnownInvalid(_))));
+    assert_eq!(cs.height(), 3);
+    assert!(cs.chain_tips().iter().any(|t| t.status == "invalid" && t.height == 4));
+    // A time at the median-time-past is invalid too.
+    let mut stale_time = regtest_block(&p, good[2].block_hash(), 4, good[1].header.time, 6, vec![]);
+    stale_time.header.time = good[1].header.time;
+    assert!(cs.accept_block(stale_time, None, NOW_MS).is_err());
+    // An orphan that turns out invalid once its parent arrives is rejected.
+    let parent = regtest_block(&p, good[2].block_hash(), 4, t0(&p) + 7, 7, vec![]);
+    let bad_orphan = regtest_block(&p, parent.block_hash(), 77, t0(&p) + 8, 7, vec![]);
+    assert_eq!(cs.accept_block(bad_orphan.clone(), Some("x"), NOW_MS).unwrap().status, BlockStatus::Orphan);
+    let u = cs.accept_block(parent, None, NOW_MS).unwrap();
+    assert_eq!(u.rejected_orphans.len(), 1);
+    assert_eq!(u.rejected_orphans[0].0, bad_orphan.block_hash());
+    assert_eq!(cs.height(), 4);
+}
+
+#[test]
+fn bad_proof_of_work_is_never_stored() {
+    let (p, mut cs) = store();
+    let mut b = regtest_block(&p, p.genesis_hash, 1, t0(&p), 1, vec![]);
+    // Find a nonce that fails the (very easy) regtest target.
+    while p.pow_limit.is_met_by(&b.header.block_hash()) {
+        b.header.nonce += 1;
+    }
+    let e = cs.accept_block(b, Some("x"), NOW_MS).unwrap_err();
+    assert!(e.to_string().contains("high-hash"), "{e}");
+    assert_eq!(cs.block_count(), 1);
+    assert!(cs.orphans().is_empty());
+}
+
+#[test]
+fn orphan_pool_overflow_per_peer_limit_and_expiry() {
+    let p = Arc::new(Params::regtest());
+    let limits = OrphanLimits { max_count: 5, max_bytes: 1 << 20, max_per_peer: 3, expiry_secs: 60 };
+    let mut cs = ChainStore::open_with(Arc::clone(&p), Box::new(MemStore::default()), limits).unwrap();
+    let fake_parent = powchain::consensus::BlockHash([9u8; 32]);
+    let orphans: Vec<Block> = (0..8).map(|i| regtest_block(&p, fake_parent, 5, t0(&p), i, vec![])).collect();
+    for b in &orphans[..3] {
+        cs.accept_block(b.clone(), Some("flooder"), NOW_MS).unwrap();
+    }
+    assert!(matches!(cs.accept_block(orphans[3].clone(), Some("flooder"), NOW_MS), Err(ChainError::OrphanRefused { .. })));
+    for (i, b) in orphans[3..8].iter().enumerate() {
+        cs.accept_block(b.clone(), Some(&format!("peer{i}")), NOW_MS + 1000 * i as u64).unwrap();
+    }
+    assert_eq!(cs.orphans().len(), 5);
+    assert!(cs.orphans().evicted() >= 3);
+    assert_eq!(cs.expire_orphans(NOW_MS / 1000 + 1000), 5);
+    assert!(cs.orphans().is_empty());
+}
+
+#[test]
+fn redb_store_reopens_with_the_same_tip_and_blocks() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("chain.redb");
+    let p = Arc::new(Params::regtest());
+    let main = regtest_chain(&p, p.genesis_hash, 0, t0(&p), 20, 1);
+    let side = regtest_chain(&p, main[9].block_hash(), 10, t0(&p) + 20, 5, 2);
+    let (tip, count, stale) = {
+        let mut cs = ChainStore::open(Arc::clone(&p), Box::new(RedbStore::open(&path).unwrap())).unwrap();
+        for b in main.iter().chain(&side) {
+            cs.accept_block(b.clone(), None, NOW_MS).unwrap();
+        }
+        (cs.tip(), cs.block_count(), cs.stale_count())
+    };
+    let cs = ChainStore::open(Arc::clone(&p), Box::new(RedbStore::open(&path).unwrap())).unwrap();
+    assert_eq!(cs.tip(), tip);
+    assert_eq!(cs.block_count(), count);
+    assert_eq!(cs.stale_count(), stale);
+    assert_eq!(cs.block(&side[4].block_hash()).unwrap().unwrap(), side[4]);
+    drop(cs);
+    // Another network's store is refused.
+    let other = Arc::new(Params::testnet(2));
+    assert!(ChainStore::open(other, Box::new(RedbStore::open(&path).unwrap())).is_err());
+}
+
+fn deliver(p: &Arc<Params>, blocks: &[Block]) -> ChainStore {
+    let mut cs = ChainStore::open(Arc::clone(p), Box::new(MemStore::default())).unwrap();
+    for b in blocks {
+        let _ = cs.accept_block(b.clone(), Some("peer"), NOW_MS);
+    }
+    cs
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+    /// Any delivery order of the same blocks ends with the same chainwork,
+    /// the same known blocks, no orphans left, and the same tip when no two
+    /// tips have equal work.
+    #[test]
+    fn delivery_order_does_not_matter(seed in any::<u64>(), fork_at in 1u32..6, side_len in 1u32..8) {
+        use rand::{seq::SliceRandom, SeedableRng};
+        let p = Arc::new(Params::regtest());
+        let main = regtest_chain(&p, p.genesis_hash, 0, t0(&p), 8, 1);
+        let side = regtest_chain(&p, main[fork_at as usize - 1].block_hash(), fork_at, t0(&p) + 100, side_len, 2);
+        let mut all: Vec<Block> = main.iter().chain(&side).cloned().collect();
+        let reference = deliver(&p, &all);
+        all.shuffle(&mut rand::rngs::StdRng::seed_from_u64(seed));
+        let shuffled = deliver(&p, &all);
+        prop_assert_eq!(shuffled.chainwork(), reference.chainwork());
+        prop_assert_eq!(shuffled.block_count(), reference.block_count());
+        prop_assert!(shuffled.orphans().is_empty());
+        let main_len = 8;
+        let side_tip = fork_at + side_len;
+        if side_tip != main_len {
+            prop_assert_eq!(shuffled.tip(), reference.tip());
+        }
+    }
+}
