@@ -47,7 +47,10 @@ impl CliError {
 }
 
 fn failed(message: impl Into<String>) -> CliError {
-    CliError::Failed { message: message.into(), json: None }
+    CliError::Failed {
+        message: message.into(),
+        json: None,
+    }
 }
 
 /// powchain: a Nakamoto proof-of-work node, miner and local testnet.
@@ -194,12 +197,24 @@ pub fn header_json(h: &BlockHeader) -> Value {
 /// # Errors
 /// [`CliError::Usage`] for bad hex.
 pub fn cmd_header(hex80: &str, as_json: bool) -> Result<(), CliError> {
-    let h = BlockHeader::from_hex(hex80).map_err(|e| CliError::Usage(format!("bad header: {e}")))?;
+    let h =
+        BlockHeader::from_hex(hex80).map_err(|e| CliError::Usage(format!("bad header: {e}")))?;
     let v = header_json(&h);
     if as_json {
         print_json(&v);
     } else {
-        for key in ["hash", "version", "prev_blockhash", "merkle_root", "time", "bits", "nonce", "target", "work", "pow_valid"] {
+        for key in [
+            "hash",
+            "version",
+            "prev_blockhash",
+            "merkle_root",
+            "time",
+            "bits",
+            "nonce",
+            "target",
+            "work",
+            "pow_valid",
+        ] {
             println!("{key:>15}  {}", v[key].to_string().trim_matches('"'));
         }
     }
@@ -207,11 +222,16 @@ pub fn cmd_header(hex80: &str, as_json: bool) -> Result<(), CliError> {
 }
 
 fn progress_bar(len: u64, what: &str) -> indicatif::ProgressBar {
-    let pb = indicatif::ProgressBar::with_draw_target(Some(len), indicatif::ProgressDrawTarget::stderr());
+    let pb = indicatif::ProgressBar::with_draw_target(
+        Some(len),
+        indicatif::ProgressDrawTarget::stderr(),
+    );
     pb.set_style(
-        indicatif::ProgressStyle::with_template("{spinner} {msg} [{bar:40}] {pos}/{len} ({per_sec}, eta {eta})")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-            .progress_chars("=> "),
+        indicatif::ProgressStyle::with_template(
+            "{spinner} {msg} [{bar:40}] {pos}/{len} ({per_sec}, eta {eta})",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+        .progress_chars("=> "),
     );
     pb.set_message(what.to_string());
     if !std::io::stderr().is_terminal() {
@@ -274,7 +294,9 @@ pub fn verify_header_chain(
             message: format!("got {gh} but expected {}", params.genesis_hash),
         });
     }
-    let mut chainwork = Target::from_compact(first.bits).map(|t| t.to_work()).unwrap_or_default();
+    let mut chainwork = Target::from_compact(first.bits)
+        .map(|t| t.to_work())
+        .unwrap_or_default();
     let mut prev_hash = gh;
     for i in 1..headers.len() {
         let h = &headers[i];
@@ -290,7 +312,10 @@ pub fn verify_header_chain(
                 expected: prev_hash.to_string(),
             }));
         }
-        let view = SliceView { headers: &headers[..i], base_height: 0 };
+        let view = SliceView {
+            headers: &headers[..i],
+            base_height: 0,
+        };
         let target = check_header(params, h, &view, now_secs).map_err(fail)?;
         chainwork = chainwork + target.to_work();
         prev_hash = h.block_hash();
@@ -311,7 +336,8 @@ pub fn verify_header_chain(
 /// # Errors
 /// [`CliError::Usage`] when unreadable or not a multiple of 80 bytes.
 pub fn read_headers_file(path: &std::path::Path) -> Result<Vec<BlockHeader>, CliError> {
-    let bytes = std::fs::read(path).map_err(|e| CliError::Usage(format!("cannot read {}: {e}", path.display())))?;
+    let bytes = std::fs::read(path)
+        .map_err(|e| CliError::Usage(format!("cannot read {}: {e}", path.display())))?;
     if bytes.len() % 80 != 0 {
         return Err(CliError::Usage(format!(
             "{} is {} bytes: not a whole number of 80-byte headers",
@@ -329,7 +355,11 @@ pub fn read_headers_file(path: &std::path::Path) -> Result<Vec<BlockHeader>, Cli
 ///
 /// # Errors
 /// [`CliError::Usage`] for a bad file or network, [`CliError::Failed`] for an invalid header.
-pub fn cmd_verify_headers(file: &std::path::Path, network: &str, as_json: bool) -> Result<(), CliError> {
+pub fn cmd_verify_headers(
+    file: &std::path::Path,
+    network: &str,
+    as_json: bool,
+) -> Result<(), CliError> {
     let network: Network = network.parse().map_err(CliError::Usage)?;
     let params = Params::for_network(network, None);
     let headers = read_headers_file(file)?;
@@ -355,8 +385,15 @@ pub fn cmd_verify_headers(file: &std::path::Path, network: &str, as_json: bool) 
             if as_json {
                 print_json(&v);
             } else {
-                println!("valid: {} headers, tip height {} {}", r.headers, r.tip_height, r.tip);
-                println!("chainwork {} ({})", r.chainwork.to_hex(), r.chainwork.to_short_hex());
+                println!(
+                    "valid: {} headers, tip height {} {}",
+                    r.headers, r.tip_height, r.tip
+                );
+                println!(
+                    "chainwork {} ({})",
+                    r.chainwork.to_hex(),
+                    r.chainwork.to_short_hex()
+                );
                 println!("{seconds:.3} s, {rate:.0} headers/s");
             }
             Ok(())
@@ -371,7 +408,10 @@ pub fn cmd_verify_headers(file: &std::path::Path, network: &str, as_json: bool) 
                 "rule": f.rule,
                 "seconds": seconds,
             });
-            Err(CliError::Failed { message: f.to_string(), json: as_json.then_some(v) })
+            Err(CliError::Failed {
+                message: f.to_string(),
+                json: as_json.then_some(v),
+            })
         }
     }
 }
@@ -380,9 +420,17 @@ pub fn cmd_verify_headers(file: &std::path::Path, network: &str, as_json: bool) 
 ///
 /// # Errors
 /// [`CliError::Usage`] for bad input; [`CliError::Failed`] when no nonce from the start solves it.
-pub fn cmd_mine_header(hex80: &str, start: u32, threads: Option<usize>, backend: &str, as_json: bool) -> Result<(), CliError> {
-    let header = BlockHeader::from_hex(hex80).map_err(|e| CliError::Usage(format!("bad header: {e}")))?;
-    let target = Target::from_compact(header.bits).map_err(|e| CliError::Usage(format!("bad bits: {e}")))?;
+pub fn cmd_mine_header(
+    hex80: &str,
+    start: u32,
+    threads: Option<usize>,
+    backend: &str,
+    as_json: bool,
+) -> Result<(), CliError> {
+    let header =
+        BlockHeader::from_hex(hex80).map_err(|e| CliError::Usage(format!("bad header: {e}")))?;
+    let target =
+        Target::from_compact(header.bits).map_err(|e| CliError::Usage(format!("bad bits: {e}")))?;
     let backend = parse_backend(backend)?;
     let threads = threads.unwrap_or_else(default_threads).max(1);
     let progress = AtomicU64::new(0);
@@ -427,7 +475,9 @@ fn default_threads() -> usize {
 fn parse_backend(name: &str) -> Result<Backend, CliError> {
     let b: Backend = name.parse().map_err(CliError::Usage)?;
     if !b.is_available() {
-        return Err(CliError::Usage(format!("backend {b} is not supported by this CPU")));
+        return Err(CliError::Usage(format!(
+            "backend {b} is not supported by this CPU"
+        )));
     }
     Ok(b)
 }
@@ -441,7 +491,10 @@ fn live_rate(counter: &AtomicU64, done: &AtomicBool, started: Instant, what: &st
         std::thread::sleep(Duration::from_millis(250));
         let secs = started.elapsed().as_secs_f64();
         let h = counter.load(Ordering::Relaxed);
-        eprint!("\r{what}: {:.2} MH/s, {h} hashes, {secs:.1} s   ", h as f64 / secs / 1e6);
+        eprint!(
+            "\r{what}: {:.2} MH/s, {h} hashes, {secs:.1} s   ",
+            h as f64 / secs / 1e6
+        );
         let _ = std::io::stderr().flush();
     }
     eprint!("\r{}\r", " ".repeat(70));
@@ -450,7 +503,12 @@ fn live_rate(counter: &AtomicU64, done: &AtomicBool, started: Instant, what: &st
 /// Hashes per second of `backend` on `threads` threads for `seconds`:
 /// each thread scans its own header against an unreachable target.
 #[must_use]
-pub fn measure_hashrate(backend: Backend, threads: usize, seconds: f64, counter: &AtomicU64) -> f64 {
+pub fn measure_hashrate(
+    backend: Backend,
+    threads: usize,
+    seconds: f64,
+    counter: &AtomicU64,
+) -> f64 {
     let stop = AtomicBool::new(false);
     let started = Instant::now();
     std::thread::scope(|s| {
@@ -515,20 +573,38 @@ pub fn reference_sha2_rate(seconds: f64) -> f64 {
 ///
 /// # Errors
 /// [`CliError::Usage`] for a bad backend or thread list.
-pub fn cmd_bench(backend: &str, threads: Option<&str>, seconds: f64, as_json: bool) -> Result<(), CliError> {
-    let backends = if backend == "all" { Backend::available() } else { vec![parse_backend(backend)?] };
+pub fn cmd_bench(
+    backend: &str,
+    threads: Option<&str>,
+    seconds: f64,
+    as_json: bool,
+) -> Result<(), CliError> {
+    let backends = if backend == "all" {
+        Backend::available()
+    } else {
+        vec![parse_backend(backend)?]
+    };
     let cores = default_threads();
     let thread_list: Vec<usize> = match threads {
         Some(s) => s
             .split(',')
-            .map(|t| t.trim().parse::<usize>().ok().filter(|&n| (1..=1024).contains(&n)))
+            .map(|t| {
+                t.trim()
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|&n| (1..=1024).contains(&n))
+            })
             .collect::<Option<Vec<_>>>()
-            .ok_or_else(|| CliError::Usage(format!("bad --threads list '{s}' (want e.g. 1,2,4)")))?,
+            .ok_or_else(|| {
+                CliError::Usage(format!("bad --threads list '{s}' (want e.g. 1,2,4)"))
+            })?,
         None if cores > 1 => vec![1, cores],
         None => vec![1],
     };
     if !(0.1..=3600.0).contains(&seconds) {
-        return Err(CliError::Usage("--seconds must be between 0.1 and 3600".into()));
+        return Err(CliError::Usage(
+            "--seconds must be between 0.1 and 3600".into(),
+        ));
     }
     eprintln!("reference: sha2 crate, midstate + 2x compress256, 1 thread ...");
     let reference = reference_sha2_rate(seconds.min(2.0));
@@ -546,7 +622,13 @@ pub fn cmd_bench(backend: &str, threads: Option<&str>, seconds: f64, as_json: bo
                 done.store(true, Ordering::Release);
                 r
             });
-            eprintln!("{:>8} {:>3} threads  {:>8.2} MH/s  ({:.2}x sha2 reference)", b.name(), t, rate / 1e6, rate / reference);
+            eprintln!(
+                "{:>8} {:>3} threads  {:>8.2} MH/s  ({:.2}x sha2 reference)",
+                b.name(),
+                t,
+                rate / 1e6,
+                rate / reference
+            );
             results.push(json!({
                 "backend": b.name(),
                 "threads": t,
@@ -570,16 +652,37 @@ pub fn cmd_bench(backend: &str, threads: Option<&str>, seconds: f64, as_json: bo
 /// # Errors
 /// [`CliError::Failed`] when the node does not answer.
 pub fn cmd_status(api: &str, as_json: bool) -> Result<(), CliError> {
-    let v = http_get_json(api, "/status").map_err(|e| failed(format!("no answer from node at {api}: {e}")))?;
+    let v = http_get_json(api, "/status")
+        .map_err(|e| failed(format!("no answer from node at {api}: {e}")))?;
     if as_json {
         print_json(&v);
         return Ok(());
     }
-    let keys = ["network", "network_id", "genesis", "peer_id", "height", "tip", "chainwork", "bits", "peers", "mining", "hashrate", "orphans", "stale", "reorgs", "invalid", "banned", "mempool"];
+    let keys = [
+        "network",
+        "network_id",
+        "genesis",
+        "peer_id",
+        "height",
+        "tip",
+        "chainwork",
+        "bits",
+        "peers",
+        "mining",
+        "hashrate",
+        "orphans",
+        "stale",
+        "reorgs",
+        "invalid",
+        "banned",
+        "mempool",
+    ];
     for k in keys {
         let val = &v[k];
         let text = match (k, val) {
-            ("hashrate", Value::Number(n)) => format!("{:.2} MH/s", n.as_f64().unwrap_or(0.0) / 1e6),
+            ("hashrate", Value::Number(n)) => {
+                format!("{:.2} MH/s", n.as_f64().unwrap_or(0.0) / 1e6)
+            }
             (_, Value::String(s)) => s.clone(),
             (_, other) => other.to_string(),
         };
@@ -621,9 +724,15 @@ pub fn http_post_json(api: &str, path: &str, body: &Value) -> Result<Value, Stri
         .http_status_as_error(false)
         .build()
         .into();
-    let mut resp = agent.post(&format!("http://{api}{path}")).send_json(body).map_err(|e| e.to_string())?;
+    let mut resp = agent
+        .post(&format!("http://{api}{path}"))
+        .send_json(body)
+        .map_err(|e| e.to_string())?;
     let status = resp.status();
-    let v = resp.body_mut().read_json::<Value>().map_err(|e| e.to_string())?;
+    let v = resp
+        .body_mut()
+        .read_json::<Value>()
+        .map_err(|e| e.to_string())?;
     if status.is_success() {
         Ok(v)
     } else {
@@ -648,7 +757,8 @@ pub fn cmd_node(a: NodeArgs) -> Result<(), CliError> {
         api: a.api,
         backend: a.backend,
     };
-    let config = crate::config::NodeConfig::resolve(a.config.as_deref(), overrides).map_err(|e| CliError::Usage(e.to_string()))?;
+    let config = crate::config::NodeConfig::resolve(a.config.as_deref(), overrides)
+        .map_err(|e| CliError::Usage(e.to_string()))?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -681,10 +791,25 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
         Command::Node(a) => cmd_node(a),
         Command::Status { api, json } => cmd_status(&api, json),
-        Command::Bench { backend, threads, seconds, json } => cmd_bench(&backend, threads.as_deref(), seconds, json),
-        Command::MineHeader { hex80, start_nonce, threads, backend, json } => cmd_mine_header(&hex80, start_nonce, threads, &backend, json),
+        Command::Bench {
+            backend,
+            threads,
+            seconds,
+            json,
+        } => cmd_bench(&backend, threads.as_deref(), seconds, json),
+        Command::MineHeader {
+            hex80,
+            start_nonce,
+            threads,
+            backend,
+            json,
+        } => cmd_mine_header(&hex80, start_nonce, threads, &backend, json),
         Command::Header { hex80, json } => cmd_header(&hex80, json),
-        Command::VerifyHeaders { file, network, json } => cmd_verify_headers(&file, &network, json),
+        Command::VerifyHeaders {
+            file,
+            network,
+            json,
+        } => cmd_verify_headers(&file, &network, json),
         Command::Testnet(args) => crate::testnet::run(&args),
     }
 }

@@ -137,7 +137,10 @@ pub fn default_api_port(network: Network) -> u16 {
 #[must_use]
 pub fn default_data_dir(network_id: &str) -> PathBuf {
     std::env::var_os("HOME")
-        .map_or_else(|| PathBuf::from(".powchain"), |h| PathBuf::from(h).join(".powchain"))
+        .map_or_else(
+            || PathBuf::from(".powchain"),
+            |h| PathBuf::from(h).join(".powchain"),
+        )
         .join(network_id)
 }
 
@@ -199,12 +202,15 @@ impl NodeConfig {
                 )));
             }
             if network != Network::Testnet {
-                return Err(ConfigError::Invalid("--block-time applies to testnet only".into()));
+                return Err(ConfigError::Invalid(
+                    "--block-time applies to testnet only".into(),
+                ));
             }
         }
         let params_id = crate::consensus::Params::for_network(network, block_time_secs).network_id;
         let listen = if o.listen.is_empty() {
-            f.listen.unwrap_or_else(|| vec![format!("/ip4/0.0.0.0/tcp/{}", default_p2p_port(network))])
+            f.listen
+                .unwrap_or_else(|| vec![format!("/ip4/0.0.0.0/tcp/{}", default_p2p_port(network))])
         } else {
             o.listen
         };
@@ -212,14 +218,18 @@ impl NodeConfig {
         peers.extend(o.peers);
         let mine = o.mine || f.mine.unwrap_or(false);
         if mine && network == Network::Mainnet {
-            return Err(ConfigError::Invalid("mainnet is header validation only: no mining".into()));
+            return Err(ConfigError::Invalid(
+                "mainnet is header validation only: no mining".into(),
+            ));
         }
         let threads = o
             .threads
             .or(f.threads)
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
         if threads == 0 || threads > 1024 {
-            return Err(ConfigError::Invalid(format!("threads {threads} is out of range (1..=1024)")));
+            return Err(ConfigError::Invalid(format!(
+                "threads {threads} is out of range (1..=1024)"
+            )));
         }
         let api = o
             .api
@@ -235,15 +245,21 @@ impl NodeConfig {
             .parse()
             .map_err(ConfigError::Invalid)?;
         if !backend.is_available() {
-            return Err(ConfigError::Invalid(format!("backend {backend} is not supported by this CPU")));
+            return Err(ConfigError::Invalid(format!(
+                "backend {backend} is not supported by this CPU"
+            )));
         }
-        let miner_id = o.miner_id.or(f.miner_id).unwrap_or_else(|| {
-            std::env::var("HOSTNAME").unwrap_or_else(|_| "powchain".into())
-        });
+        let miner_id = o
+            .miner_id
+            .or(f.miner_id)
+            .unwrap_or_else(|| std::env::var("HOSTNAME").unwrap_or_else(|_| "powchain".into()));
         Ok(NodeConfig {
             network,
             block_time_secs,
-            data_dir: o.data_dir.or(f.data_dir).unwrap_or_else(|| default_data_dir(&params_id)),
+            data_dir: o
+                .data_dir
+                .or(f.data_dir)
+                .unwrap_or_else(|| default_data_dir(&params_id)),
             listen: parse_addrs(&listen)?,
             peers: parse_addrs(&peers)?,
             mine,
@@ -266,7 +282,11 @@ mod tests {
         std::fs::write(&p, "network = \"testnet\"\nblock_time = 3\nthreads = 2\nminer_id = \"a\"\npeers = [\"/ip4/127.0.0.1/tcp/1\"]\n").unwrap();
         let c = NodeConfig::resolve(
             Some(&p),
-            Overrides { threads: Some(1), peers: vec!["/ip4/127.0.0.1/tcp/2".into()], ..Overrides::default() },
+            Overrides {
+                threads: Some(1),
+                peers: vec!["/ip4/127.0.0.1/tcp/2".into()],
+                ..Overrides::default()
+            },
         )
         .unwrap();
         assert_eq!(c.block_time_secs, Some(3));
@@ -274,8 +294,15 @@ mod tests {
         assert_eq!(c.miner_id, "a");
         assert_eq!(c.peers.len(), 2);
         std::fs::write(&p, "bogus = 1\n").unwrap();
-        assert!(matches!(NodeConfig::resolve(Some(&p), Overrides::default()), Err(ConfigError::Parse { .. })));
-        let bad = Overrides { network: Some("regtest".into()), block_time: Some(2), ..Overrides::default() };
+        assert!(matches!(
+            NodeConfig::resolve(Some(&p), Overrides::default()),
+            Err(ConfigError::Parse { .. })
+        ));
+        let bad = Overrides {
+            network: Some("regtest".into()),
+            block_time: Some(2),
+            ..Overrides::default()
+        };
         assert!(NodeConfig::resolve(None, bad).is_err());
     }
 

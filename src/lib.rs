@@ -8,11 +8,11 @@
 //! # Layout
 //! - [`consensus`]: pure rules (header, block, merkle, targets and work,
 //!   difficulty, time, network params). No I/O, no clock, no async.
+pub mod chain;
+pub mod cli;
+pub mod config;
 pub mod consensus;
 pub mod miner;
-pub mod chain;
-pub mod p2p;
-pub mod config;
 pub mod node;
-pub mod cli;
+pub mod p2p;
 pub mod testnet;

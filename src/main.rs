@@ -8,11 +8,16 @@ use powchain::cli::{run, Cli, CliError};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let default_level = if matches!(cli.command, powchain::cli::Command::Node(_)) { "info" } else { "warn" };
+    let default_level = if matches!(cli.command, powchain::cli::Command::Node(_)) {
+        "info"
+    } else {
+        "warn"
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("{default_level},libp2p=warn"))),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+                tracing_subscriber::EnvFilter::new(format!("{default_level},libp2p=warn"))
+            }),
         )
         .with_writer(std::io::stderr)
         .with_target(false)

@@ -88,7 +88,11 @@ pub fn topology_edges(name: &str, n: usize, seed: u64) -> Result<Vec<(usize, usi
                 }
             }
         }
-        other => return Err(format!("unknown topology '{other}' (line, ring, full or random)")),
+        other => {
+            return Err(format!(
+                "unknown topology '{other}' (line, ring, full or random)"
+            ))
+        }
     }
     Ok(edges)
 }
@@ -98,11 +102,21 @@ pub fn topology_edges(name: &str, n: usize, seed: u64) -> Result<Vec<(usize, usi
 /// # Errors
 /// A message for bad syntax or order.
 pub fn parse_partition(s: &str, duration: u64) -> Result<(u64, u64), String> {
-    let (a, b) = s.split_once(':').ok_or("partition must be START:END seconds, e.g. 20:35")?;
-    let a: u64 = a.trim().parse().map_err(|_| format!("bad partition start '{a}'"))?;
-    let b: u64 = b.trim().parse().map_err(|_| format!("bad partition end '{b}'"))?;
+    let (a, b) = s
+        .split_once(':')
+        .ok_or("partition must be START:END seconds, e.g. 20:35")?;
+    let a: u64 = a
+        .trim()
+        .parse()
+        .map_err(|_| format!("bad partition start '{a}'"))?;
+    let b: u64 = b
+        .trim()
+        .parse()
+        .map_err(|_| format!("bad partition end '{b}'"))?;
     if a >= b || b > duration {
-        return Err(format!("partition {a}:{b} must satisfy START < END <= duration ({duration})"));
+        return Err(format!(
+            "partition {a}:{b} must satisfy START < END <= duration ({duration})"
+        ));
     }
     Ok((a, b))
 }
@@ -155,7 +169,10 @@ fn free_port() -> Result<u16, CliError> {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
-        .map_err(|e| CliError::Failed { message: format!("no free port: {e}"), json: None })
+        .map_err(|e| CliError::Failed {
+            message: format!("no free port: {e}"),
+            json: None,
+        })
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -168,8 +185,17 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 
 /// One un-labelled value from a node's `/metrics`.
 fn metric_value(api: &str, name: &str) -> Option<u64> {
-    let agent: ureq::Agent = ureq::Agent::config_builder().timeout_global(Some(Duration::from_secs(5))).build().into();
-    let text = agent.get(&format!("http://{api}/metrics")).call().ok()?.body_mut().read_to_string().ok()?;
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_global(Some(Duration::from_secs(5)))
+        .build()
+        .into();
+    let text = agent
+        .get(&format!("http://{api}/metrics"))
+        .call()
+        .ok()?
+        .body_mut()
+        .read_to_string()
+        .ok()?;
     text.lines()
         .find_map(|l| l.strip_prefix(name).and_then(|rest| rest.strip_prefix(' ')))
         .and_then(|v| v.trim().parse::<f64>().ok())
@@ -177,7 +203,10 @@ fn metric_value(api: &str, name: &str) -> Option<u64> {
 }
 
 fn status_all(nodes: &[NodeProc]) -> Vec<Option<Value>> {
-    nodes.iter().map(|n| http_get_json(&n.api, "/status").ok()).collect()
+    nodes
+        .iter()
+        .map(|n| http_get_json(&n.api, "/status").ok())
+        .collect()
 }
 
 fn render_table(statuses: &[Option<Value>], elapsed: u64, phase: &str) -> String {
@@ -219,17 +248,30 @@ pub fn run(a: &TestnetArgs) -> Result<(), CliError> {
         return Err(CliError::Usage("--nodes must be 1..=32".into()));
     }
     if a.duration == 0 || a.block_time == 0 {
-        return Err(CliError::Usage("--duration and --block-time must be positive".into()));
+        return Err(CliError::Usage(
+            "--duration and --block-time must be positive".into(),
+        ));
     }
     let edges = topology_edges(&a.topology, a.nodes, a.seed).map_err(CliError::Usage)?;
-    let partition = a.partition.as_deref().map(|p| parse_partition(p, a.duration)).transpose().map_err(CliError::Usage)?;
-    let fail = |m: String| CliError::Failed { message: m, json: None };
+    let partition = a
+        .partition
+        .as_deref()
+        .map(|p| parse_partition(p, a.duration))
+        .transpose()
+        .map_err(CliError::Usage)?;
+    let fail = |m: String| CliError::Failed {
+        message: m,
+        json: None,
+    };
 
     let interrupted = Arc::new(AtomicBool::new(false));
     {
         let flag = Arc::clone(&interrupted);
         std::thread::spawn(move || {
-            if let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
                 rt.block_on(async {
                     let _ = tokio::signal::ctrl_c().await;
                 });
@@ -238,10 +280,18 @@ pub fn run(a: &TestnetArgs) -> Result<(), CliError> {
         });
     }
 
-    let dir = std::env::temp_dir().join(format!("powchain-testnet-{}-{}", std::process::id(), crate::node::now_ms()));
+    let dir = std::env::temp_dir().join(format!(
+        "powchain-testnet-{}-{}",
+        std::process::id(),
+        crate::node::now_ms()
+    ));
     std::fs::create_dir_all(&dir).map_err(|e| fail(format!("create {}: {e}", dir.display())))?;
     let exe = std::env::current_exe().map_err(|e| fail(format!("own executable: {e}")))?;
-    let mut cluster = Cluster { nodes: Vec::new(), dir: dir.clone(), keep: a.keep };
+    let mut cluster = Cluster {
+        nodes: Vec::new(),
+        dir: dir.clone(),
+        keep: a.keep,
+    };
 
     let mut addrs = Vec::new();
     let mut keys = Vec::new();
@@ -252,20 +302,36 @@ pub fn run(a: &TestnetArgs) -> Result<(), CliError> {
         let p2p = free_port()?;
         let api = free_port()?;
         let id = key.public().to_peer_id();
-        addrs.push((format!("/ip4/127.0.0.1/tcp/{p2p}/p2p/{id}"), format!("127.0.0.1:{api}"), p2p));
+        addrs.push((
+            format!("/ip4/127.0.0.1/tcp/{p2p}/p2p/{id}"),
+            format!("127.0.0.1:{api}"),
+            p2p,
+        ));
         keys.push(id);
     }
     for i in 0..a.nodes {
         let node_dir = dir.join(format!("node{i}"));
-        let log = std::fs::File::create(dir.join(format!("node{i}.log"))).map_err(|e| fail(e.to_string()))?;
+        let log = std::fs::File::create(dir.join(format!("node{i}.log")))
+            .map_err(|e| fail(e.to_string()))?;
         let mut cmd = Command::new(&exe);
         cmd.arg("node")
-            .args(["--network", "testnet", "--block-time", &a.block_time.to_string()])
+            .args([
+                "--network",
+                "testnet",
+                "--block-time",
+                &a.block_time.to_string(),
+            ])
             .arg("--data-dir")
             .arg(&node_dir)
             .args(["--listen", &format!("/ip4/127.0.0.1/tcp/{}", addrs[i].2)])
             .args(["--api", &addrs[i].1])
-            .args(["--mine", "--threads", &a.threads_per_node.to_string(), "--miner-id", &format!("node{i}")]);
+            .args([
+                "--mine",
+                "--threads",
+                &a.threads_per_node.to_string(),
+                "--miner-id",
+                &format!("node{i}"),
+            ]);
         for &(d, l) in &edges {
             if d == i {
                 cmd.args(["--peer", &addrs[l].0]);
@@ -280,7 +346,11 @@ pub fn run(a: &TestnetArgs) -> Result<(), CliError> {
             .stderr(log)
             .spawn()
             .map_err(|e| fail(format!("spawn node {i}: {e}")))?;
-        cluster.nodes.push(NodeProc { child, api: addrs[i].1.clone(), peer_id: keys[i].to_string() });
+        cluster.nodes.push(NodeProc {
+            child,
+            api: addrs[i].1.clone(),
+            peer_id: keys[i].to_string(),
+        });
     }
     eprintln!(
         "testnet: {} nodes, topology {}, block time {} s, {} s{}; logs in {}",
@@ -288,19 +358,27 @@ pub fn run(a: &TestnetArgs) -> Result<(), CliError> {
         a.topology,
         a.block_time,
         a.duration,
-        partition.map(|(s, e)| format!(", partition {s}-{e} s")).unwrap_or_default(),
+        partition
+            .map(|(s, e)| format!(", partition {s}-{e} s"))
+            .unwrap_or_default(),
         dir.display()
     );
     // Wait for every API.
     let up_deadline = Instant::now() + Duration::from_secs(30);
     while status_all(&cluster.nodes).iter().any(Option::is_none) {
         if Instant::now() > up_deadline || interrupted.load(Ordering::Acquire) {
-            return Err(fail(format!("nodes did not start; see logs in {}", dir.display())));
+            return Err(fail(format!(
+                "nodes did not start; see logs in {}",
+                dir.display()
+            )));
         }
         for (i, n) in cluster.nodes.iter_mut().enumerate() {
             if let Ok(Some(st)) = n.child.try_wait() {
                 cluster.keep = true;
-                return Err(fail(format!("node {i} exited ({st}); see {}", dir.join(format!("node{i}.log")).display())));
+                return Err(fail(format!(
+                    "node {i} exited ({st}); see {}",
+                    dir.join(format!("node{i}.log")).display()
+                )));
             }
         }
         std::thread::sleep(Duration::from_millis(100));
@@ -335,7 +413,10 @@ pub fn run(a: &TestnetArgs) -> Result<(), CliError> {
                     let _ = http_post_json(&n.api, "/admin/partition", &json!({ "peers": other }));
                 }
                 partitioned = true;
-                eprintln!("-- t={elapsed}s: partition: nodes 0..{half} | {half}..{}", a.nodes);
+                eprintln!(
+                    "-- t={elapsed}s: partition: nodes 0..{half} | {half}..{}",
+                    a.nodes
+                );
             }
             if partitioned && !healed && elapsed >= pe {
                 for n in &cluster.nodes {
@@ -345,7 +426,11 @@ pub fn run(a: &TestnetArgs) -> Result<(), CliError> {
                 eprintln!("-- t={elapsed}s: partition healed");
             }
         }
-        let phase = if partitioned && !healed { "PARTITIONED" } else { "connected" };
+        let phase = if partitioned && !healed {
+            "PARTITIONED"
+        } else {
+            "connected"
+        };
         let statuses = status_all(&cluster.nodes);
         let table = render_table(&statuses, elapsed, phase);
         if tty {
@@ -376,7 +461,10 @@ pub fn run(a: &TestnetArgs) -> Result<(), CliError> {
     let mut statuses;
     let agreed = loop {
         statuses = status_all(&cluster.nodes);
-        let tips: Vec<Option<&str>> = statuses.iter().map(|s| s.as_ref().and_then(|v| v["tip"].as_str())).collect();
+        let tips: Vec<Option<&str>> = statuses
+            .iter()
+            .map(|s| s.as_ref().and_then(|v| v["tip"].as_str()))
+            .collect();
         let all_same = tips.iter().all(|t| t.is_some() && *t == tips[0]);
         if all_same || Instant::now() > settle_deadline || interrupted.load(Ordering::Acquire) {
             break all_same;
@@ -384,10 +472,16 @@ pub fn run(a: &TestnetArgs) -> Result<(), CliError> {
         std::thread::sleep(Duration::from_millis(250));
     };
     if !a.json {
-        eprint!("{}", render_table(&statuses, started.elapsed().as_secs(), "final"));
+        eprint!(
+            "{}",
+            render_table(&statuses, started.elapsed().as_secs(), "final")
+        );
     }
 
-    let heights: Vec<u64> = statuses.iter().map(|s| s.as_ref().and_then(|v| v["height"].as_u64()).unwrap_or(0)).collect();
+    let heights: Vec<u64> = statuses
+        .iter()
+        .map(|s| s.as_ref().and_then(|v| v["height"].as_u64()).unwrap_or(0))
+        .collect();
     let common_height = heights.iter().copied().min().unwrap_or(0);
     let mut stale_hashes = std::collections::HashSet::new();
     let mut reorgs = 0u64;
@@ -449,10 +543,18 @@ pub fn run(a: &TestnetArgs) -> Result<(), CliError> {
     delays.sort_by(f64::total_cmp);
     let p50 = percentile(&delays, 0.5);
     let p99 = percentile(&delays, 0.99);
-    let mean_delay_ms = if delays.is_empty() { 0.0 } else { delays.iter().sum::<f64>() / delays.len() as f64 };
+    let mean_delay_ms = if delays.is_empty() {
+        0.0
+    } else {
+        delays.iter().sum::<f64>() / delays.len() as f64
+    };
     let stale = stale_hashes.len() as u64;
     let blocks_total = common_height + stale;
-    let stale_rate = if blocks_total == 0 { 0.0 } else { stale as f64 / blocks_total as f64 };
+    let stale_rate = if blocks_total == 0 {
+        0.0
+    } else {
+        stale as f64 / blocks_total as f64
+    };
     let expected = 1.0 - (-(mean_delay_ms / 1000.0) / f64::from(a.block_time)).exp();
     let report = json!({
         "nodes": a.nodes,
@@ -476,12 +578,20 @@ pub fn run(a: &TestnetArgs) -> Result<(), CliError> {
         "logs": a.keep.then(|| dir.display().to_string()),
     });
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).unwrap_or_default()
+        );
     } else {
-        println!("agreed:            {agreed} (common height {common_height}, heights {heights:?})");
+        println!(
+            "agreed:            {agreed} (common height {common_height}, heights {heights:?})"
+        );
         println!("blocks mined:      {blocks_total} ({stale} stale, rate {:.1}%; 1-exp(-d/T) with mean d {:.1} ms, T {} s: {:.2}%)", stale_rate * 100.0, mean_delay_ms, a.block_time, expected * 100.0);
         println!("re-orgs:           {reorgs} (deepest {max_depth} blocks), per node {per_node_reorgs:?}");
-        println!("propagation:       p50 {p50:.1} ms, p99 {p99:.1} ms over {} node-block arrivals", delays.len());
+        println!(
+            "propagation:       p50 {p50:.1} ms, p99 {p99:.1} ms over {} node-block arrivals",
+            delays.len()
+        );
         if a.keep {
             println!("logs and data:     {}", dir.display());
         }
@@ -490,7 +600,10 @@ pub fn run(a: &TestnetArgs) -> Result<(), CliError> {
     if agreed {
         Ok(())
     } else {
-        Err(CliError::Failed { message: "the nodes did not agree on one tip by the end".into(), json: None })
+        Err(CliError::Failed {
+            message: "the nodes did not agree on one tip by the end".into(),
+            json: None,
+        })
     }
 }
 

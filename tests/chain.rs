@@ -26,13 +26,26 @@ fn two_way_race_then_the_longer_branch_wins() {
     let (p, mut cs) = store();
     let base = regtest_chain(&p, p.genesis_hash, 0, t0(&p), 5, 0);
     for b in &base {
-        assert_eq!(cs.accept_block(b.clone(), None, NOW_MS).unwrap().status, BlockStatus::Connected);
+        assert_eq!(
+            cs.accept_block(b.clone(), None, NOW_MS).unwrap().status,
+            BlockStatus::Connected
+        );
     }
     let tip5 = base[4].block_hash();
     let a = regtest_block(&p, tip5, 6, t0(&p) + 10, 1, vec![]);
     let b = regtest_block(&p, tip5, 6, t0(&p) + 10, 2, vec![]);
-    assert_eq!(cs.accept_block(a.clone(), Some("pa"), NOW_MS).unwrap().status, BlockStatus::Connected);
-    assert_eq!(cs.accept_block(b.clone(), Some("pb"), NOW_MS).unwrap().status, BlockStatus::SideBranch);
+    assert_eq!(
+        cs.accept_block(a.clone(), Some("pa"), NOW_MS)
+            .unwrap()
+            .status,
+        BlockStatus::Connected
+    );
+    assert_eq!(
+        cs.accept_block(b.clone(), Some("pb"), NOW_MS)
+            .unwrap()
+            .status,
+        BlockStatus::SideBranch
+    );
     assert_eq!(cs.tip(), a.block_hash());
     assert_eq!(cs.stale_count(), 1);
     // b's side gets the next block: re-org of depth 1.
@@ -49,7 +62,9 @@ fn two_way_race_then_the_longer_branch_wins() {
     assert_eq!(cs.stale_blocks()[0].hash, a.block_hash());
     let tips = cs.chain_tips();
     assert_eq!(tips.len(), 2);
-    assert!(tips.iter().any(|t| t.status == "valid-fork" && t.hash == a.block_hash() && t.branchlen == 1));
+    assert!(tips
+        .iter()
+        .any(|t| t.status == "valid-fork" && t.hash == a.block_hash() && t.branchlen == 1));
     assert!(tips.iter().any(|t| t.status == "active" && t.height == 7));
 }
 
@@ -101,7 +116,9 @@ fn orphan_chain_delivered_child_first_connects() {
         assert_eq!(u.missing, Some(b.header.prev_blockhash));
     }
     assert_eq!(cs.orphans().len(), 9);
-    let u = cs.accept_block(chain[0].clone(), Some("peer"), NOW_MS).unwrap();
+    let u = cs
+        .accept_block(chain[0].clone(), Some("peer"), NOW_MS)
+        .unwrap();
     assert_eq!(u.added.len(), 10);
     assert_eq!(cs.height(), 10);
     assert_eq!(cs.tip(), chain[9].block_hash());
@@ -117,14 +134,25 @@ fn invalid_block_in_a_branch_poisons_its_descendants() {
     }
     // A block whose coinbase claims the wrong height.
     let bad = regtest_block(&p, good[2].block_hash(), 99, t0(&p) + 5, 5, vec![]);
-    let e = cs.accept_block(bad.clone(), Some("evil"), NOW_MS).unwrap_err();
+    let e = cs
+        .accept_block(bad.clone(), Some("evil"), NOW_MS)
+        .unwrap_err();
     assert!(matches!(e, ChainError::Invalid { .. }), "{e}");
     assert!(e.is_peer_fault());
     let child = regtest_block(&p, bad.block_hash(), 5, t0(&p) + 6, 5, vec![]);
-    assert!(matches!(cs.accept_block(child, Some("evil"), NOW_MS), Err(ChainError::InvalidAncestor { .. })));
-    assert!(matches!(cs.accept_block(bad, Some("evil"), NOW_MS), Err(ChainError::KnownInvalid(_))));
+    assert!(matches!(
+        cs.accept_block(child, Some("evil"), NOW_MS),
+        Err(ChainError::InvalidAncestor { .. })
+    ));
+    assert!(matches!(
+        cs.accept_block(bad, Some("evil"), NOW_MS),
+        Err(ChainError::KnownInvalid(_))
+    ));
     assert_eq!(cs.height(), 3);
-    assert!(cs.chain_tips().iter().any(|t| t.status == "invalid" && t.height == 4));
+    assert!(cs
+        .chain_tips()
+        .iter()
+        .any(|t| t.status == "invalid" && t.height == 4));
     // A time at the median-time-past is invalid too.
     let mut stale_time = regtest_block(&p, good[2].block_hash(), 4, good[1].header.time, 6, vec![]);
     stale_time.header.time = good[1].header.time;
@@ -132,7 +160,12 @@ fn invalid_block_in_a_branch_poisons_its_descendants() {
     // An orphan that turns out invalid once its parent arrives is rejected.
     let parent = regtest_block(&p, good[2].block_hash(), 4, t0(&p) + 7, 7, vec![]);
     let bad_orphan = regtest_block(&p, parent.block_hash(), 77, t0(&p) + 8, 7, vec![]);
-    assert_eq!(cs.accept_block(bad_orphan.clone(), Some("x"), NOW_MS).unwrap().status, BlockStatus::Orphan);
+    assert_eq!(
+        cs.accept_block(bad_orphan.clone(), Some("x"), NOW_MS)
+            .unwrap()
+            .status,
+        BlockStatus::Orphan
+    );
     let u = cs.accept_block(parent, None, NOW_MS).unwrap();
     assert_eq!(u.rejected_orphans.len(), 1);
     assert_eq!(u.rejected_orphans[0].0, bad_orphan.block_hash());
@@ -156,16 +189,32 @@ fn bad_proof_of_work_is_never_stored() {
 #[test]
 fn orphan_pool_overflow_per_peer_limit_and_expiry() {
     let p = Arc::new(Params::regtest());
-    let limits = OrphanLimits { max_count: 5, max_bytes: 1 << 20, max_per_peer: 3, expiry_secs: 60 };
-    let mut cs = ChainStore::open_with(Arc::clone(&p), Box::new(MemStore::default()), limits).unwrap();
+    let limits = OrphanLimits {
+        max_count: 5,
+        max_bytes: 1 << 20,
+        max_per_peer: 3,
+        expiry_secs: 60,
+    };
+    let mut cs =
+        ChainStore::open_with(Arc::clone(&p), Box::new(MemStore::default()), limits).unwrap();
     let fake_parent = powchain::consensus::BlockHash([9u8; 32]);
-    let orphans: Vec<Block> = (0..8).map(|i| regtest_block(&p, fake_parent, 5, t0(&p), i, vec![])).collect();
+    let orphans: Vec<Block> = (0..8)
+        .map(|i| regtest_block(&p, fake_parent, 5, t0(&p), i, vec![]))
+        .collect();
     for b in &orphans[..3] {
         cs.accept_block(b.clone(), Some("flooder"), NOW_MS).unwrap();
     }
-    assert!(matches!(cs.accept_block(orphans[3].clone(), Some("flooder"), NOW_MS), Err(ChainError::OrphanRefused { .. })));
+    assert!(matches!(
+        cs.accept_block(orphans[3].clone(), Some("flooder"), NOW_MS),
+        Err(ChainError::OrphanRefused { .. })
+    ));
     for (i, b) in orphans[3..8].iter().enumerate() {
-        cs.accept_block(b.clone(), Some(&format!("peer{i}")), NOW_MS + 1000 * i as u64).unwrap();
+        cs.accept_block(
+            b.clone(),
+            Some(&format!("peer{i}")),
+            NOW_MS + 1000 * i as u64,
+        )
+        .unwrap();
     }
     assert_eq!(cs.orphans().len(), 5);
     assert!(cs.orphans().evicted() >= 3);
@@ -181,7 +230,8 @@ fn redb_store_reopens_with_the_same_tip_and_blocks() {
     let main = regtest_chain(&p, p.genesis_hash, 0, t0(&p), 20, 1);
     let side = regtest_chain(&p, main[9].block_hash(), 10, t0(&p) + 20, 5, 2);
     let (tip, count, stale) = {
-        let mut cs = ChainStore::open(Arc::clone(&p), Box::new(RedbStore::open(&path).unwrap())).unwrap();
+        let mut cs =
+            ChainStore::open(Arc::clone(&p), Box::new(RedbStore::open(&path).unwrap())).unwrap();
         for b in main.iter().chain(&side) {
             cs.accept_block(b.clone(), None, NOW_MS).unwrap();
         }

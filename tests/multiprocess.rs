@@ -10,7 +10,11 @@ use serde_json::{json, Value};
 const BIN: &str = env!("CARGO_BIN_EXE_powchain");
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn get(api: &str, path: &str) -> Option<Value> {
@@ -46,14 +50,27 @@ fn spawn_node(dir: &std::path::Path, p2p: u16, api: u16, peers: &[String], id: &
     cmd.args(["node", "--network", "testnet", "--block-time", "1"])
         .arg("--data-dir")
         .arg(dir)
-        .args(["--listen", &format!("/ip4/127.0.0.1/tcp/{p2p}"), "--api", &format!("127.0.0.1:{api}")])
+        .args([
+            "--listen",
+            &format!("/ip4/127.0.0.1/tcp/{p2p}"),
+            "--api",
+            &format!("127.0.0.1:{api}"),
+        ])
         .args(["--mine", "--threads", "1", "--miner-id", id]);
     for p in peers {
         cmd.args(["--peer", p]);
     }
     let log = std::fs::File::create(dir.with_extension("log")).unwrap();
-    let child = cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(log).spawn().unwrap();
-    let node = Node { child, api: format!("127.0.0.1:{api}") };
+    let child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let node = Node {
+        child,
+        api: format!("127.0.0.1:{api}"),
+    };
     wait_for("the node's API", 30, || get(&node.api, "/status").is_some());
     node
 }
@@ -61,20 +78,38 @@ fn spawn_node(dir: &std::path::Path, p2p: u16, api: u16, peers: &[String], id: &
 #[test]
 fn three_node_testnet_partitions_reorgs_and_agrees() {
     let out = Command::new(BIN)
-        .args(["testnet", "--nodes", "3", "--duration", "24", "--block-time", "1", "--partition", "6:16", "--json"])
+        .args([
+            "testnet",
+            "--nodes",
+            "3",
+            "--duration",
+            "24",
+            "--block-time",
+            "1",
+            "--partition",
+            "6:16",
+            "--json",
+        ])
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
-    let report: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("bad JSON ({e}); stderr:\n{stderr}"));
+    let report: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("bad JSON ({e}); stderr:\n{stderr}"));
     eprintln!("{report:#}");
     assert!(out.status.success(), "testnet failed: {stderr}");
     assert_eq!(report["agreed"], true);
     assert_eq!(report["nodes"], 3);
     assert!(report["common_height"].as_u64().unwrap() >= 10);
-    assert!(report["reorgs"].as_u64().unwrap() >= 1, "a partition must end in a re-org");
+    assert!(
+        report["reorgs"].as_u64().unwrap() >= 1,
+        "a partition must end in a re-org"
+    );
     assert!(report["max_reorg_depth"].as_u64().unwrap() >= 1);
     assert!(report["stale"].as_u64().unwrap() >= 1);
-    assert_eq!(report["stale_consistent"], true, "stale counts differ between /status, /stale and /metrics");
+    assert_eq!(
+        report["stale_consistent"], true,
+        "stale counts differ between /status, /stale and /metrics"
+    );
     let heights = report["heights"].as_array().unwrap();
     assert!(heights.iter().all(|h| h == &report["common_height"]));
     assert!(report["propagation_ms"]["p50"].as_f64().is_some());
@@ -85,35 +120,58 @@ fn sigkilled_miner_keeps_its_blocks_and_rejoins() {
     let dir = tempfile::tempdir().unwrap();
     let (pa, aa, pb, ab) = (free_port(), free_port(), free_port(), free_port());
     let b = spawn_node(&dir.path().join("b"), pb, ab, &[], "b");
-    let b_id = get(&b.api, "/status").unwrap()["peer_id"].as_str().unwrap().to_string();
+    let b_id = get(&b.api, "/status").unwrap()["peer_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let b_addr = format!("/ip4/127.0.0.1/tcp/{pb}/p2p/{b_id}");
     let a_dir = dir.path().join("a");
     let mut a = spawn_node(&a_dir, pa, aa, std::slice::from_ref(&b_addr), "a");
-    wait_for("node a to mine 8 blocks", 60, || get(&a.api, "/status").is_some_and(|s| s["height"].as_u64().unwrap_or(0) >= 8));
+    wait_for("node a to mine 8 blocks", 60, || {
+        get(&a.api, "/status").is_some_and(|s| s["height"].as_u64().unwrap_or(0) >= 8)
+    });
     let before = get(&a.api, "/status").unwrap();
     let height_before = before["height"].as_u64().unwrap();
     let tip_before = before["tip"].as_str().unwrap().to_string();
     let hashes_before: Vec<String> = (1..=height_before)
-        .map(|h| get(&a.api, &format!("/blocks/height/{h}")).unwrap()["hash"].as_str().unwrap().to_string())
+        .map(|h| {
+            get(&a.api, &format!("/blocks/height/{h}")).unwrap()["hash"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
         .collect();
     a.child.kill().unwrap(); // SIGKILL
     a.child.wait().unwrap();
     drop(a);
     let a = spawn_node(&a_dir, pa, aa, &[b_addr], "a");
     let after = get(&a.api, "/status").unwrap();
-    assert!(after["height"].as_u64().unwrap() >= height_before.min(after["height"].as_u64().unwrap()));
+    assert!(
+        after["height"].as_u64().unwrap() >= height_before.min(after["height"].as_u64().unwrap())
+    );
     // Every block reported before the kill is still stored.
-    assert!(get(&a.api, &format!("/blocks/{tip_before}")).is_some(), "tip {tip_before} lost");
+    assert!(
+        get(&a.api, &format!("/blocks/{tip_before}")).is_some(),
+        "tip {tip_before} lost"
+    );
     for h in &hashes_before {
-        assert!(get(&a.api, &format!("/blocks/{h}")).is_some(), "block {h} lost");
+        assert!(
+            get(&a.api, &format!("/blocks/{h}")).is_some(),
+            "block {h} lost"
+        );
     }
     // It rejoins: stop mining and both converge on one tip.
-    wait_for("a to reconnect", 30, || get(&a.api, "/status").is_some_and(|s| s["peers"].as_u64() == Some(1)));
+    wait_for("a to reconnect", 30, || {
+        get(&a.api, "/status").is_some_and(|s| s["peers"].as_u64() == Some(1))
+    });
     for n in [&a, &b] {
         post(&n.api, "/admin/mining", &json!({ "enabled": false })).unwrap();
     }
     wait_for("agreement", 30, || {
-        let (sa, sb) = (get(&a.api, "/status").unwrap(), get(&b.api, "/status").unwrap());
+        let (sa, sb) = (
+            get(&a.api, "/status").unwrap(),
+            get(&b.api, "/status").unwrap(),
+        );
         sa["tip"] == sb["tip"]
     });
 }
@@ -126,23 +184,54 @@ fn regtest_generate_tx_and_api_routes() {
     cmd.args(["node", "--network", "regtest"])
         .arg("--data-dir")
         .arg(dir.path())
-        .args(["--listen", &format!("/ip4/127.0.0.1/tcp/{p2p}"), "--api", &format!("127.0.0.1:{api}")]);
-    let child = cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
-    let node = Node { child, api: format!("127.0.0.1:{api}") };
+        .args([
+            "--listen",
+            &format!("/ip4/127.0.0.1/tcp/{p2p}"),
+            "--api",
+            &format!("127.0.0.1:{api}"),
+        ]);
+    let child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let node = Node {
+        child,
+        api: format!("127.0.0.1:{api}"),
+    };
     wait_for("API", 30, || get(&node.api, "/status").is_some());
     let txid = post(&node.api, "/tx", &json!({ "hex": "deadbeef" })).unwrap();
     let txid = txid["txid"].as_str().unwrap().to_string();
-    assert!(post(&node.api, "/tx", &json!({ "hex": "zz" })).is_none(), "bad hex must be refused");
+    assert!(
+        post(&node.api, "/tx", &json!({ "hex": "zz" })).is_none(),
+        "bad hex must be refused"
+    );
     let hashes = post(&node.api, "/generate", &json!({ "blocks": 5 })).unwrap();
     assert_eq!(hashes.as_array().unwrap().len(), 5);
     let st = get(&node.api, "/status").unwrap();
     assert_eq!(st["height"], 5);
     assert_eq!(st["network"], "regtest");
-    for key in ["genesis", "peer_id", "listen", "tip", "chainwork", "peers", "mining", "hashrate", "orphans", "stale", "reorgs"] {
+    for key in [
+        "genesis",
+        "peer_id",
+        "listen",
+        "tip",
+        "chainwork",
+        "peers",
+        "mining",
+        "hashrate",
+        "orphans",
+        "stale",
+        "reorgs",
+    ] {
         assert!(!st[key].is_null(), "status lacks {key}");
     }
     let b1 = get(&node.api, "/blocks/height/1").unwrap();
-    assert_eq!(b1["txids"][1], txid, "the mined block carries the submitted transaction");
+    assert_eq!(
+        b1["txids"][1], txid,
+        "the mined block carries the submitted transaction"
+    );
     assert_eq!(b1["in_best_chain"], true);
     let raw = hex::decode(b1["raw"].as_str().unwrap()).unwrap();
     let block = powchain::consensus::Block::decode(&raw, 1_000_000).unwrap();
@@ -153,11 +242,19 @@ fn regtest_generate_tx_and_api_routes() {
     for path in ["/stale", "/orphans", "/reorgs"] {
         assert!(get(&node.api, path).unwrap().is_array(), "{path}");
     }
-    let metrics = ureq::get(&format!("http://{}/metrics", node.api)).call().unwrap().body_mut().read_to_string().unwrap();
+    let metrics = ureq::get(&format!("http://{}/metrics", node.api))
+        .call()
+        .unwrap()
+        .body_mut()
+        .read_to_string()
+        .unwrap();
     assert!(metrics.contains("powchain_height 5"), "{metrics}");
     assert!(metrics.contains("powchain_blocks_mined_total 5"));
     // `powchain status --json` prints the same object.
-    let out = Command::new(BIN).args(["status", "--api", &node.api, "--json"]).output().unwrap();
+    let out = Command::new(BIN)
+        .args(["status", "--api", &node.api, "--json"])
+        .output()
+        .unwrap();
     assert!(out.status.success());
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["tip"], st["tip"]);
@@ -171,29 +268,60 @@ fn cli_exit_codes_and_mine_header_finds_real_nonces() {
     let h1 = "010000006fe28c0ab6f1b372c1a6a246ae63f74f931e8365e15a089c68d6190000000000982051fd1e4ba744bbbe680e1fee14677ba1a3c3540bf7b1cdb606e857233e0e61bc6649ffff001d01e36299";
     let real_nonce: u64 = 2_573_394_689;
     let out = Command::new(BIN)
-        .args(["mine-header", h1, "--start-nonce", &(real_nonce - 3_000_000).to_string(), "--json"])
+        .args([
+            "mine-header",
+            h1,
+            "--start-nonce",
+            &(real_nonce - 3_000_000).to_string(),
+            "--json",
+        ])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["nonce"].as_u64(), Some(real_nonce));
-    assert_eq!(v["hash"], "00000000839a8e6886ab5951d76f411475428afc90947ee320161bbf18eb6048");
+    assert_eq!(
+        v["hash"],
+        "00000000839a8e6886ab5951d76f411475428afc90947ee320161bbf18eb6048"
+    );
     // A header at a real 2024 difficulty from the retarget CSV, if present.
-    let csv = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/mainnet-retarget-boundaries.csv");
+    let csv = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/data/mainnet-retarget-boundaries.csv");
     if let Ok(text) = std::fs::read_to_string(csv) {
         let last = text.lines().last().unwrap();
         let f: Vec<&str> = last.split(',').collect();
         let h = powchain::consensus::BlockHeader::from_hex(f[1]).unwrap();
         let start = h.nonce.saturating_sub(2_000_000);
-        let out = Command::new(BIN).args(["mine-header", f[1], "--start-nonce", &start.to_string(), "--json"]).output().unwrap();
+        let out = Command::new(BIN)
+            .args([
+                "mine-header",
+                f[1],
+                "--start-nonce",
+                &start.to_string(),
+                "--json",
+            ])
+            .output()
+            .unwrap();
         assert!(out.status.success());
         let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-        assert_eq!(v["nonce"].as_u64(), Some(u64::from(h.nonce)), "height {}", f[0]);
+        assert_eq!(
+            v["nonce"].as_u64(),
+            Some(u64::from(h.nonce)),
+            "height {}",
+            f[0]
+        );
         assert_eq!(v["hash"], f[2]);
     } else {
         eprintln!("!!!!! SKIPPED the 2024-difficulty case: ../shared/data is absent !!!!!");
     }
     // No solution from the top nonce: exit 1.
-    let none = Command::new(BIN).args(["mine-header", h1, "--start-nonce", "4294967295"]).output().unwrap();
+    let none = Command::new(BIN)
+        .args(["mine-header", h1, "--start-nonce", "4294967295"])
+        .output()
+        .unwrap();
     assert_eq!(none.status.code(), Some(1));
 }

@@ -285,7 +285,14 @@ impl ChainStore {
         &self.params
     }
 
-    fn insert_entry(&mut self, hash: BlockHash, header: BlockHeader, parent: u32, seq: u64, received_ms: u64) -> u32 {
+    fn insert_entry(
+        &mut self,
+        hash: BlockHash,
+        header: BlockHeader,
+        parent: u32,
+        seq: u64,
+        received_ms: u64,
+    ) -> u32 {
         let (height, parent_work) = if parent == NO_PARENT {
             (0, Work::ZERO)
         } else {
@@ -385,7 +392,9 @@ impl ChainStore {
     /// Whether the block is known at all: stored, orphan or invalid.
     #[must_use]
     pub fn knows(&self, hash: &BlockHash) -> bool {
-        self.ids.contains_key(hash) || self.orphans.contains(hash) || self.invalid.contains_key(hash)
+        self.ids.contains_key(hash)
+            || self.orphans.contains(hash)
+            || self.invalid.contains_key(hash)
     }
 
     /// Number of valid blocks stored, genesis included.
@@ -441,7 +450,12 @@ impl ChainStore {
     /// # Errors
     /// [`ChainError`]: invalid, descends from invalid, refused orphan, or
     /// a storage failure.
-    pub fn accept_block(&mut self, block: Block, from_peer: Option<&str>, now_ms: u64) -> Result<ChainUpdate, ChainError> {
+    pub fn accept_block(
+        &mut self,
+        block: Block,
+        from_peer: Option<&str>,
+        now_ms: u64,
+    ) -> Result<ChainUpdate, ChainError> {
         self.accept_blocks(vec![block], from_peer, now_ms)
             .pop()
             .expect("one result per block")
@@ -449,7 +463,12 @@ impl ChainStore {
 
     /// Accepts a batch (e.g. a sync response) with one durable commit.
     /// Returns one result per block, in order.
-    pub fn accept_blocks(&mut self, blocks: Vec<Block>, from_peer: Option<&str>, now_ms: u64) -> Vec<Result<ChainUpdate, ChainError>> {
+    pub fn accept_blocks(
+        &mut self,
+        blocks: Vec<Block>,
+        from_peer: Option<&str>,
+        now_ms: u64,
+    ) -> Vec<Result<ChainUpdate, ChainError>> {
         let old_tip = *self.active.last().expect("genesis is always active");
         let mut pending: Vec<StoredBlock> = Vec::new();
         let mut results: Vec<Result<ChainUpdate, ChainError>> = blocks
@@ -473,7 +492,10 @@ impl ChainStore {
             }
             for r in results.iter_mut().flatten() {
                 if r.status == BlockStatus::SideBranch
-                    && self.ids.get(&r.hash).is_some_and(|&id| self.entries[id as usize].in_active)
+                    && self
+                        .ids
+                        .get(&r.hash)
+                        .is_some_and(|&id| self.entries[id as usize].in_active)
                 {
                     r.status = BlockStatus::Connected;
                 }
@@ -486,7 +508,9 @@ impl ChainStore {
     fn best_candidate(&self, old_tip: u32, pending: &[StoredBlock]) -> u32 {
         let mut best = old_tip;
         for rec in pending {
-            let id = self.ids[&BlockHeader::decode_slice(&rec.bytes[..80]).expect("own bytes").block_hash()];
+            let id = self.ids[&BlockHeader::decode_slice(&rec.bytes[..80])
+                .expect("own bytes")
+                .block_hash()];
             let (e, b) = (&self.entries[id as usize], &self.entries[best as usize]);
             if e.chainwork > b.chainwork {
                 best = id;
@@ -497,7 +521,11 @@ impl ChainStore {
 
     fn move_tip(&mut self, old_tip: u32, new_tip: u32, now_ms: u64) -> TipChange {
         let (disc, conn) = self.set_active_to(new_tip);
-        let hashes = |v: &[u32]| v.iter().map(|&i| self.entries[i as usize].hash).collect::<Vec<_>>();
+        let hashes = |v: &[u32]| {
+            v.iter()
+                .map(|&i| self.entries[i as usize].hash)
+                .collect::<Vec<_>>()
+        };
         let disconnected = hashes(&disc);
         let connected = hashes(&conn);
         let reorg = if disconnected.is_empty() {
@@ -540,7 +568,13 @@ impl ChainStore {
         self.invalid.insert(hash, (height, reason));
     }
 
-    fn accept_one(&mut self, block: Block, from_peer: Option<&str>, now_ms: u64, pending: &mut Vec<StoredBlock>) -> Result<ChainUpdate, ChainError> {
+    fn accept_one(
+        &mut self,
+        block: Block,
+        from_peer: Option<&str>,
+        now_ms: u64,
+        pending: &mut Vec<StoredBlock>,
+    ) -> Result<ChainUpdate, ChainError> {
         let hash = block.block_hash();
         let mut update = ChainUpdate {
             hash,
@@ -562,7 +596,10 @@ impl ChainStore {
         // Context-free checks first: a block with bad proof of work costs
         // nothing to make and is never stored, not even as an orphan.
         if let Err(e) = check_proof_of_work(&block.header, &self.params.pow_limit) {
-            return Err(ChainError::Invalid { hash, source: e.into() });
+            return Err(ChainError::Invalid {
+                hash,
+                source: e.into(),
+            });
         }
         if let Err(e) = block.check_body(self.params.max_block_bytes) {
             // A wrong merkle root may be a corrupted copy of a valid block:
@@ -572,8 +609,15 @@ impl ChainStore {
         let parent_hash = block.header.prev_blockhash;
         if let Some((ph, _)) = self.invalid.get(&parent_hash) {
             let height = ph.map(|h| h + 1);
-            self.remember_invalid(hash, height, format!("descends from invalid block {parent_hash}"));
-            return Err(ChainError::InvalidAncestor { hash, ancestor: parent_hash });
+            self.remember_invalid(
+                hash,
+                height,
+                format!("descends from invalid block {parent_hash}"),
+            );
+            return Err(ChainError::InvalidAncestor {
+                hash,
+                ancestor: parent_hash,
+            });
         }
         let Some(&parent) = self.ids.get(&parent_hash) else {
             let size = block.serialized_size();
@@ -606,7 +650,9 @@ impl ChainStore {
                         queue.push(o.hash);
                     }
                     Err(e) => {
-                        update.rejected_orphans.push((o.hash, o.from_peer.clone(), e.to_string()));
+                        update
+                            .rejected_orphans
+                            .push((o.hash, o.from_peer.clone(), e.to_string()));
                         self.reject_orphan_descendants(o.hash);
                     }
                 }
@@ -626,7 +672,14 @@ impl ChainStore {
     }
 
     /// Contextual checks against the parent's branch, then index + stage.
-    fn connect_checked(&mut self, block: Block, hash: BlockHash, parent: u32, now_ms: u64, pending: &mut Vec<StoredBlock>) -> Result<(), ChainError> {
+    fn connect_checked(
+        &mut self,
+        block: Block,
+        hash: BlockHash,
+        parent: u32,
+        now_ms: u64,
+        pending: &mut Vec<StoredBlock>,
+    ) -> Result<(), ChainError> {
         let height = self.entries[parent as usize].height + 1;
         let view = self.view(parent);
         let checked = check_header_context(&self.params, &block.header, &view, now_ms / 1000)
@@ -710,7 +763,7 @@ impl ChainStore {
             .filter(|&i| !self.entries[i as usize].in_active)
             .map(|i| self.info(i))
             .collect();
-        v.sort_by(|a, b| b.seq.cmp(&a.seq));
+        v.sort_by_key(|b| std::cmp::Reverse(b.seq));
         v
     }
 
@@ -722,7 +775,12 @@ impl ChainStore {
         let mut tips = Vec::new();
         for (i, e) in self.entries.iter().enumerate() {
             if e.in_active && i as u32 == *self.active.last().expect("active") {
-                tips.push(ChainTip { hash: e.hash, height: e.height, branchlen: 0, status: "active" });
+                tips.push(ChainTip {
+                    hash: e.hash,
+                    height: e.height,
+                    branchlen: 0,
+                    status: "active",
+                });
             } else if e.children == 0 && !e.in_active {
                 let mut cur = i as u32;
                 while !self.entries[cur as usize].in_active {
@@ -738,7 +796,12 @@ impl ChainStore {
         }
         for (hash, (height, _)) in &self.invalid {
             if let Some(h) = height {
-                tips.push(ChainTip { hash: *hash, height: *h, branchlen: 0, status: "invalid" });
+                tips.push(ChainTip {
+                    hash: *hash,
+                    height: *h,
+                    branchlen: 0,
+                    status: "invalid",
+                });
             }
         }
         tips.sort_by(|a, b| b.height.cmp(&a.height).then(a.hash.cmp(&b.hash)));
@@ -769,7 +832,11 @@ impl ChainStore {
     pub fn find_fork(&self, locator: &[BlockHash]) -> u32 {
         locator
             .iter()
-            .find_map(|h| self.ids.get(h).filter(|&&id| self.entries[id as usize].in_active))
+            .find_map(|h| {
+                self.ids
+                    .get(h)
+                    .filter(|&&id| self.entries[id as usize].in_active)
+            })
             .map_or(0, |&id| self.entries[id as usize].height)
     }
 
@@ -778,7 +845,12 @@ impl ChainStore {
     ///
     /// # Errors
     /// [`StoreError`] on a read failure.
-    pub fn blocks_after(&self, locator: &[BlockHash], max_count: usize, max_bytes: usize) -> Result<Vec<Vec<u8>>, StoreError> {
+    pub fn blocks_after(
+        &self,
+        locator: &[BlockHash],
+        max_count: usize,
+        max_bytes: usize,
+    ) -> Result<Vec<Vec<u8>>, StoreError> {
         let fork = self.find_fork(locator);
         let mut out = Vec::new();
         let mut bytes = 0;
@@ -838,7 +910,10 @@ impl ChainView for BranchView<'_> {
     fn ancestor(&self, height: u32) -> Option<AncestorInfo> {
         self.ancestor_id(height).map(|id| {
             let h = &self.cs.entries[id as usize].header;
-            AncestorInfo { time: h.time, bits: h.bits }
+            AncestorInfo {
+                time: h.time,
+                bits: h.bits,
+            }
         })
     }
     fn median_time_past(&self) -> u32 {

@@ -46,12 +46,13 @@ pub fn write_compact_size(out: &mut Vec<u8>, n: u64) {
 pub fn read_compact_size(bytes: &[u8], pos: &mut usize) -> Result<u64, DecodeError> {
     let start = *pos;
     let take = |pos: &mut usize, n: usize| -> Result<&[u8], DecodeError> {
-        let end = pos.checked_add(n).filter(|&e| e <= bytes.len()).ok_or(
-            DecodeError::Truncated {
-                offset: *pos,
-                needed: (*pos + n).saturating_sub(bytes.len()),
-            },
-        )?;
+        let end =
+            pos.checked_add(n)
+                .filter(|&e| e <= bytes.len())
+                .ok_or(DecodeError::Truncated {
+                    offset: *pos,
+                    needed: (*pos + n).saturating_sub(bytes.len()),
+                })?;
         let s = &bytes[*pos..end];
         *pos = end;
         Ok(s)
@@ -64,7 +65,10 @@ pub fn read_compact_size(bytes: &[u8], pos: &mut usize) -> Result<u64, DecodeErr
         }
         0xfe => {
             let b = take(pos, 4)?;
-            (u64::from(u32::from_le_bytes([b[0], b[1], b[2], b[3]])), 0x1_0000)
+            (
+                u64::from(u32::from_le_bytes([b[0], b[1], b[2], b[3]])),
+                0x1_0000,
+            )
         }
         0xff => {
             let b = take(pos, 8)?;
@@ -301,60 +305,6 @@ impl Coinbase {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn compact_size_round_trip_and_canonical() {
-        for n in [0u64, 1, 0xfc, 0xfd, 0xffff, 0x1_0000, 0xffff_ffff, 0x1_0000_0000] {
-            let mut v = Vec::new();
-            write_compact_size(&mut v, n);
-            assert_eq!(v.len(), compact_size_len(n));
-            let mut pos = 0;
-            assert_eq!(read_compact_size(&v, &mut pos).unwrap(), n);
-            assert_eq!(pos, v.len());
-        }
-        let mut pos = 0;
-        assert!(matches!(
-            read_compact_size(&[0xfd, 0x10, 0x00], &mut pos),
-            Err(DecodeError::BadCompactSize(0))
-        ));
-    }
-
-    #[test]
-    fn coinbase_round_trip() {
-        let cb = Coinbase {
-            height: 42,
-            extranonce: 7,
-            miner_id: "alice".into(),
-        };
-        let bytes = cb.encode();
-        assert_eq!(bytes.len(), 19);
-        assert_eq!(Coinbase::decode(&bytes).unwrap(), cb);
-        assert!(Coinbase::decode(&bytes[..10]).is_err());
-    }
-
-    #[test]
-    fn hostile_counts_do_not_allocate() {
-        let mut bytes = vec![0u8; 80];
-        write_compact_size(&mut bytes, u64::MAX);
-        assert!(Block::decode(&bytes, 1_000_000).is_err());
-        assert!(Block::decode(&[0u8; 10], 1_000_000).is_err());
-        let mut ok = vec![0u8; 80];
-        ok.push(1);
-        ok.push(3);
-        ok.extend_from_slice(b"abc");
-        let b = Block::decode(&ok, 1000).unwrap();
-        assert_eq!(b.encode(), ok);
-        ok.push(0);
-        assert!(matches!(
-            Block::decode(&ok, 1000),
-            Err(DecodeError::TrailingBytes(1))
-        ));
-    }
-}
-
 /// Reads a block in *Bitcoin's own* serialization (self-delimiting legacy
 /// transactions, no length prefix), as in `../shared/data/block-*.hex`,
 /// and returns it with each transaction's bytes as an opaque entry. Segwit
@@ -419,4 +369,67 @@ fn skip_bitcoin_tx(bytes: &[u8], pos: &mut usize) -> Result<(), DecodeError> {
         skip(pos, script)?;
     }
     skip(pos, 4) // lock time
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compact_size_round_trip_and_canonical() {
+        for n in [
+            0u64,
+            1,
+            0xfc,
+            0xfd,
+            0xffff,
+            0x1_0000,
+            0xffff_ffff,
+            0x1_0000_0000,
+        ] {
+            let mut v = Vec::new();
+            write_compact_size(&mut v, n);
+            assert_eq!(v.len(), compact_size_len(n));
+            let mut pos = 0;
+            assert_eq!(read_compact_size(&v, &mut pos).unwrap(), n);
+            assert_eq!(pos, v.len());
+        }
+        let mut pos = 0;
+        assert!(matches!(
+            read_compact_size(&[0xfd, 0x10, 0x00], &mut pos),
+            Err(DecodeError::BadCompactSize(0))
+        ));
+    }
+
+    #[test]
+    fn coinbase_round_trip() {
+        let cb = Coinbase {
+            height: 42,
+            extranonce: 7,
+            miner_id: "alice".into(),
+        };
+        let bytes = cb.encode();
+        assert_eq!(bytes.len(), 19);
+        assert_eq!(Coinbase::decode(&bytes).unwrap(), cb);
+        assert!(Coinbase::decode(&bytes[..10]).is_err());
+    }
+
+    #[test]
+    fn hostile_counts_do_not_allocate() {
+        let mut bytes = vec![0u8; 80];
+        write_compact_size(&mut bytes, u64::MAX);
+        assert!(Block::decode(&bytes, 1_000_000).is_err());
+        assert!(Block::decode(&[0u8; 10], 1_000_000).is_err());
+        let mut ok = vec![0u8; 80];
+        ok.push(1);
+        ok.push(3);
+        ok.extend_from_slice(b"abc");
+        let b = Block::decode(&ok, 1000).unwrap();
+        assert_eq!(b.encode(), ok);
+        ok.push(0);
+        assert!(matches!(
+            Block::decode(&ok, 1000),
+            Err(DecodeError::TrailingBytes(1))
+        ));
+    }
 }

@@ -50,7 +50,7 @@ pub fn bitcoin_next_bits(
 ) -> Option<CompactTarget> {
     let parent_height = view.tip_height();
     let parent = view.ancestor(parent_height)?;
-    if (parent_height + 1) % interval != 0 {
+    if !(parent_height + 1).is_multiple_of(interval) {
         return Some(parent.bits);
     }
     let first = view.ancestor(parent_height + 1 - interval)?;
@@ -210,9 +210,15 @@ mod tests {
         let top: U256 = half >> 150usize;
         let ratio = top.to::<u64>() as f64 / (1u64 << 50) as f64;
         // aserti3-2d's cubic is within about 0.013% of 2^x.
-        assert!((ratio / std::f64::consts::SQRT_2 - 1.0).abs() < 1.3e-4, "{ratio}");
+        assert!(
+            (ratio / std::f64::consts::SQRT_2 - 1.0).abs() < 1.3e-4,
+            "{ratio}"
+        );
         // Clamped at the limit and at one.
         assert_eq!(asert_scale(pl, 65536 * 10, pl), pl);
-        assert_eq!(asert_scale(Target(U256::from(1u8)), -65536 * 300, pl).0, U256::from(1u8));
+        assert_eq!(
+            asert_scale(Target(U256::from(1u8)), -65536 * 300, pl).0,
+            U256::from(1u8)
+        );
     }
 }

@@ -25,7 +25,9 @@ macro_rules! hash_newtype {
         ///
         /// Internal byte order; `Display`/`FromStr` use the byte-reversed hex
         /// form that Bitcoin Core prints.
-        #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
+        #[derive(
+            Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize,
+        )]
         pub struct $name(pub [u8; 32]);
 
         impl $name {
@@ -81,7 +83,10 @@ macro_rules! hash_newtype {
 }
 
 hash_newtype!(BlockHash, "A block hash: sha256d of the 80-byte header.");
-hash_newtype!(Txid, "A transaction id: sha256d of the transaction's bytes.");
+hash_newtype!(
+    Txid,
+    "A transaction id: sha256d of the transaction's bytes."
+);
 
 #[cfg(test)]
 mod tests {
@@ -98,10 +103,9 @@ mod tests {
 
     #[test]
     fn hex_round_trip_is_byte_reversed() {
-        let h = BlockHash::from_hex(
-            "000000000019d6689c085ae165831e934ff763ae46a2a6c172b3f1b60a8ce26f",
-        )
-        .unwrap();
+        let h =
+            BlockHash::from_hex("000000000019d6689c085ae165831e934ff763ae46a2a6c172b3f1b60a8ce26f")
+                .unwrap();
         assert_eq!(h.0[31], 0x00);
         assert_eq!(h.0[0], 0x6f);
         assert_eq!(

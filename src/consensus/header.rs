@@ -126,7 +126,10 @@ mod tests {
     fn wrong_length_is_an_error() {
         assert!(matches!(
             BlockHeader::from_hex("00"),
-            Err(DecodeError::Length { got: 1, expected: 80 })
+            Err(DecodeError::Length {
+                got: 1,
+                expected: 80
+            })
         ));
     }
 }

@@ -53,8 +53,8 @@ impl Target {
             word >>= 8 * (3 - size);
         }
         let negative = word != 0 && (c & 0x0080_0000) != 0;
-        let overflow = word != 0
-            && (size > 34 || (word > 0xff && size > 33) || (word > 0xffff && size > 32));
+        let overflow =
+            word != 0 && (size > 34 || (word > 0xff && size > 33) || (word > 0xffff && size > 32));
         if negative {
             return Err(CompactError::Negative(c));
         }
@@ -166,10 +166,9 @@ impl std::ops::Add for Work {
 }
 
 fn u256_to_f64(v: U256) -> f64 {
-    v.as_limbs()
-        .iter()
-        .rev()
-        .fold(0.0f64, |acc, &limb| acc * 18_446_744_073_709_551_616.0 + limb as f64)
+    v.as_limbs().iter().rev().fold(0.0f64, |acc, &limb| {
+        acc * 18_446_744_073_709_551_616.0 + limb as f64
+    })
 }
 
 #[cfg(test)]

@@ -11,7 +11,9 @@ use super::error::{BlockError, HeaderError};
 use super::header::BlockHeader;
 use super::params::Params;
 use super::pow::{CompactTarget, Target};
-use super::time::{median_time_past, MAX_FUTURE_BLOCK_TIME_SECS, MAX_TIMEWARP_SECS, MEDIAN_TIME_SPAN};
+use super::time::{
+    median_time_past, MAX_FUTURE_BLOCK_TIME_SECS, MAX_TIMEWARP_SECS, MEDIAN_TIME_SPAN,
+};
 
 /// What the rules need to know of an ancestor.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -77,7 +79,10 @@ impl ChainView for SliceView<'_> {
     fn median_time_past(&self) -> u32 {
         let n = self.headers.len().min(MEDIAN_TIME_SPAN);
         let mut times = [0u32; MEDIAN_TIME_SPAN];
-        for (slot, h) in times.iter_mut().zip(&self.headers[self.headers.len() - n..]) {
+        for (slot, h) in times
+            .iter_mut()
+            .zip(&self.headers[self.headers.len() - n..])
+        {
             *slot = h.time;
         }
         median_time_past(&times[..n])
@@ -91,7 +96,10 @@ impl ChainView for SliceView<'_> {
 /// # Errors
 /// [`HeaderError::BadCompact`], [`HeaderError::TargetAboveLimit`] or
 /// [`HeaderError::HighHash`].
-pub fn check_proof_of_work(header: &BlockHeader, pow_limit: &Target) -> Result<Target, HeaderError> {
+pub fn check_proof_of_work(
+    header: &BlockHeader,
+    pow_limit: &Target,
+) -> Result<Target, HeaderError> {
     let target = Target::from_compact(header.bits)?;
     if target > *pow_limit {
         return Err(HeaderError::TargetAboveLimit {
@@ -155,7 +163,7 @@ pub fn check_header_context(
     if params.enforce_bip94 {
         if let super::params::DifficultyRule::Bitcoin { interval, .. } = params.difficulty {
             let height = parent.tip_height() + 1;
-            if height % interval == 0 {
+            if height.is_multiple_of(interval) {
                 if let Some(prev) = parent.ancestor(height - 1) {
                     if header.time < prev.time.saturating_sub(MAX_TIMEWARP_SECS) {
                         return Err(HeaderError::TimeWarp {
@@ -193,7 +201,11 @@ pub fn check_block(params: &Params, block: &Block, height: u32) -> Result<(), Bl
                 expected: height,
             });
         }
-        if let Some(big) = block.txdata.iter().find(|tx| tx.len() > params.max_tx_bytes) {
+        if let Some(big) = block
+            .txdata
+            .iter()
+            .find(|tx| tx.len() > params.max_tx_bytes)
+        {
             return Err(BlockError::TooLarge {
                 got: big.len(),
                 limit: params.max_tx_bytes,

@@ -96,7 +96,9 @@ impl Miner {
                 let on_found = Arc::clone(&on_found);
                 std::thread::Builder::new()
                     .name(format!("miner-{idx}"))
-                    .spawn(move || mine_loop(&shared, backend, idx as u64, threads as u64, &*on_found))
+                    .spawn(move || {
+                        mine_loop(&shared, backend, idx as u64, threads as u64, &*on_found)
+                    })
                     .expect("spawn a miner thread")
             })
             .collect();

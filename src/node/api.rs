@@ -67,8 +67,12 @@ fn block_json(s: &Shared, info: &BlockInfo) -> ApiResult {
         .map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
         .ok_or_else(|| err(StatusCode::NOT_FOUND, "block body not stored"))?;
     let h = &info.header;
-    let target = Target::from_compact(h.bits).map(|t| t.to_hex()).unwrap_or_default();
-    let miner_id = crate::consensus::Coinbase::decode(&block.txdata[0]).ok().map(|c| c.miner_id);
+    let target = Target::from_compact(h.bits)
+        .map(|t| t.to_hex())
+        .unwrap_or_default();
+    let miner_id = crate::consensus::Coinbase::decode(&block.txdata[0])
+        .ok()
+        .map(|c| c.miner_id);
     Ok(Json(json!({
         "hash": info.hash.to_string(),
         "height": info.height,
@@ -90,7 +94,8 @@ fn block_json(s: &Shared, info: &BlockInfo) -> ApiResult {
 }
 
 async fn block_by_hash(State(s): State<Arc<Shared>>, Path(hash): Path<String>) -> ApiResult {
-    let hash = BlockHash::from_hex(&hash).map_err(|e| err(StatusCode::BAD_REQUEST, e.to_string()))?;
+    let hash =
+        BlockHash::from_hex(&hash).map_err(|e| err(StatusCode::BAD_REQUEST, e.to_string()))?;
     let info = s
         .chain
         .lock()
@@ -106,7 +111,12 @@ async fn block_by_height(State(s): State<Arc<Shared>>, Path(h): Path<u32>) -> Ap
         .lock()
         .expect("chain lock")
         .info_at_height(h)
-        .ok_or_else(|| err(StatusCode::NOT_FOUND, format!("no block at height {h} on the best chain")))?;
+        .ok_or_else(|| {
+            err(
+                StatusCode::NOT_FOUND,
+                format!("no block at height {h} on the best chain"),
+            )
+        })?;
     block_json(&s, &info)
 }
 
@@ -168,9 +178,15 @@ async fn generate(State(s): State<Arc<Shared>>, Json(req): Json<GenerateReq>) ->
         .await
         .map_err(|_| err(StatusCode::SERVICE_UNAVAILABLE, "node is shutting down"))?;
     match rx.await {
-        Ok(Ok(hashes)) => Ok(Json(json!(hashes.iter().map(ToString::to_string).collect::<Vec<_>>()))),
+        Ok(Ok(hashes)) => Ok(Json(json!(hashes
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()))),
         Ok(Err(e)) => Err(err(StatusCode::BAD_REQUEST, e)),
-        Err(_) => Err(err(StatusCode::SERVICE_UNAVAILABLE, "node is shutting down")),
+        Err(_) => Err(err(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "node is shutting down",
+        )),
     }
 }
 
@@ -180,7 +196,8 @@ struct TxReq {
 }
 
 async fn submit_tx(State(s): State<Arc<Shared>>, Json(req): Json<TxReq>) -> ApiResult {
-    let bytes = hex::decode(req.hex.trim()).map_err(|e| err(StatusCode::BAD_REQUEST, format!("bad hex: {e}")))?;
+    let bytes = hex::decode(req.hex.trim())
+        .map_err(|e| err(StatusCode::BAD_REQUEST, format!("bad hex: {e}")))?;
     let (tx, rx) = oneshot::channel();
     s.commands
         .send(Command::SubmitTx(bytes, tx))
@@ -189,13 +206,19 @@ async fn submit_tx(State(s): State<Arc<Shared>>, Json(req): Json<TxReq>) -> ApiR
     match rx.await {
         Ok(Ok(txid)) => Ok(Json(json!({ "txid": txid.to_string() }))),
         Ok(Err(e)) => Err(err(StatusCode::BAD_REQUEST, e)),
-        Err(_) => Err(err(StatusCode::SERVICE_UNAVAILABLE, "node is shutting down")),
+        Err(_) => Err(err(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "node is shutting down",
+        )),
     }
 }
 
 async fn metrics(State(s): State<Arc<Shared>>) -> Response {
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         s.metrics.render(),
     )
         .into_response()
@@ -223,7 +246,10 @@ async fn admin_partition(State(s): State<Arc<Shared>>, Json(req): Json<Partition
     let peers = req
         .peers
         .iter()
-        .map(|p| p.parse::<PeerId>().map_err(|e| err(StatusCode::BAD_REQUEST, format!("bad peer id {p}: {e}"))))
+        .map(|p| {
+            p.parse::<PeerId>()
+                .map_err(|e| err(StatusCode::BAD_REQUEST, format!("bad peer id {p}: {e}")))
+        })
         .collect::<Result<Vec<_>, _>>()?;
     let n = peers.len();
     s.commands

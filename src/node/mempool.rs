@@ -65,7 +65,10 @@ impl Mempool {
             return Err(TxError::Empty);
         }
         if tx.len() > self.max_tx_bytes {
-            return Err(TxError::TooLarge { got: tx.len(), limit: self.max_tx_bytes });
+            return Err(TxError::TooLarge {
+                got: tx.len(),
+                limit: self.max_tx_bytes,
+            });
         }
         if Coinbase::decode(tx).is_ok() {
             return Err(TxError::Coinbase);
@@ -83,7 +86,9 @@ impl Mempool {
     /// [`TxError`].
     pub fn add(&mut self, tx: Vec<u8>) -> Result<Txid, TxError> {
         let txid = self.check(&tx)?;
-        while !self.order.is_empty() && (self.txs.len() >= self.max_count || self.bytes + tx.len() > self.max_bytes) {
+        while !self.order.is_empty()
+            && (self.txs.len() >= self.max_count || self.bytes + tx.len() > self.max_bytes)
+        {
             if let Some(old) = self.order.pop_front() {
                 if let Some(t) = self.txs.remove(&old) {
                     self.bytes -= t.len();
@@ -157,7 +162,12 @@ mod tests {
         assert!(matches!(m.add(vec![1; 6]), Err(TxError::Duplicate(t)) if t == a));
         m.add(vec![2; 6]).unwrap(); // evicts the first: 12 > 10 bytes
         assert_eq!(m.len(), 1);
-        let cb = Coinbase { height: 1, extranonce: 0, miner_id: String::new() }.encode();
+        let cb = Coinbase {
+            height: 1,
+            extranonce: 0,
+            miner_id: String::new(),
+        }
+        .encode();
         let mut big = Mempool::new(1000, 100, 100);
         assert_eq!(big.add(cb), Err(TxError::Coinbase));
     }

@@ -55,20 +55,50 @@ impl Metrics {
             blocks_relayed: Counter::default(),
             blocks_rejected: Counter::default(),
             blocks_mined: Counter::default(),
-            propagation: Histogram::new([0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0]),
+            propagation: Histogram::new([
+                0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0,
+            ]),
             registry: Registry::default(),
         };
         registry.register("height", "Best chain height", m.height.clone());
-        registry.register("chainwork", "Best chain cumulative work (expected hashes)", m.chainwork.clone());
-        registry.register("hashrate_hashes_per_second", "Local miner hashrate, H/s", m.hashrate.clone());
+        registry.register(
+            "chainwork",
+            "Best chain cumulative work (expected hashes)",
+            m.chainwork.clone(),
+        );
+        registry.register(
+            "hashrate_hashes_per_second",
+            "Local miner hashrate, H/s",
+            m.hashrate.clone(),
+        );
         registry.register("peers", "Connected peers", m.peers.clone());
         registry.register("orphans", "Blocks in the orphan pool", m.orphans.clone());
-        registry.register("stale_blocks", "Valid blocks not on the best chain", m.stale.clone());
+        registry.register(
+            "stale_blocks",
+            "Valid blocks not on the best chain",
+            m.stale.clone(),
+        );
         registry.register("reorgs", "Re-orgs since start", m.reorgs.clone());
-        registry.register("blocks_received", "Blocks received from peers", m.blocks_received.clone());
-        registry.register("blocks_relayed", "Blocks relayed or published", m.blocks_relayed.clone());
-        registry.register("blocks_rejected", "Blocks rejected as invalid", m.blocks_rejected.clone());
-        registry.register("blocks_mined", "Blocks mined by this node", m.blocks_mined.clone());
+        registry.register(
+            "blocks_received",
+            "Blocks received from peers",
+            m.blocks_received.clone(),
+        );
+        registry.register(
+            "blocks_relayed",
+            "Blocks relayed or published",
+            m.blocks_relayed.clone(),
+        );
+        registry.register(
+            "blocks_rejected",
+            "Blocks rejected as invalid",
+            m.blocks_rejected.clone(),
+        );
+        registry.register(
+            "blocks_mined",
+            "Blocks mined by this node",
+            m.blocks_mined.clone(),
+        );
         registry.register(
             "block_propagation_seconds",
             "Block propagation delay: header time to arrival, seconds",

@@ -32,7 +32,10 @@ use crate::consensus::difficulty::next_work_required;
 use crate::consensus::{Block, BlockHash, Params, Target, Txid};
 use crate::miner::worker::{assemble, search_header, BlockTemplate, FoundBlock, Miner};
 use crate::p2p::protocol::{MAX_BLOCKS_PER_RESPONSE, MAX_LOCATOR};
-use crate::p2p::{build_swarm, Behaviour, BehaviourEvent, Handshake, PeerAction, PeerScores, SyncRequest, SyncResponse};
+use crate::p2p::{
+    build_swarm, Behaviour, BehaviourEvent, Handshake, PeerAction, PeerScores, SyncRequest,
+    SyncResponse,
+};
 use mempool::Mempool;
 use metrics::Metrics;
 
@@ -57,7 +60,9 @@ pub enum NodeError {
 /// Unix time in milliseconds.
 #[must_use]
 pub fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// Commands from the API into the event loop.
@@ -170,9 +175,13 @@ pub fn load_or_create_key(data_dir: &Path) -> Result<Keypair, NodeError> {
 /// # Errors
 /// [`NodeError::Io`].
 pub fn write_key(data_dir: &Path, key: &Keypair) -> Result<(), NodeError> {
-    std::fs::create_dir_all(data_dir).map_err(|e| NodeError::Io(format!("create {}: {e}", data_dir.display())))?;
-    let bytes = key.to_protobuf_encoding().map_err(|e| NodeError::Io(e.to_string()))?;
-    std::fs::write(data_dir.join("node.key"), bytes).map_err(|e| NodeError::Io(format!("write node.key: {e}")))
+    std::fs::create_dir_all(data_dir)
+        .map_err(|e| NodeError::Io(format!("create {}: {e}", data_dir.display())))?;
+    let bytes = key
+        .to_protobuf_encoding()
+        .map_err(|e| NodeError::Io(e.to_string()))?;
+    std::fs::write(data_dir.join("node.key"), bytes)
+        .map_err(|e| NodeError::Io(format!("write node.key: {e}")))
 }
 
 struct PeerState {
@@ -204,10 +213,17 @@ struct NodeState {
 ///
 /// # Errors
 /// [`NodeError`] at start-up (data dir, store, bind) or on a fatal storage error.
-pub async fn run(config: NodeConfig, shutdown: impl std::future::Future<Output = ()>) -> Result<(), NodeError> {
+pub async fn run(
+    config: NodeConfig,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<(), NodeError> {
     let params = Arc::new(Params::for_network(config.network, config.block_time_secs));
-    std::fs::create_dir_all(&config.data_dir)
-        .map_err(|e| NodeError::Io(format!("create data dir {}: {e}", config.data_dir.display())))?;
+    std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+        NodeError::Io(format!(
+            "create data dir {}: {e}",
+            config.data_dir.display()
+        ))
+    })?;
     let key = load_or_create_key(&config.data_dir)?;
     let store = RedbStore::open(&config.data_dir.join("chain.redb")).map_err(ChainError::from)?;
     let chain = ChainStore::open(Arc::clone(&params), Box::new(store))?;
@@ -218,10 +234,20 @@ pub async fn run(config: NodeConfig, shutdown: impl std::future::Future<Output =
     let mut swarm = build_swarm(key.clone(), &params).map_err(NodeError::P2p)?;
     let blocks_topic = IdentTopic::new(params.blocks_topic());
     let tx_topic = IdentTopic::new(params.tx_topic());
-    swarm.behaviour_mut().gossipsub.subscribe(&blocks_topic).map_err(|e| NodeError::P2p(e.to_string()))?;
-    swarm.behaviour_mut().gossipsub.subscribe(&tx_topic).map_err(|e| NodeError::P2p(e.to_string()))?;
+    swarm
+        .behaviour_mut()
+        .gossipsub
+        .subscribe(&blocks_topic)
+        .map_err(|e| NodeError::P2p(e.to_string()))?;
+    swarm
+        .behaviour_mut()
+        .gossipsub
+        .subscribe(&tx_topic)
+        .map_err(|e| NodeError::P2p(e.to_string()))?;
     for addr in &config.listen {
-        swarm.listen_on(addr.clone()).map_err(|e| NodeError::P2p(format!("listen on {addr}: {e}")))?;
+        swarm
+            .listen_on(addr.clone())
+            .map_err(|e| NodeError::P2p(format!("listen on {addr}: {e}")))?;
     }
     let (cmd_tx, mut cmd_rx) = mpsc::channel(64);
     let peer_id = *swarm.local_peer_id();
@@ -322,7 +348,13 @@ impl NodeState {
     }
 
     fn our_chainwork(&self) -> [u8; 32] {
-        self.shared.chain.lock().expect("chain lock").chainwork().0.to_be_bytes::<32>()
+        self.shared
+            .chain
+            .lock()
+            .expect("chain lock")
+            .chainwork()
+            .0
+            .to_be_bytes::<32>()
     }
 
     fn penalise(&mut self, peer: PeerId, action: PeerAction, why: &str) {
@@ -336,7 +368,11 @@ impl NodeState {
 
     fn dial_peers(&mut self) {
         let connected: HashSet<PeerId> = self.swarm.connected_peers().copied().collect();
-        let connected_addrs: HashSet<Multiaddr> = self.peers.values().filter_map(|p| p.address.clone()).collect();
+        let connected_addrs: HashSet<Multiaddr> = self
+            .peers
+            .values()
+            .filter_map(|p| p.address.clone())
+            .collect();
         for addr in self.config.peers.clone() {
             let pid = addr.iter().find_map(|p| match p {
                 Protocol::P2p(id) => Some(id),
@@ -349,7 +385,11 @@ impl NodeState {
             if is_connected {
                 continue;
             }
-            if self.last_dial.get(&addr).is_some_and(|t| t.elapsed() < Duration::from_secs(2)) {
+            if self
+                .last_dial
+                .get(&addr)
+                .is_some_and(|t| t.elapsed() < Duration::from_secs(2))
+            {
                 continue;
             }
             self.last_dial.insert(addr.clone(), Instant::now());
@@ -369,7 +409,11 @@ impl NodeState {
             m.stale.set(chain.stale_count() as i64);
             m.reorgs.set(chain.reorg_count() as i64);
         }
-        let peers: Vec<String> = self.swarm.connected_peers().map(ToString::to_string).collect();
+        let peers: Vec<String> = self
+            .swarm
+            .connected_peers()
+            .map(ToString::to_string)
+            .collect();
         m.peers.set(peers.len() as i64);
         let mut info = self.shared.info.lock().expect("info lock");
         info.peers = peers;
@@ -392,17 +436,28 @@ impl NodeState {
         }
         self.dial_peers();
         let now = self.now_secs();
-        self.shared.chain.lock().expect("chain lock").expire_orphans(now);
-        if self.sync_in_flight.as_ref().is_some_and(|(_, _, t)| t.elapsed() > Duration::from_secs(30)) {
+        self.shared
+            .chain
+            .lock()
+            .expect("chain lock")
+            .expire_orphans(now);
+        if self
+            .sync_in_flight
+            .as_ref()
+            .is_some_and(|(_, _, t)| t.elapsed() > Duration::from_secs(30))
+        {
             self.sync_in_flight = None;
         }
         // Every 5 s re-exchange handshakes: catches up after lost requests
         // and after a partition heals.
-        if self.started.elapsed().as_secs() % 5 == 0 {
+        if self.started.elapsed().as_secs().is_multiple_of(5) {
             let hs = self.our_handshake();
             let peers: Vec<PeerId> = self.swarm.connected_peers().copied().collect();
             for p in peers {
-                self.swarm.behaviour_mut().sync.send_request(&p, SyncRequest::Handshake(hs.clone()));
+                self.swarm
+                    .behaviour_mut()
+                    .sync
+                    .send_request(&p, SyncRequest::Handshake(hs.clone()));
             }
         }
         self.update_gauges();
@@ -454,7 +509,10 @@ impl NodeState {
         };
         let blocks: Vec<(bool, Block)> = {
             let chain = self.shared.chain.lock().expect("chain lock");
-            change.disconnected.iter().map(|h| (false, h))
+            change
+                .disconnected
+                .iter()
+                .map(|h| (false, h))
                 .chain(change.connected.iter().map(|h| (true, h)))
                 .filter_map(|(c, h)| chain.block(h).ok().flatten().map(|b| (c, b)))
                 .collect()
@@ -489,7 +547,12 @@ impl NodeState {
             let chain = self.shared.chain.lock().expect("chain lock");
             chain.height() + 1
         };
-        let res = self.shared.chain.lock().expect("chain lock").accept_block(block, None, now_ms());
+        let res = self
+            .shared
+            .chain
+            .lock()
+            .expect("chain lock")
+            .accept_block(block, None, now_ms());
         match res {
             Ok(update) => {
                 tracing::info!(%hash, height, ms = found.job_started.elapsed().as_millis() as u64, "block found");
@@ -507,7 +570,12 @@ impl NodeState {
     }
 
     fn publish_block(&mut self, bytes: Vec<u8>) {
-        match self.swarm.behaviour_mut().gossipsub.publish(self.blocks_topic.clone(), bytes) {
+        match self
+            .swarm
+            .behaviour_mut()
+            .gossipsub
+            .publish(self.blocks_topic.clone(), bytes)
+        {
             Ok(_) => {
                 self.shared.metrics.blocks_relayed.inc();
             }
@@ -527,22 +595,38 @@ impl NodeState {
         locator.truncate(MAX_LOCATOR);
         let id = self.swarm.behaviour_mut().sync.send_request(
             &peer,
-            SyncRequest::GetBlocks { locator, max_blocks: MAX_BLOCKS_PER_RESPONSE },
+            SyncRequest::GetBlocks {
+                locator,
+                max_blocks: MAX_BLOCKS_PER_RESPONSE,
+            },
         );
         self.sync_in_flight = Some((peer, id, Instant::now()));
     }
 
-    fn on_block_message(&mut self, source: PeerId, id: gossipsub::MessageId, data: &[u8]) -> Result<(), NodeError> {
+    fn on_block_message(
+        &mut self,
+        source: PeerId,
+        id: gossipsub::MessageId,
+        data: &[u8],
+    ) -> Result<(), NodeError> {
         let params = Arc::clone(&self.shared.params);
         let verdict = |s: &mut Self, a: MessageAcceptance| {
-            let _ = s.swarm.behaviour_mut().gossipsub.report_message_validation_result(&id, &source, a);
+            let _ = s
+                .swarm
+                .behaviour_mut()
+                .gossipsub
+                .report_message_validation_result(&id, &source, a);
         };
         let block = match Block::decode(data, params.max_block_bytes) {
             Ok(b) => b,
             Err(e) => {
                 verdict(self, MessageAcceptance::Reject);
                 self.shared.metrics.blocks_rejected.inc();
-                self.penalise(source, PeerAction::HighTolerance, &format!("malformed block: {e}"));
+                self.penalise(
+                    source,
+                    PeerAction::HighTolerance,
+                    &format!("malformed block: {e}"),
+                );
                 return Ok(());
             }
         };
@@ -550,7 +634,11 @@ impl NodeState {
         let delay = (now_ms() as f64 / 1000.0 - f64::from(block.header.time)).max(0.0);
         self.shared.metrics.propagation.observe(delay);
         let hash = block.block_hash();
-        let res = self.shared.chain.lock().expect("chain lock").accept_block(block, Some(&source.to_string()), now_ms());
+        let res = self.shared.chain.lock().expect("chain lock").accept_block(
+            block,
+            Some(&source.to_string()),
+            now_ms(),
+        );
         match res {
             Ok(update) => {
                 match update.status {
@@ -577,13 +665,23 @@ impl NodeState {
                     }
                     ChainError::KnownInvalid(_) => {
                         verdict(self, MessageAcceptance::Reject);
-                        self.penalise(source, PeerAction::LowTolerance, "re-sent a known invalid block");
+                        self.penalise(
+                            source,
+                            PeerAction::LowTolerance,
+                            "re-sent a known invalid block",
+                        );
                     }
                     other => {
                         verdict(self, MessageAcceptance::Reject);
                         self.shared.metrics.blocks_rejected.inc();
                         let action = match &other {
-                            ChainError::Invalid { source: crate::consensus::BlockError::Header(crate::consensus::HeaderError::HighHash { .. }), .. } => PeerAction::Fatal,
+                            ChainError::Invalid {
+                                source:
+                                    crate::consensus::BlockError::Header(
+                                        crate::consensus::HeaderError::HighHash { .. },
+                                    ),
+                                ..
+                            } => PeerAction::Fatal,
                             _ => PeerAction::HighTolerance,
                         };
                         self.penalise(source, action, &other.to_string());
@@ -603,7 +701,11 @@ impl NodeState {
                 MessageAcceptance::Reject
             }
         };
-        let _ = self.swarm.behaviour_mut().gossipsub.report_message_validation_result(&id, &source, acceptance);
+        let _ = self
+            .swarm
+            .behaviour_mut()
+            .gossipsub
+            .report_message_validation_result(&id, &source, acceptance);
     }
 
     fn on_handshake(&mut self, peer: PeerId, hs: Handshake) -> bool {
@@ -625,10 +727,20 @@ impl NodeState {
         true
     }
 
-    fn on_sync_event(&mut self, ev: request_response::Event<SyncRequest, SyncResponse>) -> Result<(), NodeError> {
+    fn on_sync_event(
+        &mut self,
+        ev: request_response::Event<SyncRequest, SyncResponse>,
+    ) -> Result<(), NodeError> {
         use request_response::{Event, Message};
         match ev {
-            Event::Message { peer, message: Message::Request { request, channel, .. }, .. } => {
+            Event::Message {
+                peer,
+                message:
+                    Message::Request {
+                        request, channel, ..
+                    },
+                ..
+            } => {
                 let response = match request {
                     SyncRequest::Handshake(hs) => {
                         if self.on_handshake(peer, hs) {
@@ -637,7 +749,10 @@ impl NodeState {
                             SyncResponse::Refused("wrong network".into())
                         }
                     }
-                    SyncRequest::GetBlocks { locator, max_blocks } => {
+                    SyncRequest::GetBlocks {
+                        locator,
+                        max_blocks,
+                    } => {
                         if locator.len() > MAX_LOCATOR {
                             self.penalise(peer, PeerAction::LowTolerance, "oversized locator");
                             SyncResponse::Refused(format!("locator longer than {MAX_LOCATOR}"))
@@ -651,14 +766,30 @@ impl NodeState {
                         }
                     }
                 };
-                let _ = self.swarm.behaviour_mut().sync.send_response(channel, response);
+                let _ = self
+                    .swarm
+                    .behaviour_mut()
+                    .sync
+                    .send_response(channel, response);
             }
-            Event::Message { peer, message: Message::Response { request_id, response }, .. } => match response {
+            Event::Message {
+                peer,
+                message:
+                    Message::Response {
+                        request_id,
+                        response,
+                    },
+                ..
+            } => match response {
                 SyncResponse::Handshake(hs) => {
                     self.on_handshake(peer, hs);
                 }
                 SyncResponse::Blocks(raw) => {
-                    if self.sync_in_flight.as_ref().is_some_and(|(_, id, _)| *id == request_id) {
+                    if self
+                        .sync_in_flight
+                        .as_ref()
+                        .is_some_and(|(_, id, _)| *id == request_id)
+                    {
                         self.sync_in_flight = None;
                     }
                     self.on_blocks_response(peer, raw)?;
@@ -667,9 +798,18 @@ impl NodeState {
                     tracing::warn!(%peer, why, "peer refused our request");
                 }
             },
-            Event::OutboundFailure { peer, request_id, error, .. } => {
+            Event::OutboundFailure {
+                peer,
+                request_id,
+                error,
+                ..
+            } => {
                 tracing::debug!(%peer, "request failed: {error}");
-                if self.sync_in_flight.as_ref().is_some_and(|(_, id, _)| *id == request_id) {
+                if self
+                    .sync_in_flight
+                    .as_ref()
+                    .is_some_and(|(_, id, _)| *id == request_id)
+                {
                     self.sync_in_flight = None;
                 }
             }
@@ -693,7 +833,11 @@ impl NodeState {
             match Block::decode(r, params.max_block_bytes) {
                 Ok(b) => blocks.push(b),
                 Err(e) => {
-                    self.penalise(peer, PeerAction::HighTolerance, &format!("malformed block in sync: {e}"));
+                    self.penalise(
+                        peer,
+                        PeerAction::HighTolerance,
+                        &format!("malformed block in sync: {e}"),
+                    );
                     return Ok(());
                 }
             }
@@ -703,7 +847,11 @@ impl NodeState {
         }
         let n = blocks.len();
         self.shared.metrics.blocks_received.inc_by(n as u64);
-        let results = self.shared.chain.lock().expect("chain lock").accept_blocks(blocks, Some(&peer.to_string()), now_ms());
+        let results = self.shared.chain.lock().expect("chain lock").accept_blocks(
+            blocks,
+            Some(&peer.to_string()),
+            now_ms(),
+        );
         let mut bad = None;
         for r in &results {
             match r {
@@ -718,11 +866,19 @@ impl NodeState {
         }
         if let Some(why) = bad {
             self.shared.metrics.blocks_rejected.inc();
-            self.penalise(peer, PeerAction::HighTolerance, &format!("invalid block in sync: {why}"));
+            self.penalise(
+                peer,
+                PeerAction::HighTolerance,
+                &format!("invalid block in sync: {why}"),
+            );
             return Ok(());
         }
         tracing::info!(%peer, blocks = n, height = self.shared.chain.lock().expect("chain lock").height(), "synced blocks");
-        let behind = self.peers.get(&peer).and_then(|p| p.handshake.as_ref()).is_some_and(|h| h.chainwork > self.our_chainwork());
+        let behind = self
+            .peers
+            .get(&peer)
+            .and_then(|p| p.handshake.as_ref())
+            .is_some_and(|h| h.chainwork > self.our_chainwork());
         if full || behind {
             self.request_blocks(peer);
         }
@@ -732,42 +888,73 @@ impl NodeState {
     fn on_swarm_event(&mut self, ev: SwarmEvent<BehaviourEvent>) -> Result<(), NodeError> {
         match ev {
             SwarmEvent::NewListenAddr { address, .. } => {
-                let full = address.clone().with(Protocol::P2p(*self.swarm.local_peer_id()));
+                let full = address
+                    .clone()
+                    .with(Protocol::P2p(*self.swarm.local_peer_id()));
                 tracing::info!(%full, "listening");
-                self.shared.info.lock().expect("info lock").listen.push(full.to_string());
+                self.shared
+                    .info
+                    .lock()
+                    .expect("info lock")
+                    .listen
+                    .push(full.to_string());
             }
-            SwarmEvent::ConnectionEstablished { peer_id, endpoint, .. } => {
+            SwarmEvent::ConnectionEstablished {
+                peer_id, endpoint, ..
+            } => {
                 let now = self.now_secs();
                 if self.scores.is_banned(&peer_id, now) || self.blocked.contains(&peer_id) {
                     let _ = self.swarm.disconnect_peer_id(peer_id);
                     return Ok(());
                 }
-                let address = endpoint.is_dialer().then(|| endpoint.get_remote_address().clone());
+                let address = endpoint
+                    .is_dialer()
+                    .then(|| endpoint.get_remote_address().clone());
                 if !self.peers.contains_key(&peer_id) {
                     tracing::info!(peer = %peer_id, addr = %endpoint.get_remote_address(), "peer connected");
                 }
-                let entry = self.peers.entry(peer_id).or_insert(PeerState { address: None, handshake: None });
+                let entry = self.peers.entry(peer_id).or_insert(PeerState {
+                    address: None,
+                    handshake: None,
+                });
                 if address.is_some() {
                     entry.address = address;
                 }
                 let hs = self.our_handshake();
-                self.swarm.behaviour_mut().sync.send_request(&peer_id, SyncRequest::Handshake(hs));
+                self.swarm
+                    .behaviour_mut()
+                    .sync
+                    .send_request(&peer_id, SyncRequest::Handshake(hs));
                 self.update_gauges();
             }
-            SwarmEvent::ConnectionClosed { peer_id, num_established, .. } => {
-                if num_established == 0 {
-                    self.peers.remove(&peer_id);
-                    tracing::info!(peer = %peer_id, "peer disconnected");
-                    self.update_gauges();
-                }
+            SwarmEvent::ConnectionClosed {
+                peer_id,
+                num_established: 0,
+                ..
+            } => {
+                self.peers.remove(&peer_id);
+                tracing::info!(peer = %peer_id, "peer disconnected");
+                self.update_gauges();
             }
-            SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(gossipsub::Event::Message { propagation_source, message_id, message })) => {
+            SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(gossipsub::Event::Message {
+                propagation_source,
+                message_id,
+                message,
+            })) => {
                 if message.topic == self.blocks_topic.hash() {
                     self.on_block_message(propagation_source, message_id, &message.data)?;
                 } else if message.topic == self.tx_topic.hash() {
                     self.on_tx_message(propagation_source, message_id, message.data);
                 } else {
-                    let _ = self.swarm.behaviour_mut().gossipsub.report_message_validation_result(&message_id, &propagation_source, MessageAcceptance::Reject);
+                    let _ = self
+                        .swarm
+                        .behaviour_mut()
+                        .gossipsub
+                        .report_message_validation_result(
+                            &message_id,
+                            &propagation_source,
+                            MessageAcceptance::Reject,
+                        );
                 }
             }
             SwarmEvent::Behaviour(BehaviourEvent::Sync(ev)) => self.on_sync_event(ev)?,
@@ -784,8 +971,17 @@ impl NodeState {
             Command::SubmitTx(tx, reply) => {
                 let r = self.mempool.add(tx.clone()).map_err(|e| e.to_string());
                 if r.is_ok() {
-                    match self.swarm.behaviour_mut().gossipsub.publish(self.tx_topic.clone(), tx) {
-                        Ok(_) | Err(gossipsub::PublishError::Duplicate | gossipsub::PublishError::NoPeersSubscribedToTopic) => {}
+                    match self
+                        .swarm
+                        .behaviour_mut()
+                        .gossipsub
+                        .publish(self.tx_topic.clone(), tx)
+                    {
+                        Ok(_)
+                        | Err(
+                            gossipsub::PublishError::Duplicate
+                            | gossipsub::PublishError::NoPeersSubscribedToTopic,
+                        ) => {}
                         Err(e) => tracing::warn!("tx publish failed: {e}"),
                     }
                     self.update_gauges();
@@ -803,7 +999,10 @@ impl NodeState {
                 self.update_gauges();
             }
             Command::Partition(peers) => {
-                tracing::warn!(peers = peers.len(), "partition: dropping and refusing peers");
+                tracing::warn!(
+                    peers = peers.len(),
+                    "partition: dropping and refusing peers"
+                );
                 for p in &peers {
                     let _ = self.swarm.disconnect_peer_id(*p);
                 }

@@ -53,7 +53,11 @@ pub fn build_swarm(keypair: Keypair, params: &Params) -> Result<Swarm<Behaviour>
     let agent = format!("powchain/{}", env!("CARGO_PKG_VERSION"));
     let swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
         .with_tokio()
-        .with_tcp(tcp::Config::default().nodelay(true), noise::Config::new, yamux::Config::default)
+        .with_tcp(
+            tcp::Config::default().nodelay(true),
+            noise::Config::new,
+            yamux::Config::default,
+        )
         .map_err(|e| format!("tcp transport: {e}"))?
         .with_behaviour(|key| {
             let config = gossipsub::ConfigBuilder::default()
@@ -65,9 +69,13 @@ pub fn build_swarm(keypair: Keypair, params: &Params) -> Result<Swarm<Behaviour>
                 .message_id_fn(move |m| message_id(&blocks_topic, m))
                 .build()
                 .map_err(|e| format!("gossipsub config: {e}"))?;
-            let gossipsub = gossipsub::Behaviour::new(MessageAuthenticity::Signed(key.clone()), config)
-                .map_err(|e| format!("gossipsub: {e}"))?;
-            let identify = identify::Behaviour::new(identify::Config::new("/powchain/id/1".into(), key.public()).with_agent_version(agent));
+            let gossipsub =
+                gossipsub::Behaviour::new(MessageAuthenticity::Signed(key.clone()), config)
+                    .map_err(|e| format!("gossipsub: {e}"))?;
+            let identify = identify::Behaviour::new(
+                identify::Config::new("/powchain/id/1".into(), key.public())
+                    .with_agent_version(agent),
+            );
             let sync = request_response::Behaviour::with_codec(
                 SyncCodec,
                 [(SYNC_PROTOCOL, request_response::ProtocolSupport::Full)],

@@ -56,7 +56,10 @@ impl PeerScores {
     /// Applies `action` to `peer` at `now_secs`; returns true when this
     /// bans the peer.
     pub fn penalise(&mut self, peer: PeerId, action: PeerAction, now_secs: u64) -> bool {
-        let s = self.scores.entry(peer).or_insert(Score { value: 0.0, updated_secs: now_secs });
+        let s = self.scores.entry(peer).or_insert(Score {
+            value: 0.0,
+            updated_secs: now_secs,
+        });
         s.value = decay(s.value, now_secs.saturating_sub(s.updated_secs)) + action.penalty();
         s.updated_secs = now_secs;
         if s.value <= BAN_THRESHOLD && !self.is_banned(&peer, now_secs) {
@@ -69,9 +72,9 @@ impl PeerScores {
     /// The current (decayed) score.
     #[must_use]
     pub fn score(&self, peer: &PeerId, now_secs: u64) -> f64 {
-        self.scores
-            .get(peer)
-            .map_or(0.0, |s| decay(s.value, now_secs.saturating_sub(s.updated_secs)))
+        self.scores.get(peer).map_or(0.0, |s| {
+            decay(s.value, now_secs.saturating_sub(s.updated_secs))
+        })
     }
 
     /// Whether `peer` is banned at `now_secs`.
@@ -83,7 +86,10 @@ impl PeerScores {
     /// Number of peers banned now.
     #[must_use]
     pub fn banned_count(&self, now_secs: u64) -> usize {
-        self.banned_until.values().filter(|&&t| t > now_secs).count()
+        self.banned_until
+            .values()
+            .filter(|&&t| t > now_secs)
+            .count()
     }
 }
 

@@ -87,7 +87,8 @@ fn config() -> bincode::config::Configuration {
 /// # Errors
 /// An `io::Error` if encoding fails (never for these types).
 pub fn encode<T: Serialize>(v: &T) -> io::Result<Vec<u8>> {
-    bincode::serde::encode_to_vec(v, config()).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+    bincode::serde::encode_to_vec(v, config())
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
 }
 
 /// Decodes a message body, refusing trailing bytes.
@@ -95,10 +96,16 @@ pub fn encode<T: Serialize>(v: &T) -> io::Result<Vec<u8>> {
 /// # Errors
 /// `InvalidData` for malformed input.
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> io::Result<T> {
-    let (v, used) = bincode::serde::decode_from_slice::<T, _>(bytes, config().with_limit::<MAX_RESPONSE_BYTES>())
-        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+    let (v, used) = bincode::serde::decode_from_slice::<T, _>(
+        bytes,
+        config().with_limit::<MAX_RESPONSE_BYTES>(),
+    )
+    .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
     if used != bytes.len() {
-        return Err(io::Error::new(io::ErrorKind::InvalidData, "trailing bytes after message"));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "trailing bytes after message",
+        ));
     }
     Ok(v)
 }
@@ -118,9 +125,16 @@ async fn read_frame<T: AsyncRead + Unpin + Send>(io: &mut T, limit: usize) -> io
     Ok(buf)
 }
 
-async fn write_frame<T: AsyncWrite + Unpin + Send>(io: &mut T, body: &[u8], limit: usize) -> io::Result<()> {
+async fn write_frame<T: AsyncWrite + Unpin + Send>(
+    io: &mut T,
+    body: &[u8],
+    limit: usize,
+) -> io::Result<()> {
     if body.len() > limit {
-        return Err(io::Error::new(io::ErrorKind::InvalidInput, "frame too large"));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "frame too large",
+        ));
     }
     io.write_all(&(body.len() as u32).to_be_bytes()).await?;
     io.write_all(body).await?;
@@ -132,16 +146,34 @@ impl libp2p::request_response::Codec for SyncCodec {
     type Request = SyncRequest;
     type Response = SyncResponse;
 
-    async fn read_request<T: AsyncRead + Unpin + Send>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<SyncRequest> {
+    async fn read_request<T: AsyncRead + Unpin + Send>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+    ) -> io::Result<SyncRequest> {
         decode(&read_frame(io, MAX_REQUEST_BYTES).await?)
     }
-    async fn read_response<T: AsyncRead + Unpin + Send>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<SyncResponse> {
+    async fn read_response<T: AsyncRead + Unpin + Send>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+    ) -> io::Result<SyncResponse> {
         decode(&read_frame(io, MAX_RESPONSE_BYTES).await?)
     }
-    async fn write_request<T: AsyncWrite + Unpin + Send>(&mut self, _: &StreamProtocol, io: &mut T, req: SyncRequest) -> io::Result<()> {
+    async fn write_request<T: AsyncWrite + Unpin + Send>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+        req: SyncRequest,
+    ) -> io::Result<()> {
         write_frame(io, &encode(&req)?, MAX_REQUEST_BYTES).await
     }
-    async fn write_response<T: AsyncWrite + Unpin + Send>(&mut self, _: &StreamProtocol, io: &mut T, res: SyncResponse) -> io::Result<()> {
+    async fn write_response<T: AsyncWrite + Unpin + Send>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+        res: SyncResponse,
+    ) -> io::Result<()> {
         write_frame(io, &encode(&res)?, MAX_RESPONSE_BYTES).await
     }
 }

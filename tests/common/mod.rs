@@ -10,19 +10,36 @@ use powchain::consensus::{sha256d, BlockHash, BlockHeader, Params, Target};
 /// `../shared/data` relative to the repo root, or `None` (with a loud
 /// message) when it is absent.
 pub fn shared_data(file: &str) -> Option<PathBuf> {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data").join(file);
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/data")
+        .join(file);
     if p.exists() {
         Some(p)
     } else {
-        eprintln!("\n!!!!! SKIPPED: {} is absent; this test needs ../shared/data !!!!!\n", p.display());
+        eprintln!(
+            "\n!!!!! SKIPPED: {} is absent; this test needs ../shared/data !!!!!\n",
+            p.display()
+        );
         None
     }
 }
 
 /// Mines a regtest block on `parent` (height `height`, time `time`) with
 /// extra transactions; `salt` makes sibling blocks differ.
-pub fn regtest_block(params: &Params, parent: BlockHash, height: u32, time: u32, salt: u64, txs: Vec<Vec<u8>>) -> Block {
-    let coinbase = Coinbase { height, extranonce: salt, miner_id: format!("t{salt}") }.encode();
+pub fn regtest_block(
+    params: &Params,
+    parent: BlockHash,
+    height: u32,
+    time: u32,
+    salt: u64,
+    txs: Vec<Vec<u8>>,
+) -> Block {
+    let coinbase = Coinbase {
+        height,
+        extranonce: salt,
+        miner_id: format!("t{salt}"),
+    }
+    .encode();
     let mut txdata = vec![coinbase];
     txdata.extend(txs);
     let leaves: Vec<[u8; 32]> = txdata.iter().map(|t| sha256d(t)).collect();
@@ -43,7 +60,14 @@ pub fn regtest_block(params: &Params, parent: BlockHash, height: u32, time: u32,
 
 /// A chain of `n` regtest blocks on `parent` (at `parent_height`), times
 /// increasing from `t0`.
-pub fn regtest_chain(params: &Params, parent: BlockHash, parent_height: u32, t0: u32, n: u32, salt: u64) -> Vec<Block> {
+pub fn regtest_chain(
+    params: &Params,
+    parent: BlockHash,
+    parent_height: u32,
+    t0: u32,
+    n: u32,
+    salt: u64,
+) -> Vec<Block> {
     let mut out = Vec::new();
     let mut prev = parent;
     for i in 0..n {

@@ -64,7 +64,8 @@ impl ScanInput {
         let mut block = [0u8; 64];
         block.copy_from_slice(&header[..64]);
         sha2::block_api::compress256(&mut midstate, &[block]);
-        let w = |i: usize| u32::from_be_bytes([header[i], header[i + 1], header[i + 2], header[i + 3]]);
+        let w =
+            |i: usize| u32::from_be_bytes([header[i], header[i + 1], header[i + 2], header[i + 3]]);
         let top: ruint::aliases::U256 = target.0 >> 224usize;
         ScanInput {
             header,
@@ -132,7 +133,10 @@ impl Backend {
     /// The backends this CPU can run, fastest first.
     #[must_use]
     pub fn available() -> Vec<Backend> {
-        Self::ALL.into_iter().filter(Backend::is_available).collect()
+        Self::ALL
+            .into_iter()
+            .filter(Backend::is_available)
+            .collect()
     }
 
     /// The fastest backend present. The ranking (sha-ni over scalar) is
@@ -152,7 +156,10 @@ impl Backend {
             Backend::Scalar => scalar::scan(input, start, count, &mut solutions),
             #[cfg(target_arch = "x86_64")]
             Backend::ShaNi => {
-                assert!(shani::is_supported(), "sha-ni backend on a CPU without SHA-NI");
+                assert!(
+                    shani::is_supported(),
+                    "sha-ni backend on a CPU without SHA-NI"
+                );
                 shani::scan(input, start, count, &mut solutions);
             }
             #[cfg(not(target_arch = "x86_64"))]
@@ -232,7 +239,10 @@ mod tests {
 
     #[test]
     fn range_end_is_clamped() {
-        let input = ScanInput::new([0u8; 80], Target::from_compact(CompactTarget(0x1d00ffff)).unwrap());
+        let input = ScanInput::new(
+            [0u8; 80],
+            Target::from_compact(CompactTarget(0x1d00ffff)).unwrap(),
+        );
         let r = Backend::Scalar.scan(&input, u32::MAX - 3, 100);
         assert_eq!(r.hashes, 3);
     }

@@ -33,7 +33,10 @@ pub fn is_supported() -> bool {
 /// # Panics
 /// If the CPU lacks SHA-NI; [`super::Backend::scan`] checks first.
 pub fn scan(input: &ScanInput, start: u32, count: u32, out: &mut Vec<u32>) {
-    assert!(is_supported(), "SHA-NI scan on a CPU without SHA extensions");
+    assert!(
+        is_supported(),
+        "SHA-NI scan on a CPU without SHA extensions"
+    );
     // SAFETY: the assertion above proves the CPU supports every feature that
     // `scan_impl` is compiled for (sha, sse2, ssse3, sse4.1). `scan_impl` does
     // no pointer arithmetic: it touches memory only through safe Rust.
