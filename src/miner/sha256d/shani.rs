@@ -1,14 +1,18 @@
-//! SHA-NI backend: x86-64 SHA extensions, three nonces interleaved.
+//! SHA-NI backend: x86-64 SHA extensions, two nonces interleaved.
 //!
-//! `sha256rnds2` has a latency of several cycles but the unit accepts a new
-//! one every cycle or two, so one hash stream leaves it idle most of the
-//! time. Three independent streams (three nonces) fill it; a fourth runs out
-//! of the 16 xmm registers. The state is kept in the instruction's
-//! ABEF/CDGH register layout from the midstate to the final check.
+//! `sha256rnds2` has a latency of several cycles, so one hash stream leaves
+//! the SHA unit idle between dependent rounds; a second, independent stream
+//! (the next nonce) fills those gaps. Three streams were measured too: they
+//! need 18 live xmm registers of 16, spill, and ran slower here (15.4 vs
+//! 17.6 MH/s on one thread; see README). The state is kept in the
+//! instruction's ABEF/CDGH register layout from the midstate to the final
+//! check.
 //!
-//! Work cut per nonce:
+//! Work cut per nonce (62 `sha256rnds2` instead of 64):
 //! - the midstate and the first two rounds of the second block (words
 //!   W0, W1 do not depend on the nonce) are computed once per template;
+//! - the word+constant sums of groups whose words are fixed (padding and
+//!   length) are precomputed;
 //! - the second hash stops after 62 of 64 rounds: the final word
 //!   `H7 = IV[7] + f` is already known there, and only a hash whose top word
 //!   meets the target's top word is confirmed with the reference code.
@@ -18,7 +22,7 @@ use core::arch::x86_64::*;
 use super::{ScanInput, IV, K};
 
 /// Nonces hashed side by side.
-const STREAMS: usize = 3;
+const STREAMS: usize = 2;
 
 /// Whether this CPU has the SHA extensions and the SSE levels used here.
 #[must_use]
@@ -58,28 +62,38 @@ macro_rules! to_abef_cdgh {
     }};
 }
 
-/// Four rounds (group `$g` of 16) on every stream, extending the message
-/// schedule first when `$g >= 4`.
-macro_rules! group {
-    ($s0:ident, $s1:ident, $m:ident, $kk:ident, $g:literal) => {
-        for i in 0..STREAMS {
-            if $g >= 4 {
-                let t = _mm_sha256msg1_epu32($m[i][$g % 4], $m[i][($g + 1) % 4]);
-                let t = _mm_add_epi32(
-                    t,
-                    _mm_alignr_epi8::<4>($m[i][($g + 3) % 4], $m[i][($g + 2) % 4]),
-                );
-                $m[i][$g % 4] = _mm_sha256msg2_epu32(t, $m[i][($g + 3) % 4]);
-            }
-            let msg = _mm_add_epi32($m[i][$g % 4], $kk[$g]);
-            $s1[i] = _mm_sha256rnds2_epu32($s1[i], $s0[i], msg);
-            $s0[i] = _mm_sha256rnds2_epu32($s0[i], $s1[i], _mm_shuffle_epi32::<0x0E>(msg));
-        }
+/// Four rounds on each stream, `$k` the group's round constants. Each
+/// stream is `(s0, s1, a, b, c, d)`: its ABEF and CDGH registers and its
+/// four message registers rotated so that `a` holds the group's words.
+/// `konst` runs a group whose words are template constants, with the
+/// word+constant sums (`$lo`, and `$hi` shifted down) precomputed.
+/// `sched` first extends the schedule: `a` (words t-16..t-13) becomes words
+/// t..t+3 from `b` (t-12..), `c`/`d` (t-8.., t-4..).
+macro_rules! quad {
+    (sched; $k:expr; $( ($s0:ident, $s1:ident, $a:ident, $b:ident, $c:ident, $d:ident) ),* ) => {
+        $(
+            let t = _mm_sha256msg1_epu32($a, $b);
+            let t = _mm_add_epi32(t, _mm_alignr_epi8::<4>($d, $c));
+            $a = _mm_sha256msg2_epu32(t, $d);
+        )*
+        quad!(plain; $k; $( ($s0, $s1, $a, $b, $c, $d) ),*);
+    };
+    (konst; $lo:expr, $hi:expr; $( ($s0:ident, $s1:ident) ),* ) => {
+        $(
+            $s1 = _mm_sha256rnds2_epu32($s1, $s0, $lo);
+            $s0 = _mm_sha256rnds2_epu32($s0, $s1, $hi);
+        )*
+    };
+    (plain; $k:expr; $( ($s0:ident, $s1:ident, $a:ident, $b:ident, $c:ident, $d:ident) ),* ) => {
+        $(
+            let msg = _mm_add_epi32($a, $k);
+            $s1 = _mm_sha256rnds2_epu32($s1, $s0, msg);
+            $s0 = _mm_sha256rnds2_epu32($s0, $s1, _mm_shuffle_epi32::<0x0E>(msg));
+        )*
     };
 }
 
 #[target_feature(enable = "sha,sse2,ssse3,sse4.1")]
-#[allow(clippy::needless_range_loop)]
 unsafe fn scan_impl(input: &ScanInput, start: u32, count: u32, out: &mut Vec<u32>) {
     let mut kk = [_mm_setzero_si128(); 16];
     for (g, k) in kk.iter_mut().enumerate() {
@@ -101,79 +115,102 @@ unsafe fn scan_impl(input: &ScanInput, start: u32, count: u32, out: &mut Vec<u32
     let len640 = _mm_set_epi32(640, 0, 0, 0);
     let len256 = _mm_set_epi32(256, 0, 0, 0);
     let top = input.target_top;
+    // Word+constant sums of the groups whose words never change: rounds
+    // 4..16 of the first hash's second block (padding and length) and
+    // rounds 8..16 of the second hash.
+    let konst = |m: __m128i, k: __m128i| {
+        let lo = _mm_add_epi32(m, k);
+        (lo, _mm_shuffle_epi32::<0x0E>(lo))
+    };
+    let (ca1, ca2, ca3) = (konst(pad80, kk[1]), konst(zero, kk[2]), konst(len640, kk[3]));
+    let (cb2, cb3) = (konst(pad80, kk[2]), konst(len256, kk[3]));
+
+    // First hash, second block: words W0..W3 (nonce in W3), padding, length;
+    // finish group 0 from the precomputed state.
+    macro_rules! first_block {
+        ($n:expr, $s0:ident, $s1:ident, $m0:ident, $m1:ident, $m2:ident, $m3:ident) => {
+            let $m0 = _mm_insert_epi32::<3>(w0, ($n as u32).swap_bytes() as i32);
+            let mut $m1 = pad80;
+            let mut $m2 = zero;
+            let mut $m3 = len640;
+            let mut $s1 = pre_abef2;
+            let mut $s0 = _mm_sha256rnds2_epu32(
+                mid_abef,
+                pre_abef2,
+                _mm_shuffle_epi32::<0x0E>(_mm_add_epi32($m0, kk[0])),
+            );
+            let mut $m0 = $m0;
+        };
+    }
+    // The first digest (a..h) becomes the second hash's W0..W7.
+    macro_rules! second_block {
+        ($s0:ident, $s1:ident, $m0:ident, $m1:ident, $m2:ident, $m3:ident) => {
+            let abef = _mm_add_epi32($s0, mid_abef); // lanes F E B A
+            let cdgh = _mm_add_epi32($s1, mid_cdgh); // lanes H G D C
+            $m0 = _mm_shuffle_epi32::<0xB1>(_mm_unpackhi_epi64(abef, cdgh));
+            $m1 = _mm_shuffle_epi32::<0xB1>(_mm_unpacklo_epi64(abef, cdgh));
+            $m2 = pad80;
+            $m3 = len256;
+            $s0 = iv_abef;
+            $s1 = iv_cdgh;
+        };
+    }
+    // Rounds 60 and 61 of the second hash; lane 0 of the ABEF result is
+    // f62, which rounds 62 and 63 only move into h: H7 = IV[7] + f62.
+    macro_rules! final_word {
+        ($s0:ident, $s1:ident, $m0:ident, $m1:ident, $m2:ident, $m3:ident) => {{
+            let t = _mm_sha256msg1_epu32($m3, $m0);
+            let t = _mm_add_epi32(t, _mm_alignr_epi8::<4>($m2, $m1));
+            let w60 = _mm_sha256msg2_epu32(t, $m2);
+            let abef62 = _mm_sha256rnds2_epu32($s1, $s0, _mm_add_epi32(w60, kk[15]));
+            IV[7].wrapping_add(_mm_cvtsi128_si32(abef62) as u32)
+        }};
+    }
 
     let end = u64::from(start) + u64::from(count);
     let mut n = u64::from(start);
     while n < end {
-        let mut m = [[zero; 4]; STREAMS];
-        let mut s0 = [zero; STREAMS];
-        let mut s1 = [zero; STREAMS];
-        // First hash, second block: finish group 0 from the precomputed state.
-        for i in 0..STREAMS {
-            let nonce = (n + i as u64) as u32;
-            m[i] = [
-                _mm_insert_epi32::<3>(w0, nonce.swap_bytes() as i32),
-                pad80,
-                zero,
-                len640,
-            ];
-            let msg = _mm_add_epi32(m[i][0], kk[0]);
-            s1[i] = pre_abef2;
-            s0[i] = _mm_sha256rnds2_epu32(mid_abef, pre_abef2, _mm_shuffle_epi32::<0x0E>(msg));
-        }
-        group!(s0, s1, m, kk, 1);
-        group!(s0, s1, m, kk, 2);
-        group!(s0, s1, m, kk, 3);
-        group!(s0, s1, m, kk, 4);
-        group!(s0, s1, m, kk, 5);
-        group!(s0, s1, m, kk, 6);
-        group!(s0, s1, m, kk, 7);
-        group!(s0, s1, m, kk, 8);
-        group!(s0, s1, m, kk, 9);
-        group!(s0, s1, m, kk, 10);
-        group!(s0, s1, m, kk, 11);
-        group!(s0, s1, m, kk, 12);
-        group!(s0, s1, m, kk, 13);
-        group!(s0, s1, m, kk, 14);
-        group!(s0, s1, m, kk, 15);
-        // The first digest (a..h) becomes the second hash's W0..W7.
-        for i in 0..STREAMS {
-            let abef = _mm_add_epi32(s0[i], mid_abef); // lanes F E B A
-            let cdgh = _mm_add_epi32(s1[i], mid_cdgh); // lanes H G D C
-            m[i] = [
-                _mm_shuffle_epi32::<0xB1>(_mm_unpackhi_epi64(abef, cdgh)),
-                _mm_shuffle_epi32::<0xB1>(_mm_unpacklo_epi64(abef, cdgh)),
-                pad80,
-                len256,
-            ];
-            s0[i] = iv_abef;
-            s1[i] = iv_cdgh;
-        }
-        group!(s0, s1, m, kk, 0);
-        group!(s0, s1, m, kk, 1);
-        group!(s0, s1, m, kk, 2);
-        group!(s0, s1, m, kk, 3);
-        group!(s0, s1, m, kk, 4);
-        group!(s0, s1, m, kk, 5);
-        group!(s0, s1, m, kk, 6);
-        group!(s0, s1, m, kk, 7);
-        group!(s0, s1, m, kk, 8);
-        group!(s0, s1, m, kk, 9);
-        group!(s0, s1, m, kk, 10);
-        group!(s0, s1, m, kk, 11);
-        group!(s0, s1, m, kk, 12);
-        group!(s0, s1, m, kk, 13);
-        group!(s0, s1, m, kk, 14);
-        // Rounds 60 and 61: afterwards lane 0 of the ABEF register is f62,
-        // which rounds 62 and 63 only move into h.
-        for i in 0..STREAMS {
-            let t = _mm_sha256msg1_epu32(m[i][3], m[i][0]);
-            let t = _mm_add_epi32(t, _mm_alignr_epi8::<4>(m[i][2], m[i][1]));
-            let w60 = _mm_sha256msg2_epu32(t, m[i][2]);
-            let abef62 = _mm_sha256rnds2_epu32(s1[i], s0[i], _mm_add_epi32(w60, kk[15]));
-            let h7 = IV[7].wrapping_add(_mm_cvtsi128_si32(abef62) as u32);
+        first_block!(n, xs0, xs1, xm0, xm1, xm2, xm3);
+        first_block!(n + 1, ys0, ys1, ym0, ym1, ym2, ym3);
+        quad!(konst; ca1.0, ca1.1; (xs0, xs1), (ys0, ys1));
+        quad!(konst; ca2.0, ca2.1; (xs0, xs1), (ys0, ys1));
+        quad!(konst; ca3.0, ca3.1; (xs0, xs1), (ys0, ys1));
+        quad!(sched; kk[4]; (xs0, xs1, xm0, xm1, xm2, xm3), (ys0, ys1, ym0, ym1, ym2, ym3));
+        quad!(sched; kk[5]; (xs0, xs1, xm1, xm2, xm3, xm0), (ys0, ys1, ym1, ym2, ym3, ym0));
+        quad!(sched; kk[6]; (xs0, xs1, xm2, xm3, xm0, xm1), (ys0, ys1, ym2, ym3, ym0, ym1));
+        quad!(sched; kk[7]; (xs0, xs1, xm3, xm0, xm1, xm2), (ys0, ys1, ym3, ym0, ym1, ym2));
+        quad!(sched; kk[8]; (xs0, xs1, xm0, xm1, xm2, xm3), (ys0, ys1, ym0, ym1, ym2, ym3));
+        quad!(sched; kk[9]; (xs0, xs1, xm1, xm2, xm3, xm0), (ys0, ys1, ym1, ym2, ym3, ym0));
+        quad!(sched; kk[10]; (xs0, xs1, xm2, xm3, xm0, xm1), (ys0, ys1, ym2, ym3, ym0, ym1));
+        quad!(sched; kk[11]; (xs0, xs1, xm3, xm0, xm1, xm2), (ys0, ys1, ym3, ym0, ym1, ym2));
+        quad!(sched; kk[12]; (xs0, xs1, xm0, xm1, xm2, xm3), (ys0, ys1, ym0, ym1, ym2, ym3));
+        quad!(sched; kk[13]; (xs0, xs1, xm1, xm2, xm3, xm0), (ys0, ys1, ym1, ym2, ym3, ym0));
+        quad!(sched; kk[14]; (xs0, xs1, xm2, xm3, xm0, xm1), (ys0, ys1, ym2, ym3, ym0, ym1));
+        quad!(sched; kk[15]; (xs0, xs1, xm3, xm0, xm1, xm2), (ys0, ys1, ym3, ym0, ym1, ym2));
+        second_block!(xs0, xs1, xm0, xm1, xm2, xm3);
+        second_block!(ys0, ys1, ym0, ym1, ym2, ym3);
+        quad!(plain; kk[0]; (xs0, xs1, xm0, xm1, xm2, xm3), (ys0, ys1, ym0, ym1, ym2, ym3));
+        quad!(plain; kk[1]; (xs0, xs1, xm1, xm2, xm3, xm0), (ys0, ys1, ym1, ym2, ym3, ym0));
+        quad!(konst; cb2.0, cb2.1; (xs0, xs1), (ys0, ys1));
+        quad!(konst; cb3.0, cb3.1; (xs0, xs1), (ys0, ys1));
+        quad!(sched; kk[4]; (xs0, xs1, xm0, xm1, xm2, xm3), (ys0, ys1, ym0, ym1, ym2, ym3));
+        quad!(sched; kk[5]; (xs0, xs1, xm1, xm2, xm3, xm0), (ys0, ys1, ym1, ym2, ym3, ym0));
+        quad!(sched; kk[6]; (xs0, xs1, xm2, xm3, xm0, xm1), (ys0, ys1, ym2, ym3, ym0, ym1));
+        quad!(sched; kk[7]; (xs0, xs1, xm3, xm0, xm1, xm2), (ys0, ys1, ym3, ym0, ym1, ym2));
+        quad!(sched; kk[8]; (xs0, xs1, xm0, xm1, xm2, xm3), (ys0, ys1, ym0, ym1, ym2, ym3));
+        quad!(sched; kk[9]; (xs0, xs1, xm1, xm2, xm3, xm0), (ys0, ys1, ym1, ym2, ym3, ym0));
+        quad!(sched; kk[10]; (xs0, xs1, xm2, xm3, xm0, xm1), (ys0, ys1, ym2, ym3, ym0, ym1));
+        quad!(sched; kk[11]; (xs0, xs1, xm3, xm0, xm1, xm2), (ys0, ys1, ym3, ym0, ym1, ym2));
+        quad!(sched; kk[12]; (xs0, xs1, xm0, xm1, xm2, xm3), (ys0, ys1, ym0, ym1, ym2, ym3));
+        quad!(sched; kk[13]; (xs0, xs1, xm1, xm2, xm3, xm0), (ys0, ys1, ym1, ym2, ym3, ym0));
+        quad!(sched; kk[14]; (xs0, xs1, xm2, xm3, xm0, xm1), (ys0, ys1, ym2, ym3, ym0, ym1));
+        let h7 = [
+            final_word!(xs0, xs1, xm0, xm1, xm2, xm3),
+            final_word!(ys0, ys1, ym0, ym1, ym2, ym3),
+        ];
+        for (i, h) in h7.iter().enumerate() {
             let nonce = n + i as u64;
-            if h7.swap_bytes() <= top && nonce < end && input.confirm(nonce as u32).is_some() {
+            if h.swap_bytes() <= top && nonce < end && input.confirm(nonce as u32).is_some() {
                 out.push(nonce as u32);
             }
         }
