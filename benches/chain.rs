@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use powchain::chain::{ChainStore, MemStore};
+use powchain::chain::{ChainStore, MemStore, RedbStore};
 use powchain::consensus::block::{Block, Coinbase};
 use powchain::consensus::merkle::merkle_root;
 use powchain::consensus::{sha256d, BlockHash, BlockHeader, Params};
@@ -81,6 +81,31 @@ fn chain(c: &mut Criterion) {
         );
     });
     g.finish();
+
+    // Reopening a redb store of 100,000 blocks (index rebuilt from disk).
+    let dir = std::env::temp_dir().join(format!("powchain-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("chain.redb");
+    {
+        let big = chain_of(&p, p.genesis_hash, 0, 100_000, 4);
+        let mut cs =
+            ChainStore::open(Arc::clone(&p), Box::new(RedbStore::open(&path).unwrap())).unwrap();
+        for r in cs.accept_blocks(big, None, 1_800_000_000_000) {
+            r.unwrap();
+        }
+    }
+    let mut g = c.benchmark_group("store");
+    g.sample_size(10);
+    g.bench_function("reopen_100000_blocks", |b| {
+        b.iter(|| {
+            let cs = ChainStore::open(Arc::clone(&p), Box::new(RedbStore::open(&path).unwrap()))
+                .unwrap();
+            assert_eq!(cs.height(), 100_000);
+            cs
+        });
+    });
+    g.finish();
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 criterion_group!(benches, chain);

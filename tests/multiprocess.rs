@@ -2,77 +2,36 @@
 //! must re-org and agree, and a mining node killed with SIGKILL that must
 //! keep every block it reported and rejoin.
 
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+mod common;
+
+use std::process::Command;
+
+use std::time::Duration;
 
 use serde_json::{json, Value};
 
-const BIN: &str = env!("CARGO_BIN_EXE_powchain");
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn get(api: &str, path: &str) -> Option<Value> {
-    powchain::cli::http_get_json(api, path).ok()
-}
-
-fn post(api: &str, path: &str, body: &Value) -> Option<Value> {
-    powchain::cli::http_post_json(api, path, body).ok()
-}
-
-fn wait_for(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
-struct Node {
-    child: Child,
-    api: String,
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use common::{free_port, get, post, wait_for, Node, BIN};
 
 fn spawn_node(dir: &std::path::Path, p2p: u16, api: u16, peers: &[String], id: &str) -> Node {
-    let mut cmd = Command::new(BIN);
-    cmd.args(["node", "--network", "testnet", "--block-time", "1"])
-        .arg("--data-dir")
-        .arg(dir)
-        .args([
-            "--listen",
-            &format!("/ip4/127.0.0.1/tcp/{p2p}"),
-            "--api",
-            &format!("127.0.0.1:{api}"),
-        ])
-        .args(["--mine", "--threads", "1", "--miner-id", id]);
+    let mut args: Vec<String> = [
+        "--network",
+        "testnet",
+        "--block-time",
+        "1",
+        "--mine",
+        "--threads",
+        "1",
+        "--miner-id",
+        id,
+    ]
+    .iter()
+    .map(ToString::to_string)
+    .collect();
     for p in peers {
-        cmd.args(["--peer", p]);
+        args.push("--peer".into());
+        args.push(p.clone());
     }
-    let log = std::fs::File::create(dir.with_extension("log")).unwrap();
-    let child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap();
-    let node = Node {
-        child,
-        api: format!("127.0.0.1:{api}"),
-    };
-    wait_for("the node's API", 30, || get(&node.api, "/status").is_some());
-    node
+    Node::spawn(dir, p2p, api, &args)
 }
 
 #[test]
@@ -180,27 +139,12 @@ fn sigkilled_miner_keeps_its_blocks_and_rejoins() {
 fn regtest_generate_tx_and_api_routes() {
     let dir = tempfile::tempdir().unwrap();
     let (p2p, api) = (free_port(), free_port());
-    let mut cmd = Command::new(BIN);
-    cmd.args(["node", "--network", "regtest"])
-        .arg("--data-dir")
-        .arg(dir.path())
-        .args([
-            "--listen",
-            &format!("/ip4/127.0.0.1/tcp/{p2p}"),
-            "--api",
-            &format!("127.0.0.1:{api}"),
-        ]);
-    let child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let node = Node {
-        child,
-        api: format!("127.0.0.1:{api}"),
-    };
-    wait_for("API", 30, || get(&node.api, "/status").is_some());
+    let node = Node::spawn(
+        &dir.path().join("r"),
+        p2p,
+        api,
+        &["--network".into(), "regtest".into()],
+    );
     let txid = post(&node.api, "/tx", &json!({ "hex": "deadbeef" })).unwrap();
     let txid = txid["txid"].as_str().unwrap().to_string();
     assert!(
@@ -324,4 +268,68 @@ fn cli_exit_codes_and_mine_header_finds_real_nonces() {
         .output()
         .unwrap();
     assert_eq!(none.status.code(), Some(1));
+}
+
+/// Kills a node with SIGKILL at random moments while it writes blocks,
+/// eight times; every reopen must hold every block an API response had
+/// reported, and a best chain whose links are whole.
+#[test]
+fn store_survives_repeated_sigkill_during_writes() {
+    use rand::{Rng, SeedableRng};
+    use std::sync::{Arc, Mutex};
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("crash");
+    let (p2p, api) = (free_port(), free_port());
+    let args = ["--network".to_string(), "regtest".to_string()];
+    let reported: Arc<Mutex<Vec<String>>> = Arc::default();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(42);
+    for round in 0..8 {
+        let mut node = Node::spawn(&data, p2p, api, &args);
+        // Everything reported so far survived the previous kill.
+        for h in reported.lock().unwrap().iter() {
+            assert!(
+                get(&node.api, &format!("/blocks/{h}")).is_some(),
+                "round {round}: block {h} lost"
+            );
+        }
+        let height = node.status_u64("height");
+        for hgt in (1..=height).rev().take(50) {
+            let b = get(&node.api, &format!("/blocks/height/{hgt}")).unwrap();
+            let parent = get(&node.api, &format!("/blocks/height/{}", hgt - 1)).unwrap();
+            assert_eq!(
+                b["prev_blockhash"], parent["hash"],
+                "round {round}: broken link at {hgt}"
+            );
+        }
+        // Write in the background; kill at a random moment.
+        let writer = {
+            let api = node.api.clone();
+            let reported = Arc::clone(&reported);
+            std::thread::spawn(move || {
+                while let Some(v) = post(&api, "/generate", &json!({ "blocks": 5 })) {
+                    let hashes: Vec<String> = v
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|h| h.as_str().unwrap().to_string())
+                        .collect();
+                    reported.lock().unwrap().extend(hashes);
+                }
+            })
+        };
+        std::thread::sleep(Duration::from_millis(rng.random_range(50..400)));
+        node.child.kill().unwrap();
+        node.child.wait().unwrap();
+        writer.join().unwrap();
+    }
+    let node = Node::spawn(&data, p2p, api, &args);
+    let all = reported.lock().unwrap();
+    assert!(all.len() >= 40, "only {} blocks were written", all.len());
+    for h in all.iter() {
+        assert!(
+            get(&node.api, &format!("/blocks/{h}")).is_some(),
+            "block {h} lost"
+        );
+    }
+    assert!(node.status_u64("height") >= all.len() as u64);
 }

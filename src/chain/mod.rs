@@ -929,3 +929,22 @@ impl ChainView for BranchView<'_> {
         crate::consensus::time::median_time_past(&times[..n])
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Index memory goal: under 256 bytes a block. An entry is 176 bytes;
+    /// the hash map adds about 48 (key, id, control byte, load factor) and
+    /// the active chain 4.
+    #[test]
+    fn index_entry_stays_small() {
+        assert!(
+            std::mem::size_of::<Entry>() <= 176,
+            "{}",
+            std::mem::size_of::<Entry>()
+        );
+        let per_block = std::mem::size_of::<Entry>() + (32 + 4 + 1) * 8 / 7 + 4;
+        assert!(per_block < 256, "{per_block}");
+    }
+}

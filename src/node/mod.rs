@@ -634,11 +634,13 @@ impl NodeState {
         let delay = (now_ms() as f64 / 1000.0 - f64::from(block.header.time)).max(0.0);
         self.shared.metrics.propagation.observe(delay);
         let hash = block.block_hash();
+        let handling = Instant::now();
         let res = self.shared.chain.lock().expect("chain lock").accept_block(
             block,
             Some(&source.to_string()),
             now_ms(),
         );
+        let accept_ms = handling.elapsed().as_secs_f64() * 1000.0;
         match res {
             Ok(update) => {
                 match update.status {
@@ -651,7 +653,7 @@ impl NodeState {
                     BlockStatus::Connected | BlockStatus::SideBranch => {
                         verdict(self, MessageAcceptance::Accept);
                         self.shared.metrics.blocks_relayed.inc();
-                        tracing::info!(%hash, %source, "block received");
+                        tracing::info!(%hash, %source, bytes = data.len(), accept_ms, "block received");
                     }
                 }
                 self.apply_update(&update, "gossip");

@@ -80,3 +80,105 @@ pub fn regtest_chain(
 
 /// "now" for tests: far enough after the genesis of our networks.
 pub const NOW_MS: u64 = 1_800_000_000_000;
+
+// ---- real processes ----
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// The `powchain` binary under test.
+pub const BIN: &str = env!("CARGO_BIN_EXE_powchain");
+
+/// A free TCP port on 127.0.0.1.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// GET JSON from a node's API.
+pub fn get(api: &str, path: &str) -> Option<Value> {
+    powchain::cli::http_get_json(api, path).ok()
+}
+
+/// POST JSON to a node's API.
+pub fn post(api: &str, path: &str, body: &Value) -> Option<Value> {
+    powchain::cli::http_post_json(api, path, body).ok()
+}
+
+/// Polls `f` every 200 ms until it holds; panics after `secs`.
+pub fn wait_for(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// A `powchain node` process, killed on drop.
+pub struct Node {
+    /// The process.
+    pub child: Child,
+    /// Its API address.
+    pub api: String,
+    /// Its P2P port.
+    pub p2p: u16,
+}
+
+impl Node {
+    /// Starts `powchain node` with a data dir, loopback ports and extra
+    /// flags; returns once its API answers. Its log is `<dir>.log`.
+    pub fn spawn(dir: &std::path::Path, p2p: u16, api: u16, extra: &[String]) -> Node {
+        let log = std::fs::File::create(dir.with_extension("log")).unwrap();
+        let child = Command::new(BIN)
+            .arg("node")
+            .arg("--data-dir")
+            .arg(dir)
+            .args([
+                "--listen",
+                &format!("/ip4/127.0.0.1/tcp/{p2p}"),
+                "--api",
+                &format!("127.0.0.1:{api}"),
+            ])
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let node = Node {
+            child,
+            api: format!("127.0.0.1:{api}"),
+            p2p,
+        };
+        wait_for("the node's API", 30, || get(&node.api, "/status").is_some());
+        node
+    }
+
+    /// Its dialable address, `/p2p/<id>` included.
+    pub fn addr(&self) -> String {
+        let id = get(&self.api, "/status").unwrap()["peer_id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        format!("/ip4/127.0.0.1/tcp/{}/p2p/{id}", self.p2p)
+    }
+
+    /// A `/status` field as u64.
+    pub fn status_u64(&self, key: &str) -> u64 {
+        get(&self.api, "/status")
+            .and_then(|s| s[key].as_u64())
+            .unwrap_or(0)
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

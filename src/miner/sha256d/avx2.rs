@@ -38,7 +38,10 @@ pub fn scan(input: &ScanInput, start: u32, count: u32, out: &mut Vec<u32>) {
 unsafe fn scan_impl(input: &ScanInput, start: u32, count: u32, out: &mut Vec<u32>) {
     macro_rules! rotr {
         ($x:expr, $n:literal) => {
-            _mm256_or_si256(_mm256_srli_epi32::<$n>($x), _mm256_slli_epi32::<{ 32 - $n }>($x))
+            _mm256_or_si256(
+                _mm256_srli_epi32::<$n>($x),
+                _mm256_slli_epi32::<{ 32 - $n }>($x),
+            )
         };
     }
     macro_rules! add {
@@ -79,8 +82,8 @@ unsafe fn scan_impl(input: &ScanInput, start: u32, count: u32, out: &mut Vec<u32
         // Byte-swap each lane: the nonce is little-endian in the header,
         // SHA-256 reads big-endian words.
         let bswap = _mm256_set_epi8(
-            12, 13, 14, 15, 8, 9, 10, 11, 4, 5, 6, 7, 0, 1, 2, 3,
-            12, 13, 14, 15, 8, 9, 10, 11, 4, 5, 6, 7, 0, 1, 2, 3,
+            12, 13, 14, 15, 8, 9, 10, 11, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11, 4,
+            5, 6, 7, 0, 1, 2, 3,
         );
         let zero = _mm256_setzero_si256();
         let mut w: [__m256i; 16] = [zero; 16];
@@ -95,8 +98,14 @@ unsafe fn scan_impl(input: &ScanInput, start: u32, count: u32, out: &mut Vec<u32
             ($t:literal) => {{
                 let w2 = w[($t - 2) % 16];
                 let w15 = w[($t - 15) % 16];
-                let s1 = _mm256_xor_si256(_mm256_xor_si256(rotr!(w2, 17), rotr!(w2, 19)), _mm256_srli_epi32::<10>(w2));
-                let s0 = _mm256_xor_si256(_mm256_xor_si256(rotr!(w15, 7), rotr!(w15, 18)), _mm256_srli_epi32::<3>(w15));
+                let s1 = _mm256_xor_si256(
+                    _mm256_xor_si256(rotr!(w2, 17), rotr!(w2, 19)),
+                    _mm256_srli_epi32::<10>(w2),
+                );
+                let s0 = _mm256_xor_si256(
+                    _mm256_xor_si256(rotr!(w15, 7), rotr!(w15, 18)),
+                    _mm256_srli_epi32::<3>(w15),
+                );
                 let v = add!(add!(s1, w[($t - 7) % 16]), add!(s0, w[$t % 16]));
                 w[$t % 16] = v;
                 v
@@ -105,11 +114,16 @@ unsafe fn scan_impl(input: &ScanInput, start: u32, count: u32, out: &mut Vec<u32
         macro_rules! round {
             ($t:literal, $w:expr) => {{
                 let wt = $w;
-                let s1 = _mm256_xor_si256(_mm256_xor_si256(rotr!(e, 6), rotr!(e, 11)), rotr!(e, 25));
+                let s1 =
+                    _mm256_xor_si256(_mm256_xor_si256(rotr!(e, 6), rotr!(e, 11)), rotr!(e, 25));
                 let ch = _mm256_xor_si256(_mm256_and_si256(e, f), _mm256_andnot_si256(e, g));
                 let t1 = add!(add!(add!(h, s1), add!(ch, kk[$t])), wt);
-                let s0 = _mm256_xor_si256(_mm256_xor_si256(rotr!(a, 2), rotr!(a, 13)), rotr!(a, 22));
-                let maj = _mm256_or_si256(_mm256_and_si256(a, b), _mm256_and_si256(c, _mm256_or_si256(a, b)));
+                let s0 =
+                    _mm256_xor_si256(_mm256_xor_si256(rotr!(a, 2), rotr!(a, 13)), rotr!(a, 22));
+                let maj = _mm256_or_si256(
+                    _mm256_and_si256(a, b),
+                    _mm256_and_si256(c, _mm256_or_si256(a, b)),
+                );
                 let t2 = add!(s0, maj);
                 h = g;
                 g = f;
@@ -121,135 +135,144 @@ unsafe fn scan_impl(input: &ScanInput, start: u32, count: u32, out: &mut Vec<u32
                 a = add!(t1, t2);
             }};
         }
-            round!(3, w[3]);
-            round!(4, w[4]);
-            round!(5, w[5]);
-            round!(6, w[6]);
-            round!(7, w[7]);
-            round!(8, w[8]);
-            round!(9, w[9]);
-            round!(10, w[10]);
-            round!(11, w[11]);
-            round!(12, w[12]);
-            round!(13, w[13]);
-            round!(14, w[14]);
-            round!(15, w[15]);
-            round!(16, sched!(16));
-            round!(17, sched!(17));
-            round!(18, sched!(18));
-            round!(19, sched!(19));
-            round!(20, sched!(20));
-            round!(21, sched!(21));
-            round!(22, sched!(22));
-            round!(23, sched!(23));
-            round!(24, sched!(24));
-            round!(25, sched!(25));
-            round!(26, sched!(26));
-            round!(27, sched!(27));
-            round!(28, sched!(28));
-            round!(29, sched!(29));
-            round!(30, sched!(30));
-            round!(31, sched!(31));
-            round!(32, sched!(32));
-            round!(33, sched!(33));
-            round!(34, sched!(34));
-            round!(35, sched!(35));
-            round!(36, sched!(36));
-            round!(37, sched!(37));
-            round!(38, sched!(38));
-            round!(39, sched!(39));
-            round!(40, sched!(40));
-            round!(41, sched!(41));
-            round!(42, sched!(42));
-            round!(43, sched!(43));
-            round!(44, sched!(44));
-            round!(45, sched!(45));
-            round!(46, sched!(46));
-            round!(47, sched!(47));
-            round!(48, sched!(48));
-            round!(49, sched!(49));
-            round!(50, sched!(50));
-            round!(51, sched!(51));
-            round!(52, sched!(52));
-            round!(53, sched!(53));
-            round!(54, sched!(54));
-            round!(55, sched!(55));
-            round!(56, sched!(56));
-            round!(57, sched!(57));
-            round!(58, sched!(58));
-            round!(59, sched!(59));
-            round!(60, sched!(60));
-            round!(61, sched!(61));
-            round!(62, sched!(62));
-            round!(63, sched!(63));
+        round!(3, w[3]);
+        round!(4, w[4]);
+        round!(5, w[5]);
+        round!(6, w[6]);
+        round!(7, w[7]);
+        round!(8, w[8]);
+        round!(9, w[9]);
+        round!(10, w[10]);
+        round!(11, w[11]);
+        round!(12, w[12]);
+        round!(13, w[13]);
+        round!(14, w[14]);
+        round!(15, w[15]);
+        round!(16, sched!(16));
+        round!(17, sched!(17));
+        round!(18, sched!(18));
+        round!(19, sched!(19));
+        round!(20, sched!(20));
+        round!(21, sched!(21));
+        round!(22, sched!(22));
+        round!(23, sched!(23));
+        round!(24, sched!(24));
+        round!(25, sched!(25));
+        round!(26, sched!(26));
+        round!(27, sched!(27));
+        round!(28, sched!(28));
+        round!(29, sched!(29));
+        round!(30, sched!(30));
+        round!(31, sched!(31));
+        round!(32, sched!(32));
+        round!(33, sched!(33));
+        round!(34, sched!(34));
+        round!(35, sched!(35));
+        round!(36, sched!(36));
+        round!(37, sched!(37));
+        round!(38, sched!(38));
+        round!(39, sched!(39));
+        round!(40, sched!(40));
+        round!(41, sched!(41));
+        round!(42, sched!(42));
+        round!(43, sched!(43));
+        round!(44, sched!(44));
+        round!(45, sched!(45));
+        round!(46, sched!(46));
+        round!(47, sched!(47));
+        round!(48, sched!(48));
+        round!(49, sched!(49));
+        round!(50, sched!(50));
+        round!(51, sched!(51));
+        round!(52, sched!(52));
+        round!(53, sched!(53));
+        round!(54, sched!(54));
+        round!(55, sched!(55));
+        round!(56, sched!(56));
+        round!(57, sched!(57));
+        round!(58, sched!(58));
+        round!(59, sched!(59));
+        round!(60, sched!(60));
+        round!(61, sched!(61));
+        round!(62, sched!(62));
+        round!(63, sched!(63));
         // Second hash: W0..W7 = first digest, then padding and length.
-        let digest = [add!(a, mid[0]), add!(b, mid[1]), add!(c, mid[2]), add!(d, mid[3]), add!(e, mid[4]), add!(f, mid[5]), add!(g, mid[6]), add!(h, mid[7])];
+        let digest = [
+            add!(a, mid[0]),
+            add!(b, mid[1]),
+            add!(c, mid[2]),
+            add!(d, mid[3]),
+            add!(e, mid[4]),
+            add!(f, mid[5]),
+            add!(g, mid[6]),
+            add!(h, mid[7]),
+        ];
         w = [zero; 16];
         w[..8].copy_from_slice(&digest);
         w[8] = splat(0x8000_0000);
         w[15] = splat(256);
         [a, b, c, d, e, f, g, h] = iv;
-            round!(0, w[0]);
-            round!(1, w[1]);
-            round!(2, w[2]);
-            round!(3, w[3]);
-            round!(4, w[4]);
-            round!(5, w[5]);
-            round!(6, w[6]);
-            round!(7, w[7]);
-            round!(8, w[8]);
-            round!(9, w[9]);
-            round!(10, w[10]);
-            round!(11, w[11]);
-            round!(12, w[12]);
-            round!(13, w[13]);
-            round!(14, w[14]);
-            round!(15, w[15]);
-            round!(16, sched!(16));
-            round!(17, sched!(17));
-            round!(18, sched!(18));
-            round!(19, sched!(19));
-            round!(20, sched!(20));
-            round!(21, sched!(21));
-            round!(22, sched!(22));
-            round!(23, sched!(23));
-            round!(24, sched!(24));
-            round!(25, sched!(25));
-            round!(26, sched!(26));
-            round!(27, sched!(27));
-            round!(28, sched!(28));
-            round!(29, sched!(29));
-            round!(30, sched!(30));
-            round!(31, sched!(31));
-            round!(32, sched!(32));
-            round!(33, sched!(33));
-            round!(34, sched!(34));
-            round!(35, sched!(35));
-            round!(36, sched!(36));
-            round!(37, sched!(37));
-            round!(38, sched!(38));
-            round!(39, sched!(39));
-            round!(40, sched!(40));
-            round!(41, sched!(41));
-            round!(42, sched!(42));
-            round!(43, sched!(43));
-            round!(44, sched!(44));
-            round!(45, sched!(45));
-            round!(46, sched!(46));
-            round!(47, sched!(47));
-            round!(48, sched!(48));
-            round!(49, sched!(49));
-            round!(50, sched!(50));
-            round!(51, sched!(51));
-            round!(52, sched!(52));
-            round!(53, sched!(53));
-            round!(54, sched!(54));
-            round!(55, sched!(55));
-            round!(56, sched!(56));
-            round!(57, sched!(57));
-            round!(58, sched!(58));
-            round!(59, sched!(59));
-            round!(60, sched!(60));
+        round!(0, w[0]);
+        round!(1, w[1]);
+        round!(2, w[2]);
+        round!(3, w[3]);
+        round!(4, w[4]);
+        round!(5, w[5]);
+        round!(6, w[6]);
+        round!(7, w[7]);
+        round!(8, w[8]);
+        round!(9, w[9]);
+        round!(10, w[10]);
+        round!(11, w[11]);
+        round!(12, w[12]);
+        round!(13, w[13]);
+        round!(14, w[14]);
+        round!(15, w[15]);
+        round!(16, sched!(16));
+        round!(17, sched!(17));
+        round!(18, sched!(18));
+        round!(19, sched!(19));
+        round!(20, sched!(20));
+        round!(21, sched!(21));
+        round!(22, sched!(22));
+        round!(23, sched!(23));
+        round!(24, sched!(24));
+        round!(25, sched!(25));
+        round!(26, sched!(26));
+        round!(27, sched!(27));
+        round!(28, sched!(28));
+        round!(29, sched!(29));
+        round!(30, sched!(30));
+        round!(31, sched!(31));
+        round!(32, sched!(32));
+        round!(33, sched!(33));
+        round!(34, sched!(34));
+        round!(35, sched!(35));
+        round!(36, sched!(36));
+        round!(37, sched!(37));
+        round!(38, sched!(38));
+        round!(39, sched!(39));
+        round!(40, sched!(40));
+        round!(41, sched!(41));
+        round!(42, sched!(42));
+        round!(43, sched!(43));
+        round!(44, sched!(44));
+        round!(45, sched!(45));
+        round!(46, sched!(46));
+        round!(47, sched!(47));
+        round!(48, sched!(48));
+        round!(49, sched!(49));
+        round!(50, sched!(50));
+        round!(51, sched!(51));
+        round!(52, sched!(52));
+        round!(53, sched!(53));
+        round!(54, sched!(54));
+        round!(55, sched!(55));
+        round!(56, sched!(56));
+        round!(57, sched!(57));
+        round!(58, sched!(58));
+        round!(59, sched!(59));
+        round!(60, sched!(60));
         let _ = (a, b, c, d, f, g, h);
         let h7 = add!(iv[7], e);
         let mut lanes = [0u32; 8];

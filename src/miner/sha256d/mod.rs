@@ -177,7 +177,9 @@ impl Backend {
                 avx2::scan(input, start, count, &mut solutions);
             }
             #[cfg(not(target_arch = "x86_64"))]
-            Backend::ShaNi | Backend::Avx2 => unreachable!("x86-64 backends are never available elsewhere"),
+            Backend::ShaNi | Backend::Avx2 => {
+                unreachable!("x86-64 backends are never available elsewhere")
+            }
         }
         ScanResult {
             hashes: u64::from(count),

@@ -122,7 +122,11 @@ unsafe fn scan_impl(input: &ScanInput, start: u32, count: u32, out: &mut Vec<u32
         let lo = _mm_add_epi32(m, k);
         (lo, _mm_shuffle_epi32::<0x0E>(lo))
     };
-    let (ca1, ca2, ca3) = (konst(pad80, kk[1]), konst(zero, kk[2]), konst(len640, kk[3]));
+    let (ca1, ca2, ca3) = (
+        konst(pad80, kk[1]),
+        konst(zero, kk[2]),
+        konst(len640, kk[3]),
+    );
     let (cb2, cb3) = (konst(pad80, kk[2]), konst(len256, kk[3]));
 
     // First hash, second block: words W0..W3 (nonce in W3), padding, length;

@@ -1,0 +1,284 @@
+//! Peer-to-peer scenarios with real node processes on 127.0.0.1: relay
+//! along a line, a late joiner's sync, refusal of another network, and a
+//! hostile libp2p peer.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{free_port, get, post, wait_for, Node};
+use futures::StreamExt;
+use libp2p::gossipsub::{self, IdentTopic};
+use libp2p::swarm::SwarmEvent;
+use libp2p::Multiaddr;
+use powchain::consensus::{BlockHash, Params};
+use powchain::p2p::BehaviourEvent;
+use serde_json::json;
+
+fn regtest(dir: &tempfile::TempDir, name: &str, peers: &[String]) -> Node {
+    let mut args = vec!["--network".to_string(), "regtest".to_string()];
+    for p in peers {
+        args.push("--peer".into());
+        args.push(p.clone());
+    }
+    Node::spawn(&dir.path().join(name), free_port(), free_port(), &args)
+}
+
+fn received_ms(node: &Node, hash: &str) -> Option<f64> {
+    get(&node.api, &format!("/blocks/{hash}")).and_then(|v| v["received_ms"].as_f64())
+}
+
+fn pct(v: &mut [f64], p: f64) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[((v.len() - 1) as f64 * p).round() as usize]
+}
+
+#[test]
+fn line_a_b_c_relays_blocks_through_b() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = regtest(&dir, "a", &[]);
+    let b = regtest(&dir, "b", &[a.addr()]);
+    let c = regtest(&dir, "c", &[b.addr()]);
+    wait_for("the line to connect", 30, || {
+        b.status_u64("peers") == 2 && c.status_u64("peers") == 1
+    });
+    assert_eq!(a.status_u64("peers"), 1, "A must not be connected to C");
+    // Let gossipsub exchange subscriptions and form its mesh.
+    std::thread::sleep(Duration::from_millis(1500));
+    let (mut hop1, mut hop2) = (Vec::new(), Vec::new());
+    for i in 0..20 {
+        let hash = post(&a.api, "/generate", &json!({ "blocks": 1 })).unwrap()[0]
+            .as_str()
+            .unwrap()
+            .to_string();
+        wait_for("C to receive the block", 20, || {
+            received_ms(&c, &hash).is_some()
+        });
+        let (ta, tb, tc) = (
+            received_ms(&a, &hash).unwrap(),
+            received_ms(&b, &hash).unwrap(),
+            received_ms(&c, &hash).unwrap(),
+        );
+        hop1.push(tb - ta);
+        hop2.push(tc - tb);
+        assert_eq!(c.status_u64("height"), i + 1);
+    }
+    let (p50a, p99a, p50b, p99b) = (
+        pct(&mut hop1, 0.5),
+        pct(&mut hop1, 0.99),
+        pct(&mut hop2, 0.5),
+        pct(&mut hop2, 0.99),
+    );
+    eprintln!("per-hop delay, small blocks: A->B p50 {p50a} ms p99 {p99a} ms; B->C p50 {p50b} ms p99 {p99b} ms");
+    // Gossip, not the 5-second handshake sync, carried them.
+    assert!(
+        p50a < 1000.0 && p50b < 1000.0,
+        "blocks were not relayed by gossip"
+    );
+    // A block of about 900 KB: nine 100 KB transactions.
+    for i in 0..9u8 {
+        let tx = vec![i.wrapping_add(7); 100_000];
+        post(&a.api, "/tx", &json!({ "hex": hex::encode(tx) })).unwrap();
+    }
+    let hash = post(&a.api, "/generate", &json!({ "blocks": 1 })).unwrap()[0]
+        .as_str()
+        .unwrap()
+        .to_string();
+    wait_for("C to receive the large block", 20, || {
+        received_ms(&c, &hash).is_some()
+    });
+    let size = get(&a.api, &format!("/blocks/{hash}")).unwrap()["size"]
+        .as_u64()
+        .unwrap();
+    assert!(size > 900_000, "block of {size} bytes");
+    let (ta, tb, tc) = (
+        received_ms(&a, &hash).unwrap(),
+        received_ms(&b, &hash).unwrap(),
+        received_ms(&c, &hash).unwrap(),
+    );
+    eprintln!(
+        "per-hop delay, {size}-byte block: A->B {} ms, B->C {} ms",
+        tb - ta,
+        tc - tb
+    );
+    assert_eq!(
+        get(&c.api, "/status").unwrap()["tip"],
+        get(&a.api, "/status").unwrap()["tip"]
+    );
+}
+
+#[test]
+fn late_joiner_syncs_500_blocks() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = regtest(&dir, "a", &[]);
+    post(&a.api, "/generate", &json!({ "blocks": 500 })).unwrap();
+    let tip = get(&a.api, "/status").unwrap()["tip"].clone();
+    let started = Instant::now();
+    let late = regtest(&dir, "late", &[a.addr()]);
+    wait_for("the late joiner to catch up", 60, || {
+        get(&late.api, "/status").is_some_and(|s| s["tip"] == tip)
+    });
+    eprintln!(
+        "late joiner synced 500 blocks in {:.2} s (process start included)",
+        started.elapsed().as_secs_f64()
+    );
+    assert_eq!(late.status_u64("height"), 500);
+}
+
+#[test]
+fn nodes_of_different_networks_refuse_each_other() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = |bt: &str| {
+        vec![
+            "--network".to_string(),
+            "testnet".into(),
+            "--block-time".into(),
+            bt.into(),
+        ]
+    };
+    let a = Node::spawn(&dir.path().join("a"), free_port(), free_port(), &args("2"));
+    let mut b_args = args("3");
+    b_args.extend(["--peer".to_string(), a.addr()]);
+    let b = Node::spawn(&dir.path().join("b"), free_port(), free_port(), &b_args);
+    assert_ne!(
+        get(&a.api, "/status").unwrap()["genesis"],
+        get(&b.api, "/status").unwrap()["genesis"]
+    );
+    wait_for("the handshake to be refused", 20, || {
+        a.status_u64("banned") + b.status_u64("banned") >= 1
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(a.status_u64("peers"), 0);
+    assert_eq!(b.status_u64("peers"), 0);
+}
+
+/// What the hostile peer sends, in order.
+fn hostile_payloads(params: &Params) -> Vec<Vec<u8>> {
+    use powchain::consensus::block::{Block, Coinbase};
+    use powchain::consensus::merkle::merkle_root;
+    use powchain::consensus::{sha256d, BlockHeader};
+    let mut out = Vec::new();
+    // Random bytes and a truncated block.
+    out.push((0..300u32).map(|i| (i * 7 + 3) as u8).collect());
+    out.push(vec![1u8; 79]);
+    // An orphan flood: valid proof of work, parents nobody has.
+    let block = |parent: BlockHash, salt: u64, want_valid: bool| {
+        let cb = Coinbase {
+            height: 5,
+            extranonce: salt,
+            miner_id: "evil".into(),
+        }
+        .encode();
+        let mut header = BlockHeader {
+            version: 1,
+            prev_blockhash: parent,
+            merkle_root: merkle_root(&[sha256d(&cb)]).root,
+            time: params.genesis.header.time + 10,
+            bits: params.pow_limit_bits,
+            nonce: 0,
+        };
+        while params.pow_limit.is_met_by(&header.block_hash()) != want_valid {
+            header.nonce += 1;
+        }
+        Block {
+            header,
+            txdata: vec![cb],
+        }
+        .encode()
+    };
+    for i in 0..140u64 {
+        out.push(block(BlockHash([i as u8 + 1; 32]), i, true));
+    }
+    // A block with bad proof of work on the real genesis.
+    out.push(block(params.genesis_hash, 999, false));
+    out
+}
+
+/// Runs a libp2p peer that dials `addr`, waits for the node's subscription
+/// to the blocks topic, then publishes `payloads`.
+fn run_hostile(addr: Multiaddr, params: Params, payloads: Vec<Vec<u8>>) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async move {
+        let key = libp2p::identity::Keypair::generate_ed25519();
+        let mut swarm = powchain::p2p::build_swarm(key, &params).unwrap();
+        let topic = IdentTopic::new(params.blocks_topic());
+        swarm.behaviour_mut().gossipsub.subscribe(&topic).unwrap();
+        swarm.dial(addr).unwrap();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let ev = tokio::time::timeout_at(deadline, swarm.select_next_some())
+                .await
+                .expect("node subscribed in time");
+            if let SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(
+                gossipsub::Event::Subscribed { .. },
+            )) = ev
+            {
+                break;
+            }
+        }
+        for p in payloads {
+            let _ = swarm.behaviour_mut().gossipsub.publish(topic.clone(), p);
+            let pause = tokio::time::sleep(Duration::from_millis(5));
+            tokio::pin!(pause);
+            loop {
+                tokio::select! {
+                    _ = swarm.select_next_some() => {}
+                    () = &mut pause => break,
+                }
+            }
+        }
+        let flush = tokio::time::sleep(Duration::from_secs(3));
+        tokio::pin!(flush);
+        loop {
+            tokio::select! {
+                _ = swarm.select_next_some() => {}
+                () = &mut flush => break,
+            }
+        }
+    });
+}
+
+#[test]
+fn hostile_peer_is_banned_and_honest_relay_continues() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = regtest(&dir, "a", &[]);
+    let b = regtest(&dir, "b", &[a.addr()]);
+    post(&a.api, "/generate", &json!({ "blocks": 3 })).unwrap();
+    let tip = get(&a.api, "/status").unwrap()["tip"].clone();
+    wait_for("B to follow A", 20, || {
+        get(&b.api, "/status").is_some_and(|s| s["tip"] == tip)
+    });
+    let params = Params::regtest();
+    let payloads = hostile_payloads(&params);
+    let addr: Multiaddr = a.addr().parse().unwrap();
+    std::thread::spawn(move || run_hostile(addr, params, payloads))
+        .join()
+        .unwrap();
+    wait_for("the hostile peer to be banned", 20, || {
+        a.status_u64("banned") >= 1
+    });
+    let st = get(&a.api, "/status").unwrap();
+    assert_eq!(st["tip"], tip, "the honest node kept its tip");
+    assert!(
+        st["orphans"].as_u64().unwrap() <= 128,
+        "orphans from one peer are capped"
+    );
+    let metrics = ureq::get(&format!("http://{}/metrics", a.api))
+        .call()
+        .unwrap()
+        .body_mut()
+        .read_to_string()
+        .unwrap();
+    assert!(
+        !metrics.contains("powchain_blocks_rejected_total 0\n"),
+        "rejections are counted"
+    );
+    // Honest relaying goes on.
+    let hash = post(&a.api, "/generate", &json!({ "blocks": 1 })).unwrap()[0].clone();
+    wait_for("B to receive the honest block", 20, || {
+        get(&b.api, "/status").is_some_and(|s| s["tip"] == hash)
+    });
+}
