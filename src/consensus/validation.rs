@@ -53,6 +53,18 @@ pub trait ChainView {
         }
         median_time_past(&times[..n])
     }
+    /// Latest timestamp among the same (up to) 11 blocks. A time above it
+    /// is above their median too, so the median is only needed when a
+    /// header's time is not above this.
+    fn max_time_past(&self) -> u32 {
+        let tip = self.tip_height();
+        (0..MEDIAN_TIME_SPAN as u32)
+            .take_while(|&i| i <= tip)
+            .filter_map(|i| self.ancestor(tip - i))
+            .map(|a| a.time)
+            .max()
+            .unwrap_or(0)
+    }
 }
 
 /// A [`ChainView`] over a contiguous slice of headers: `headers[i]` is at
@@ -86,6 +98,14 @@ impl ChainView for SliceView<'_> {
             *slot = h.time;
         }
         median_time_past(&times[..n])
+    }
+    fn max_time_past(&self) -> u32 {
+        let n = self.headers.len().min(MEDIAN_TIME_SPAN);
+        self.headers[self.headers.len() - n..]
+            .iter()
+            .map(|h| h.time)
+            .max()
+            .unwrap_or(0)
     }
 }
 
@@ -153,12 +173,15 @@ pub fn check_header_context(
             expected: expected.0,
         });
     }
-    let mtp = parent.median_time_past();
-    if header.time <= mtp {
-        return Err(HeaderError::TimeTooOld {
-            time: header.time,
-            mtp,
-        });
+    // time > max(previous 11) implies time > their median: sort only when not.
+    if header.time <= parent.max_time_past() {
+        let mtp = parent.median_time_past();
+        if header.time <= mtp {
+            return Err(HeaderError::TimeTooOld {
+                time: header.time,
+                mtp,
+            });
+        }
     }
     if params.enforce_bip94 {
         if let super::params::DifficultyRule::Bitcoin { interval, .. } = params.difficulty {
