@@ -78,7 +78,7 @@ pub enum Command {
     },
     /// Hashrate of the miner's hot loop per backend and thread count.
     Bench {
-        /// auto, all, or a backend name (sha-ni, scalar).
+        /// auto, all, or a backend name (sha-ni, avx2, scalar).
         #[arg(long, default_value = "auto")]
         backend: String,
         /// Comma-separated thread counts (default: 1 and all cores).
@@ -101,7 +101,7 @@ pub enum Command {
         /// Threads (default: all cores).
         #[arg(long)]
         threads: Option<usize>,
-        /// Backend (auto, sha-ni, scalar).
+        /// Backend (auto, sha-ni, avx2, scalar).
         #[arg(long, default_value = "auto")]
         backend: String,
         /// Print one JSON document.
@@ -164,9 +164,15 @@ pub struct NodeArgs {
     /// HTTP API address (default 127.0.0.1:18632 on testnet).
     #[arg(long)]
     pub api: Option<String>,
-    /// Miner backend (auto, sha-ni, scalar).
+    /// Miner backend (auto, sha-ni, avx2, scalar).
     #[arg(long)]
     pub backend: Option<String>,
+    /// Discover peers on the LAN with mDNS (needs multicast).
+    #[arg(long)]
+    pub mdns: bool,
+    /// Most connected peers (default 64).
+    #[arg(long)]
+    pub max_peers: Option<usize>,
 }
 
 /// Prints `v` as the one JSON document on stdout.
@@ -756,6 +762,8 @@ pub fn cmd_node(a: NodeArgs) -> Result<(), CliError> {
         miner_id: a.miner_id,
         api: a.api,
         backend: a.backend,
+        mdns: a.mdns,
+        max_peers: a.max_peers,
     };
     let config = crate::config::NodeConfig::resolve(a.config.as_deref(), overrides)
         .map_err(|e| CliError::Usage(e.to_string()))?;

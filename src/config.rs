@@ -73,6 +73,10 @@ pub struct FileConfig {
     pub api: Option<String>,
     /// Miner backend name.
     pub backend: Option<String>,
+    /// mDNS LAN discovery.
+    pub mdns: Option<bool>,
+    /// Most connected peers.
+    pub max_peers: Option<usize>,
 }
 
 impl FileConfig {
@@ -115,7 +119,14 @@ pub struct NodeConfig {
     pub api: SocketAddr,
     /// Hashing backend.
     pub backend: Backend,
+    /// mDNS LAN discovery.
+    pub mdns: bool,
+    /// Most connected peers; further connections are closed at once.
+    pub max_peers: usize,
 }
+
+/// Default limit on connected peers.
+pub const DEFAULT_MAX_PEERS: usize = 64;
 
 /// Default P2P port of a network.
 #[must_use]
@@ -167,6 +178,10 @@ pub struct Overrides {
     pub api: Option<String>,
     /// `--backend`
     pub backend: Option<String>,
+    /// `--mdns`
+    pub mdns: bool,
+    /// `--max-peers`
+    pub max_peers: Option<usize>,
 }
 
 fn parse_addrs(v: &[String]) -> Result<Vec<Multiaddr>, ConfigError> {
@@ -267,6 +282,12 @@ impl NodeConfig {
             miner_id,
             api,
             backend,
+            mdns: o.mdns || f.mdns.unwrap_or(false),
+            max_peers: o
+                .max_peers
+                .or(f.max_peers)
+                .unwrap_or(DEFAULT_MAX_PEERS)
+                .max(1),
         })
     }
 }

@@ -203,7 +203,7 @@ fn run_hostile(addr: Multiaddr, params: Params, payloads: Vec<Vec<u8>>) {
         .unwrap();
     rt.block_on(async move {
         let key = libp2p::identity::Keypair::generate_ed25519();
-        let mut swarm = powchain::p2p::build_swarm(key, &params).unwrap();
+        let mut swarm = powchain::p2p::build_swarm(key, &params, false).unwrap();
         let topic = IdentTopic::new(params.blocks_topic());
         swarm.behaviour_mut().gossipsub.subscribe(&topic).unwrap();
         swarm.dial(addr).unwrap();

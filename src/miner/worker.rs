@@ -63,6 +63,8 @@ struct Shared {
     generation: AtomicU64,
     hashes: AtomicU64,
     shutdown: AtomicBool,
+    /// Per thread: the job generation it is hashing now (0 = idle).
+    working_on: Vec<AtomicU64>,
 }
 
 /// A pool of mining threads fed with [`BlockTemplate`]s.
@@ -87,6 +89,7 @@ impl Miner {
             generation: AtomicU64::new(0),
             hashes: AtomicU64::new(0),
             shutdown: AtomicBool::new(false),
+            working_on: (0..threads.max(1)).map(|_| AtomicU64::new(0)).collect(),
         });
         let on_found = Arc::new(on_found);
         let threads = threads.max(1);
@@ -117,6 +120,30 @@ impl Miner {
         *job = Some((gen, Arc::new(template), Instant::now()));
         self.shared.wake.notify_all();
         gen
+    }
+
+    /// Waits until every thread hashes generation `gen` or a newer one;
+    /// returns how long that took from this call, or `None` after
+    /// `timeout`. Used to measure the job-switch latency.
+    #[must_use]
+    pub fn wait_switched(
+        &self,
+        gen: u64,
+        timeout: std::time::Duration,
+    ) -> Option<std::time::Duration> {
+        let start = Instant::now();
+        while start.elapsed() < timeout {
+            if self
+                .shared
+                .working_on
+                .iter()
+                .all(|g| g.load(Ordering::Acquire) >= gen)
+            {
+                return Some(start.elapsed());
+            }
+            std::thread::sleep(std::time::Duration::from_micros(20));
+        }
+        None
     }
 
     /// Stops work until the next [`Miner::set_job`].
@@ -217,6 +244,7 @@ fn mine_loop(
             }
         };
         last_done = gen;
+        shared.working_on[idx as usize].store(gen, Ordering::Release);
         let Ok(target) = Target::from_compact(template.bits) else {
             continue;
         };

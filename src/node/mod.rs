@@ -231,7 +231,7 @@ pub async fn run(
         network = %params.network_id, genesis = %params.genesis_hash, height = chain.height(),
         tip = %chain.tip(), blocks = chain.block_count(), "chain store opened"
     );
-    let mut swarm = build_swarm(key.clone(), &params).map_err(NodeError::P2p)?;
+    let mut swarm = build_swarm(key.clone(), &params, config.mdns).map_err(NodeError::P2p)?;
     let blocks_topic = IdentTopic::new(params.blocks_topic());
     let tx_topic = IdentTopic::new(params.tx_topic());
     swarm
@@ -909,6 +909,11 @@ impl NodeState {
                     let _ = self.swarm.disconnect_peer_id(peer_id);
                     return Ok(());
                 }
+                if !self.peers.contains_key(&peer_id) && self.peers.len() >= self.config.max_peers {
+                    tracing::info!(peer = %peer_id, max = self.config.max_peers, "peer limit reached; closing");
+                    let _ = self.swarm.disconnect_peer_id(peer_id);
+                    return Ok(());
+                }
                 let address = endpoint
                     .is_dialer()
                     .then(|| endpoint.get_remote_address().clone());
@@ -960,6 +965,14 @@ impl NodeState {
                 }
             }
             SwarmEvent::Behaviour(BehaviourEvent::Sync(ev)) => self.on_sync_event(ev)?,
+            SwarmEvent::Behaviour(BehaviourEvent::Mdns(libp2p::mdns::Event::Discovered(list))) => {
+                for (peer, addr) in list {
+                    if peer != *self.swarm.local_peer_id() && !self.swarm.is_connected(&peer) {
+                        tracing::info!(%peer, %addr, "mDNS discovered a peer");
+                        let _ = self.swarm.dial(addr.with(Protocol::P2p(peer)));
+                    }
+                }
+            }
             SwarmEvent::OutgoingConnectionError { peer_id, error, .. } => {
                 tracing::debug!(?peer_id, "dial error: {error}");
             }

@@ -10,6 +10,7 @@
 use std::time::Duration;
 
 use libp2p::gossipsub::{self, MessageAuthenticity, MessageId, ValidationMode};
+use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::swarm::NetworkBehaviour;
 use libp2p::{identify, identity::Keypair, noise, ping, request_response, tcp, yamux, Swarm};
 
@@ -30,6 +31,8 @@ pub struct Behaviour {
     pub ping: ping::Behaviour,
     /// Handshake and block sync.
     pub sync: request_response::Behaviour<SyncCodec>,
+    /// LAN discovery (`--mdns`); off by default.
+    pub mdns: Toggle<libp2p::mdns::tokio::Behaviour>,
 }
 
 /// Message id: for a block (payload of 80 bytes or more on the blocks
@@ -43,11 +46,16 @@ fn message_id(blocks_topic: &gossipsub::TopicHash, m: &gossipsub::Message) -> Me
     }
 }
 
-/// Builds the swarm for `params` with identity `keypair`.
+/// Builds the swarm for `params` with identity `keypair`; `mdns` turns on
+/// LAN discovery.
 ///
 /// # Errors
-/// A description of the failing part (transport, gossipsub config).
-pub fn build_swarm(keypair: Keypair, params: &Params) -> Result<Swarm<Behaviour>, String> {
+/// A description of the failing part (transport, gossipsub config, mDNS).
+pub fn build_swarm(
+    keypair: Keypair,
+    params: &Params,
+    mdns: bool,
+) -> Result<Swarm<Behaviour>, String> {
     let max_transmit = params.max_block_bytes + GOSSIP_OVERHEAD_BYTES;
     let blocks_topic = gossipsub::IdentTopic::new(params.blocks_topic()).hash();
     let agent = format!("powchain/{}", env!("CARGO_PKG_VERSION"));
@@ -81,11 +89,23 @@ pub fn build_swarm(keypair: Keypair, params: &Params) -> Result<Swarm<Behaviour>
                 [(SYNC_PROTOCOL, request_response::ProtocolSupport::Full)],
                 request_response::Config::default().with_request_timeout(Duration::from_secs(20)),
             );
+            let mdns = if mdns {
+                Some(
+                    libp2p::mdns::tokio::Behaviour::new(
+                        libp2p::mdns::Config::default(),
+                        key.public().to_peer_id(),
+                    )
+                    .map_err(|e| format!("mdns: {e}"))?,
+                )
+            } else {
+                None
+            };
             Ok(Behaviour {
                 gossipsub,
                 identify,
                 ping: ping::Behaviour::new(ping::Config::new()),
                 sync,
+                mdns: Toggle::from(mdns),
             })
         })
         .map_err(|e| format!("behaviour: {e}"))?
