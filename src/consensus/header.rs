@@ -122,6 +122,29 @@ mod tests {
         assert_eq!(hex::encode(h.encode()), GENESIS_HEX);
     }
 
+    proptest::proptest! {
+        #[test]
+        fn encode_decode_round_trip(bytes in proptest::array::uniform32(proptest::prelude::any::<u8>()),
+                                    more in proptest::array::uniform32(proptest::prelude::any::<u8>()),
+                                    version in proptest::prelude::any::<i32>(),
+                                    time in proptest::prelude::any::<u32>(),
+                                    bits in proptest::prelude::any::<u32>(),
+                                    nonce in proptest::prelude::any::<u32>()) {
+            let h = BlockHeader {
+                version,
+                prev_blockhash: BlockHash(bytes),
+                merkle_root: more,
+                time,
+                bits: CompactTarget(bits),
+                nonce,
+            };
+            let enc = h.encode();
+            proptest::prop_assert_eq!(BlockHeader::decode(&enc), h);
+            proptest::prop_assert_eq!(BlockHeader::from_hex(&hex::encode(enc)).unwrap(), h);
+            proptest::prop_assert_eq!(h.block_hash(), BlockHash(sha256d(&enc)));
+        }
+    }
+
     #[test]
     fn wrong_length_is_an_error() {
         assert!(matches!(

@@ -154,6 +154,31 @@ mod tests {
     use super::*;
 
     #[test]
+    fn reorg_returns_disconnected_transactions() {
+        let mut m = Mempool::new(1 << 20, 100, 1000);
+        m.add(b"a".to_vec()).unwrap();
+        m.add(b"b".to_vec()).unwrap();
+        let cb = Coinbase {
+            height: 1,
+            extranonce: 0,
+            miner_id: "x".into(),
+        }
+        .encode();
+        let block = Block {
+            header: crate::consensus::Params::regtest().genesis.header,
+            txdata: vec![cb, b"a".to_vec(), b"c".to_vec()],
+        };
+        m.remove_block(&block);
+        assert_eq!(m.select(1 << 20), vec![b"b".to_vec()]);
+        // The block is disconnected by a re-org: its transactions (not its
+        // coinbase) come back.
+        m.readd_block(&block);
+        let mut back = m.select(1 << 20);
+        back.sort();
+        assert_eq!(back, vec![b"a".to_vec(), b"b".to_vec(), b"c".to_vec()]);
+    }
+
+    #[test]
     fn bounded_and_rejects_bad_input() {
         let mut m = Mempool::new(10, 100, 8);
         assert_eq!(m.add(vec![]), Err(TxError::Empty));
