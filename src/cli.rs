@@ -180,23 +180,7 @@ fn print_json(v: &Value) {
     println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
 }
 
-/// JSON object for a header (SPEC `header` shape).
-#[must_use]
-pub fn header_json(h: &BlockHeader) -> Value {
-    let target = Target::from_compact(h.bits);
-    json!({
-        "hash": h.block_hash().to_string(),
-        "version": h.version,
-        "prev_blockhash": h.prev_blockhash.to_string(),
-        "merkle_root": h.merkle_root_hex(),
-        "time": h.time,
-        "bits": h.bits.to_string(),
-        "nonce": h.nonce,
-        "target": target.map(|t| t.to_hex()).unwrap_or_default(),
-        "work": target.map(|t| t.to_work().to_hex()).unwrap_or_default(),
-        "pow_valid": target.is_ok_and(|t| t.is_met_by(&h.block_hash())),
-    })
-}
+pub use crate::node::api::header_json;
 
 /// `powchain header`.
 ///

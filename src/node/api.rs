@@ -60,6 +60,27 @@ async fn tips(State(s): State<Arc<Shared>>) -> Json<Value> {
     Json(serde_json::to_value(chain.chain_tips()).unwrap_or(Value::Null))
 }
 
+/// JSON object for a header (SPEC `header` shape: hash, version,
+/// prev_blockhash, merkle_root, time, bits, nonce, target, work; plus
+/// `pow_valid`). Hashes in display hex, `bits` as 8 hex digits, target and
+/// work as 64 hex digits.
+#[must_use]
+pub fn header_json(h: &crate::consensus::BlockHeader) -> Value {
+    let target = Target::from_compact(h.bits);
+    json!({
+        "hash": h.block_hash().to_string(),
+        "version": h.version,
+        "prev_blockhash": h.prev_blockhash.to_string(),
+        "merkle_root": h.merkle_root_hex(),
+        "time": h.time,
+        "bits": h.bits.to_string(),
+        "nonce": h.nonce,
+        "target": target.map(|t| t.to_hex()).unwrap_or_default(),
+        "work": target.map(|t| t.to_work().to_hex()).unwrap_or_default(),
+        "pow_valid": target.is_ok_and(|t| t.is_met_by(&h.block_hash())),
+    })
+}
+
 fn block_json(s: &Shared, info: &BlockInfo) -> ApiResult {
     let chain = s.chain.lock().expect("chain lock");
     let block = chain
@@ -67,22 +88,12 @@ fn block_json(s: &Shared, info: &BlockInfo) -> ApiResult {
         .map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
         .ok_or_else(|| err(StatusCode::NOT_FOUND, "block body not stored"))?;
     let h = &info.header;
-    let target = Target::from_compact(h.bits)
-        .map(|t| t.to_hex())
-        .unwrap_or_default();
     let miner_id = crate::consensus::Coinbase::decode(&block.txdata[0])
         .ok()
         .map(|c| c.miner_id);
-    Ok(Json(json!({
-        "hash": info.hash.to_string(),
+    let mut v = header_json(h);
+    let extra = json!({
         "height": info.height,
-        "version": h.version,
-        "prev_blockhash": h.prev_blockhash.to_string(),
-        "merkle_root": h.merkle_root_hex(),
-        "time": h.time,
-        "bits": h.bits.to_string(),
-        "nonce": h.nonce,
-        "target": target,
         "chainwork": info.chainwork.to_hex(),
         "in_best_chain": info.in_best_chain,
         "received_ms": info.received_ms,
@@ -90,7 +101,11 @@ fn block_json(s: &Shared, info: &BlockInfo) -> ApiResult {
         "size": block.serialized_size(),
         "txids": block.txids().iter().map(ToString::to_string).collect::<Vec<_>>(),
         "raw": hex::encode(block.encode()),
-    })))
+    });
+    if let (Value::Object(m), Value::Object(e)) = (&mut v, extra) {
+        m.extend(e);
+    }
+    Ok(Json(v))
 }
 
 async fn block_by_hash(State(s): State<Arc<Shared>>, Path(hash): Path<String>) -> ApiResult {

@@ -366,6 +366,12 @@ impl NodeState {
         }
     }
 
+    /// Counts an invalid block from `peer` and penalises the peer.
+    fn reject_block(&mut self, peer: PeerId, action: PeerAction, why: &str) {
+        self.shared.metrics.blocks_rejected.inc();
+        self.penalise(peer, action, why);
+    }
+
     fn dial_peers(&mut self) {
         let connected: HashSet<PeerId> = self.swarm.connected_peers().copied().collect();
         let connected_addrs: HashSet<Multiaddr> = self
@@ -621,8 +627,7 @@ impl NodeState {
             Ok(b) => b,
             Err(e) => {
                 verdict(self, MessageAcceptance::Reject);
-                self.shared.metrics.blocks_rejected.inc();
-                self.penalise(
+                self.reject_block(
                     source,
                     PeerAction::HighTolerance,
                     &format!("malformed block: {e}"),
@@ -675,7 +680,6 @@ impl NodeState {
                     }
                     other => {
                         verdict(self, MessageAcceptance::Reject);
-                        self.shared.metrics.blocks_rejected.inc();
                         let action = match &other {
                             ChainError::Invalid {
                                 source:
@@ -686,7 +690,7 @@ impl NodeState {
                             } => PeerAction::Fatal,
                             _ => PeerAction::HighTolerance,
                         };
-                        self.penalise(source, action, &other.to_string());
+                        self.reject_block(source, action, &other.to_string());
                     }
                 }
             }
@@ -867,8 +871,7 @@ impl NodeState {
             }
         }
         if let Some(why) = bad {
-            self.shared.metrics.blocks_rejected.inc();
-            self.penalise(
+            self.reject_block(
                 peer,
                 PeerAction::HighTolerance,
                 &format!("invalid block in sync: {why}"),
