@@ -17,7 +17,7 @@ use thiserror::Error;
 
 use crate::consensus::block::{Block, Coinbase};
 use crate::consensus::pow::Work;
-use crate::consensus::validation::{check_header_context, check_proof_of_work, AncestorInfo};
+use crate::consensus::validation::{check_header_context, check_proof_of_work_hash, AncestorInfo};
 use crate::consensus::{check_block, BlockError, BlockHash, BlockHeader, ChainView, Params};
 
 pub use orphans::{OrphanLimits, OrphanPool};
@@ -138,6 +138,43 @@ pub struct ChainUpdate {
     pub rejected_orphans: Vec<(BlockHash, Option<String>, String)>,
 }
 
+/// Hasher for block-hash keys: they are already uniform (sha256d), so
+/// their first 8 bytes, mixed with a per-process random key, are the hash.
+/// Only blocks that passed validation enter the index, so grinding
+/// colliding prefixes costs proof of work.
+#[derive(Clone)]
+pub struct HashKeyBuilder(u64);
+
+impl HashKeyBuilder {
+    fn new() -> Self {
+        HashKeyBuilder(rand::random())
+    }
+}
+
+impl std::hash::BuildHasher for HashKeyBuilder {
+    type Hasher = HashKey;
+    fn build_hasher(&self) -> HashKey {
+        HashKey(self.0)
+    }
+}
+
+/// See [`HashKeyBuilder`].
+pub struct HashKey(u64);
+
+impl std::hash::Hasher for HashKey {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        let mut b = [0u8; 8];
+        let n = bytes.len().min(8);
+        b[..n].copy_from_slice(&bytes[..n]);
+        self.0 = (self.0 ^ u64::from_le_bytes(b))
+            .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+            .rotate_left(29);
+    }
+}
+
 /// Index entry of one stored, valid block.
 #[derive(Clone, Debug)]
 struct Entry {
@@ -191,7 +228,7 @@ pub struct ChainStore {
     params: Arc<Params>,
     store: Box<dyn BlockStore>,
     entries: Vec<Entry>,
-    ids: HashMap<BlockHash, u32>,
+    ids: HashMap<BlockHash, u32, HashKeyBuilder>,
     active: Vec<u32>,
     next_seq: u64,
     orphans: OrphanPool,
@@ -199,6 +236,7 @@ pub struct ChainStore {
     reorgs: VecDeque<ReorgEvent>,
     reorg_count: u64,
     max_invalid: usize,
+    work_cache: (crate::consensus::CompactTarget, Work),
 }
 
 /// How many re-org events are kept for the API.
@@ -228,7 +266,7 @@ impl ChainStore {
             params: Arc::clone(&params),
             store,
             entries: Vec::new(),
-            ids: HashMap::new(),
+            ids: HashMap::with_hasher(HashKeyBuilder::new()),
             active: Vec::new(),
             next_seq: 0,
             orphans: OrphanPool::new(limits),
@@ -236,6 +274,7 @@ impl ChainStore {
             reorgs: VecDeque::new(),
             reorg_count: 0,
             max_invalid: 10_000,
+            work_cache: (crate::consensus::CompactTarget(0), Work::ZERO),
         };
         let mut loaded: Vec<StoredBlock> = Vec::new();
         cs.store.load_all(&mut |b| loaded.push(b))?;
@@ -300,9 +339,16 @@ impl ChainStore {
             p.children += 1;
             (p.height + 1, p.chainwork)
         };
-        let work = crate::consensus::Target::from_compact(header.bits)
-            .map(|t| t.to_work())
-            .unwrap_or(Work::ZERO);
+        // Consecutive blocks nearly always share bits: one division per change.
+        let work = if self.work_cache.0 == header.bits {
+            self.work_cache.1
+        } else {
+            let w = crate::consensus::Target::from_compact(header.bits)
+                .map(|t| t.to_work())
+                .unwrap_or(Work::ZERO);
+            self.work_cache = (header.bits, w);
+            w
+        };
         let id = self.entries.len() as u32;
         self.entries.push(Entry {
             hash,
@@ -470,6 +516,7 @@ impl ChainStore {
         now_ms: u64,
     ) -> Vec<Result<ChainUpdate, ChainError>> {
         let old_tip = *self.active.last().expect("genesis is always active");
+        let first_new = self.entries.len();
         let mut pending: Vec<StoredBlock> = Vec::new();
         let mut results: Vec<Result<ChainUpdate, ChainError>> = blocks
             .into_iter()
@@ -484,7 +531,7 @@ impl ChainStore {
                 .collect();
         }
         // Move the tip once for the whole batch.
-        let best = self.best_candidate(old_tip, &pending);
+        let best = self.best_candidate(old_tip, first_new);
         if best != old_tip {
             let change = self.move_tip(old_tip, best, now_ms);
             if let Some(last_ok) = results.iter_mut().rev().find_map(|r| r.as_mut().ok()) {
@@ -504,16 +551,13 @@ impl ChainStore {
         results
     }
 
-    /// The best of the old tip and the blocks stored in this batch.
-    fn best_candidate(&self, old_tip: u32, pending: &[StoredBlock]) -> u32 {
+    /// The best of the old tip and the entries added since `first_new`
+    /// (this batch's blocks, appended in order).
+    fn best_candidate(&self, old_tip: u32, first_new: usize) -> u32 {
         let mut best = old_tip;
-        for rec in pending {
-            let id = self.ids[&BlockHeader::decode_slice(&rec.bytes[..80])
-                .expect("own bytes")
-                .block_hash()];
-            let (e, b) = (&self.entries[id as usize], &self.entries[best as usize]);
-            if e.chainwork > b.chainwork {
-                best = id;
+        for (i, e) in self.entries.iter().enumerate().skip(first_new) {
+            if e.chainwork > self.entries[best as usize].chainwork {
+                best = i as u32;
             }
         }
         best
@@ -595,7 +639,7 @@ impl ChainStore {
         }
         // Context-free checks first: a block with bad proof of work costs
         // nothing to make and is never stored, not even as an orphan.
-        if let Err(e) = check_proof_of_work(&block.header, &self.params.pow_limit) {
+        if let Err(e) = check_proof_of_work_hash(&block.header, &hash, &self.params.pow_limit) {
             return Err(ChainError::Invalid {
                 hash,
                 source: e.into(),
@@ -915,6 +959,19 @@ impl ChainView for BranchView<'_> {
                 bits: h.bits,
             }
         })
+    }
+    fn max_time_past(&self) -> u32 {
+        let mut max = 0;
+        let mut id = self.tip;
+        for _ in 0..11 {
+            if id == NO_PARENT {
+                break;
+            }
+            let e = &self.cs.entries[id as usize];
+            max = max.max(e.header.time);
+            id = e.parent;
+        }
+        max
     }
     fn median_time_past(&self) -> u32 {
         let mut times = [0u32; 11];

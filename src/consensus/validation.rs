@@ -120,6 +120,18 @@ pub fn check_proof_of_work(
     header: &BlockHeader,
     pow_limit: &Target,
 ) -> Result<Target, HeaderError> {
+    check_proof_of_work_hash(header, &header.block_hash(), pow_limit)
+}
+
+/// [`check_proof_of_work`] with the header's hash already computed.
+///
+/// # Errors
+/// As [`check_proof_of_work`].
+pub fn check_proof_of_work_hash(
+    header: &BlockHeader,
+    hash: &crate::consensus::BlockHash,
+    pow_limit: &Target,
+) -> Result<Target, HeaderError> {
     let target = Target::from_compact(header.bits)?;
     if target > *pow_limit {
         return Err(HeaderError::TargetAboveLimit {
@@ -127,8 +139,7 @@ pub fn check_proof_of_work(
             limit: pow_limit.to_hex(),
         });
     }
-    let hash = header.block_hash();
-    if !target.is_met_by(&hash) {
+    if !target.is_met_by(hash) {
         return Err(HeaderError::HighHash {
             hash: hash.to_hex(),
             target: target.to_hex(),
