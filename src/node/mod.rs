@@ -513,7 +513,12 @@ impl NodeState {
             self.update_gauges();
             return;
         };
-        let blocks: Vec<(bool, Block)> = {
+        // The mempool only cares when it holds transactions or a re-org
+        // returns some: skip reading blocks back from the store otherwise.
+        let mempool_affected = !self.mempool.is_empty() || !change.disconnected.is_empty();
+        let blocks: Vec<(bool, Block)> = if !mempool_affected {
+            Vec::new()
+        } else {
             let chain = self.shared.chain.lock().expect("chain lock");
             change
                 .disconnected
@@ -549,16 +554,11 @@ impl NodeState {
         let block = found.block;
         let hash = block.block_hash();
         let bytes = block.encode();
-        let height = {
-            let chain = self.shared.chain.lock().expect("chain lock");
-            chain.height() + 1
+        let (height, res) = {
+            let mut chain = self.shared.chain.lock().expect("chain lock");
+            let height = chain.height() + 1;
+            (height, chain.accept_block(block, None, now_ms()))
         };
-        let res = self
-            .shared
-            .chain
-            .lock()
-            .expect("chain lock")
-            .accept_block(block, None, now_ms());
         match res {
             Ok(update) => {
                 tracing::info!(%hash, height, ms = found.job_started.elapsed().as_millis() as u64, "block found");
