@@ -929,6 +929,21 @@ struct BranchView<'a> {
 }
 
 impl BranchView<'_> {
+    /// Timestamps of the tip and up to 10 ancestors (fewer near genesis),
+    /// newest first, by one walk over parent links.
+    fn recent_times(&self) -> ([u32; 11], usize) {
+        let mut times = [0u32; 11];
+        let mut n = 0;
+        let mut id = self.tip;
+        while n < 11 && id != NO_PARENT {
+            let e = &self.cs.entries[id as usize];
+            times[n] = e.header.time;
+            n += 1;
+            id = e.parent;
+        }
+        (times, n)
+    }
+
     fn ancestor_id(&self, height: u32) -> Option<u32> {
         let mut id = self.tip;
         loop {
@@ -961,28 +976,11 @@ impl ChainView for BranchView<'_> {
         })
     }
     fn max_time_past(&self) -> u32 {
-        let mut max = 0;
-        let mut id = self.tip;
-        for _ in 0..11 {
-            if id == NO_PARENT {
-                break;
-            }
-            let e = &self.cs.entries[id as usize];
-            max = max.max(e.header.time);
-            id = e.parent;
-        }
-        max
+        let (times, n) = self.recent_times();
+        times[..n].iter().copied().max().unwrap_or(0)
     }
     fn median_time_past(&self) -> u32 {
-        let mut times = [0u32; 11];
-        let mut n = 0;
-        let mut id = self.tip;
-        while n < 11 && id != NO_PARENT {
-            let e = &self.cs.entries[id as usize];
-            times[n] = e.header.time;
-            n += 1;
-            id = e.parent;
-        }
+        let (times, n) = self.recent_times();
         crate::consensus::time::median_time_past(&times[..n])
     }
 }
