@@ -691,6 +691,14 @@ pub fn cmd_status(api: &str, as_json: bool) -> Result<(), CliError> {
 /// # Errors
 /// A description of the failure.
 pub fn http_get_json(api: &str, path: &str) -> Result<Value, String> {
+    serde_json::from_str(&http_get_text(api, path)?).map_err(|e| e.to_string())
+}
+
+/// GET `http://{api}{path}` as text, e.g. `/metrics` (5 s timeout).
+///
+/// # Errors
+/// A description of the failure.
+pub fn http_get_text(api: &str, path: &str) -> Result<String, String> {
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .timeout_global(Some(Duration::from_secs(5)))
         .build()
@@ -700,7 +708,7 @@ pub fn http_get_json(api: &str, path: &str) -> Result<Value, String> {
         .call()
         .map_err(|e| e.to_string())?
         .body_mut()
-        .read_json::<Value>()
+        .read_to_string()
         .map_err(|e| e.to_string())
 }
 

@@ -185,17 +185,7 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 
 /// One un-labelled value from a node's `/metrics`.
 fn metric_value(api: &str, name: &str) -> Option<u64> {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .timeout_global(Some(Duration::from_secs(5)))
-        .build()
-        .into();
-    let text = agent
-        .get(&format!("http://{api}/metrics"))
-        .call()
-        .ok()?
-        .body_mut()
-        .read_to_string()
-        .ok()?;
+    let text = crate::cli::http_get_text(api, "/metrics").ok()?;
     text.lines()
         .find_map(|l| l.strip_prefix(name).and_then(|rest| rest.strip_prefix(' ')))
         .and_then(|v| v.trim().parse::<f64>().ok())

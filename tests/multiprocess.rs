@@ -188,12 +188,7 @@ fn regtest_generate_tx_and_api_routes() {
     for path in ["/stale", "/orphans", "/reorgs"] {
         assert!(get(&node.api, path).unwrap().is_array(), "{path}");
     }
-    let metrics = ureq::get(&format!("http://{}/metrics", node.api))
-        .call()
-        .unwrap()
-        .body_mut()
-        .read_to_string()
-        .unwrap();
+    let metrics = powchain::cli::http_get_text(&node.api, "/metrics").unwrap();
     assert!(metrics.contains("powchain_height 5"), "{metrics}");
     assert!(metrics.contains("powchain_blocks_mined_total 5"));
     // `powchain status --json` prints the same object.

@@ -266,12 +266,7 @@ fn hostile_peer_is_banned_and_honest_relay_continues() {
         st["orphans"].as_u64().unwrap() <= 128,
         "orphans from one peer are capped"
     );
-    let metrics = ureq::get(&format!("http://{}/metrics", a.api))
-        .call()
-        .unwrap()
-        .body_mut()
-        .read_to_string()
-        .unwrap();
+    let metrics = powchain::cli::http_get_text(&a.api, "/metrics").unwrap();
     assert!(
         !metrics.contains("powchain_blocks_rejected_total 0\n"),
         "rejections are counted"
