@@ -127,6 +127,12 @@ struct NodeProc {
     peer_id: String,
 }
 
+/// Sends SIGTERM to a child process (ignoring one that already exited).
+pub fn terminate(child: &Child) {
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+}
+
 /// Owns the processes and the temp dir; stops and removes them on drop.
 struct Cluster {
     nodes: Vec<NodeProc>,
@@ -137,13 +143,8 @@ struct Cluster {
 impl Drop for Cluster {
     fn drop(&mut self) {
         for n in &mut self.nodes {
-            // SAFETY-free: SIGTERM through libc::kill on our own child's pid.
-            let pid = n.child.id() as i32;
-            #[allow(unsafe_code)]
-            // SAFETY: `kill` with a pid we spawned and SIGTERM has no memory effects.
-            unsafe {
-                libc::kill(pid, libc::SIGTERM);
-            }
+            // SIGTERM: the node stops its miner and closes its store.
+            terminate(&n.child);
         }
         let deadline = Instant::now() + Duration::from_secs(5);
         for n in &mut self.nodes {

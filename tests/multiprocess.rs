@@ -201,11 +201,7 @@ fn regtest_generate_tx_and_api_routes() {
     assert_eq!(v["tip"], st["tip"]);
     // SIGTERM: the node shuts down cleanly (exit 0) and keeps its blocks.
     let mut node = node;
-    let pid = node.child.id() as i32;
-    // SAFETY: sending SIGTERM to our own child process has no memory effects.
-    unsafe {
-        libc::kill(pid, libc::SIGTERM);
-    }
+    powchain::testnet::terminate(&node.child);
     let status = node.child.wait().unwrap();
     assert!(status.success(), "node exited with {status}");
 }
