@@ -559,6 +559,33 @@ pub fn reference_sha2_rate(seconds: f64) -> f64 {
     n as f64 / started.elapsed().as_secs_f64()
 }
 
+/// One-thread sha256d rate of OpenSSL's SHA-256 (its SHA-NI path where
+/// present), as the miners' benchmarks quote it: `openssl speed -evp sha256
+/// -bytes 16384` bytes/s, divided by 64 bytes per compression and by 2
+/// compressions per sha256d. `None` when `openssl` is not on the PATH or
+/// its output is not understood.
+#[must_use]
+pub fn openssl_sha256d_rate(seconds: u32) -> Option<f64> {
+    let out = std::process::Command::new("openssl")
+        .args(["speed", "-evp", "sha256", "-bytes", "16384", "-seconds"])
+        .arg(seconds.max(1).to_string())
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    parse_openssl_speed(&String::from_utf8_lossy(&out.stdout))
+}
+
+/// sha256d/s from the text `openssl speed` prints, whose last line reads
+/// e.g. `sha256   1198768.13k` (thousands of bytes/s for the one block
+/// size asked).
+#[must_use]
+pub fn parse_openssl_speed(text: &str) -> Option<f64> {
+    let line = text.lines().rev().find(|l| l.starts_with("sha256"))?;
+    let kb = line.split_whitespace().last()?.strip_suffix('k')?;
+    let bytes_per_sec = kb.parse::<f64>().ok()? * 1000.0;
+    Some(bytes_per_sec / 64.0 / 2.0)
+}
+
 /// `powchain bench`.
 ///
 /// # Errors
@@ -599,6 +626,27 @@ pub fn cmd_bench(
     eprintln!("reference: sha2 crate, midstate + 2x compress256, 1 thread ...");
     let reference = reference_sha2_rate(seconds.min(2.0));
     eprintln!("reference: {:.2} MH/s", reference / 1e6);
+    eprintln!("openssl speed -evp sha256 -bytes 16384 ...");
+    let openssl = openssl_sha256d_rate(seconds.min(3.0).round() as u32);
+    match openssl {
+        Some(r) => eprintln!("openssl: {:.2} M sha256d/s (compressions/s / 2)", r / 1e6),
+        None => eprintln!("openssl: not found or not understood; no OpenSSL ratio"),
+    }
+    #[cfg(target_arch = "x86_64")]
+    let sha_unit = crate::miner::sha256d::shani::probe_sha_unit(2_000_000);
+    #[cfg(not(target_arch = "x86_64"))]
+    let sha_unit: Option<crate::miner::sha256d::shani::ShaUnitTiming> = None;
+    if let Some(u) = sha_unit {
+        eprintln!(
+            "SHA unit: sha256rnds2 latency {:.2} ns, one per {:.2} ns ({} streams fill it); \
+             {} per nonce -> ceiling {:.2} MH/s per thread",
+            u.latency_ns,
+            u.interval_ns,
+            u.streams_to_saturate(),
+            crate::miner::sha256d::shani::RNDS2_PER_NONCE,
+            u.ceiling_hashes_per_sec() / 1e6
+        );
+    }
     let mut results = Vec::new();
     for b in &backends {
         for &t in &thread_list {
@@ -612,18 +660,30 @@ pub fn cmd_bench(
                 done.store(true, Ordering::Release);
                 r
             });
-            eprintln!(
-                "{:>8} {:>3} threads  {:>8.2} MH/s  ({:.2}x sha2 reference)",
+            let mut line = format!(
+                "{:>8} {:>3} threads  {:>8.2} MH/s  ({:.2}x sha2 reference",
                 b.name(),
                 t,
                 rate / 1e6,
                 rate / reference
             );
+            if let Some(o) = openssl {
+                line += &format!(", {:.2}x openssl", rate / o);
+            }
+            let of_ceiling = sha_unit
+                .filter(|_| *b == Backend::ShaNi)
+                .map(|u| rate / (u.ceiling_hashes_per_sec() * t as f64));
+            if let Some(c) = of_ceiling {
+                line += &format!(", {:.0}% of the SHA unit's ceiling", c * 100.0);
+            }
+            eprintln!("{line})");
             results.push(json!({
                 "backend": b.name(),
                 "threads": t,
                 "hashes_per_sec": rate,
                 "ratio_to_reference": rate / reference,
+                "ratio_to_openssl": openssl.map(|o| rate / o),
+                "fraction_of_sha_unit_ceiling": of_ceiling,
             }));
         }
     }
@@ -631,6 +691,17 @@ pub fn cmd_bench(
         print_json(&json!({
             "results": results,
             "reference": { "name": "sha2-compress256", "threads": 1, "hashes_per_sec": reference },
+            "openssl": openssl.map(|r| json!({
+                "command": "openssl speed -evp sha256 -bytes 16384",
+                "threads": 1,
+                "sha256d_per_sec": r,
+            })),
+            "sha_unit": sha_unit.map(|u| json!({
+                "rnds2_latency_ns": u.latency_ns,
+                "rnds2_interval_ns": u.interval_ns,
+                "rnds2_per_nonce": crate::miner::sha256d::shani::RNDS2_PER_NONCE,
+                "ceiling_hashes_per_sec_per_thread": u.ceiling_hashes_per_sec(),
+            })),
             "auto": Backend::auto().name(),
         }));
     }
@@ -811,5 +882,22 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             json,
         } => cmd_verify_headers(&file, &network, json),
         Command::Testnet(args) => crate::testnet::run(&args),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn openssl_speed_output_is_read_as_sha256d_per_sec() {
+        let text = "version: 3.0.17\nbuilt on: reproducible\n\
+                    type             16384 bytes\n\
+                    sha256         1198768.13k\n";
+        let r = parse_openssl_speed(text).unwrap();
+        // 1,198,768,130 B/s / 64 B per compression / 2 per sha256d.
+        assert!((r - 9_365_376.015_625).abs() < 1e-3, "{r}");
+        assert_eq!(parse_openssl_speed("sha256 fast\n"), None);
+        assert_eq!(parse_openssl_speed(""), None);
     }
 }

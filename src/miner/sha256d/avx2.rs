@@ -1,10 +1,11 @@
 //! AVX2 backend: eight nonces per instruction in 256-bit lanes.
 //!
-//! Same work cuts as the scalar backend: the midstate and the first three
-//! rounds of the second block are computed once per template (broadcast to
-//! all lanes), the schedule is extended in a 16-word ring, and the second
-//! hash stops after round 60 (`H7 = IV[7] + e`). Lanes whose top word meets
-//! the target's top word are confirmed with the reference code.
+//! Same work cuts as the scalar backend: the midstate and rounds 0..=3 of
+//! the second block are computed once per template (broadcast to all
+//! lanes, the nonce then added to `a` and `e`), the schedule is extended
+//! in a 16-word ring, and the second hash stops after round 60
+//! (`H7 = IV[7] + e`). Lanes whose top word meets the target's top word are
+//! confirmed with the reference code.
 
 use core::arch::x86_64::*;
 
@@ -50,25 +51,8 @@ unsafe fn scan_impl(input: &ScanInput, start: u32, count: u32, out: &mut Vec<u32
         };
     }
     let splat = |v: u32| _mm256_set1_epi32(v as i32);
-    // State after rounds 0..3 of the first hash's second block.
-    let mut pre = input.midstate;
-    {
-        let mut s = pre;
-        for (t, &w) in input.tail.iter().enumerate() {
-            let [a, b, c, d, e, f, g, h] = s;
-            let t1 = h
-                .wrapping_add(e.rotate_right(6) ^ e.rotate_right(11) ^ e.rotate_right(25))
-                .wrapping_add((e & f) ^ (!e & g))
-                .wrapping_add(K[t])
-                .wrapping_add(w);
-            let t2 = (a.rotate_right(2) ^ a.rotate_right(13) ^ a.rotate_right(22))
-                .wrapping_add((a & b) ^ (a & c) ^ (b & c));
-            s = [t1.wrapping_add(t2), a, b, c, d.wrapping_add(t1), e, f, g];
-        }
-        pre = s;
-    }
     let mid: [__m256i; 8] = core::array::from_fn(|i| splat(input.midstate[i]));
-    let pre: [__m256i; 8] = core::array::from_fn(|i| splat(pre[i]));
+    let pre: [__m256i; 8] = core::array::from_fn(|i| splat(input.round3_state[i]));
     let iv: [__m256i; 8] = core::array::from_fn(|i| splat(IV[i]));
     let kk: [__m256i; 64] = core::array::from_fn(|i| splat(K[i]));
     let tail: [__m256i; 3] = core::array::from_fn(|i| splat(input.tail[i]));
@@ -93,7 +77,10 @@ unsafe fn scan_impl(input: &ScanInput, start: u32, count: u32, out: &mut Vec<u32
         w[3] = _mm256_shuffle_epi8(nonces, bswap);
         w[4] = splat(0x8000_0000);
         w[15] = splat(640);
+        // Rounds 0..=3: the precomputed state plus W3 in `a` and `e`.
         let [mut a, mut b, mut c, mut d, mut e, mut f, mut g, mut h] = pre;
+        a = add!(a, w[3]);
+        e = add!(e, w[3]);
         macro_rules! sched {
             ($t:literal) => {{
                 let w2 = w[($t - 2) % 16];
@@ -135,7 +122,6 @@ unsafe fn scan_impl(input: &ScanInput, start: u32, count: u32, out: &mut Vec<u32
                 a = add!(t1, t2);
             }};
         }
-        round!(3, w[3]);
         round!(4, w[4]);
         round!(5, w[5]);
         round!(6, w[6]);

@@ -10,7 +10,9 @@
 //! reference implementation).
 //!
 //! Backends (chosen at run time, each selectable by name):
-//! - `sha-ni`: x86 SHA extensions, two interleaved nonces.
+//! - `sha-ni`: x86 SHA extensions, two interleaved nonces (61
+//!   `sha256rnds2` per nonce; see [`shani::probe_sha_unit`] for the
+//!   ceiling that sets).
 //! - `avx2`: eight nonces in 256-bit lanes.
 //! - `scalar`: portable Rust, runs everywhere.
 
@@ -57,6 +59,44 @@ pub struct ScanInput {
     /// Most significant 32 bits of the target: a hash whose top word
     /// (`swap_bytes(H7)`) is above this fails without further work.
     pub target_top: u32,
+    /// State (a..h) of the second block after rounds 0..=3 computed with
+    /// the nonce word W3 = 0. W3 enters round 3 only through T1, which is
+    /// added to both `a` and `e`, so the real state for a nonce is this one
+    /// with `a` and `e` each plus `swap_bytes(nonce)`: per nonce, rounds
+    /// 0..=3 cost two additions.
+    pub round3_state: [u32; 8],
+}
+
+/// FIPS 180-4 4.1.2: the big sigma of `a` (rotations 2, 13, 22).
+#[inline(always)]
+pub(crate) fn big_sigma0(x: u32) -> u32 {
+    x.rotate_right(2) ^ x.rotate_right(13) ^ x.rotate_right(22)
+}
+
+/// FIPS 180-4 4.1.2: the big sigma of `e` (rotations 6, 11, 25).
+#[inline(always)]
+pub(crate) fn big_sigma1(x: u32) -> u32 {
+    x.rotate_right(6) ^ x.rotate_right(11) ^ x.rotate_right(25)
+}
+
+/// FIPS 180-4 4.1.2: Ch(e, f, g).
+#[inline(always)]
+pub(crate) fn ch(e: u32, f: u32, g: u32) -> u32 {
+    (e & f) ^ (!e & g)
+}
+
+/// One SHA-256 round (FIPS 180-4 6.2.2 step 3) on state `s` (a..h) with
+/// round index `t` and message word `w`.
+#[inline(always)]
+pub(crate) fn round(s: &mut [u32; 8], t: usize, w: u32) {
+    let [a, b, c, d, e, f, g, h] = *s;
+    let t1 = h
+        .wrapping_add(big_sigma1(e))
+        .wrapping_add(ch(e, f, g))
+        .wrapping_add(K[t])
+        .wrapping_add(w);
+    let t2 = big_sigma0(a).wrapping_add((a & b) ^ (a & c) ^ (b & c));
+    *s = [t1.wrapping_add(t2), a, b, c, d.wrapping_add(t1), e, f, g];
 }
 
 impl ScanInput {
@@ -70,12 +110,18 @@ impl ScanInput {
         let w =
             |i: usize| u32::from_be_bytes([header[i], header[i + 1], header[i + 2], header[i + 3]]);
         let top: ruint::aliases::U256 = target.0 >> 224usize;
+        let tail = [w(64), w(68), w(72)];
+        let mut round3_state = midstate;
+        for (t, &w) in tail.iter().chain(&[0]).enumerate() {
+            round(&mut round3_state, t, w);
+        }
         ScanInput {
             header,
             midstate,
-            tail: [w(64), w(68), w(72)],
+            tail,
             target,
             target_top: top.to::<u32>(),
+            round3_state,
         }
     }
 
@@ -202,6 +248,11 @@ impl FromStr for Backend {
             "sha-ni" | "shani" => Ok(Backend::ShaNi),
             "avx2" => Ok(Backend::Avx2),
             "auto" => Ok(Backend::auto()),
+            "avx512" => Err(
+                "the avx512 backend is not in this build: it was never run on \
+                 a CPU with AVX-512, so it is not offered (see README, Miner)"
+                    .into(),
+            ),
             other => Err(format!(
                 "unknown backend '{other}' (expected auto, all, sha-ni, avx2 or scalar)"
             )),
@@ -252,6 +303,23 @@ mod tests {
             let r = backend.scan(&input, genesis.nonce - 5000, 10_000);
             assert_eq!(r.solutions, vec![genesis.nonce], "backend {backend}");
         }
+    }
+
+    /// The probe's figures are related as they must be on any CPU: a
+    /// dependent chain is never faster per instruction than four
+    /// independent ones. (Relations only; speeds are for `powchain bench`.)
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn sha_unit_probe_is_consistent() {
+        let Some(u) = shani::probe_sha_unit(200_000) else {
+            eprintln!("SKIPPED: no SHA-NI on this CPU");
+            return;
+        };
+        assert!(u.interval_ns > 0.0 && u.latency_ns > 0.0, "{u:?}");
+        assert!(u.interval_ns <= u.latency_ns * 1.25, "{u:?}");
+        assert!(u.streams_to_saturate() >= 1);
+        let c = u.ceiling_hashes_per_sec();
+        assert!((c * u.interval_ns * 61.0 / 1e9 - 1.0).abs() < 1e-9);
     }
 
     #[test]

@@ -1,21 +1,12 @@
 //! Portable scalar backend.
 //!
-//! Per template: the midstate and the first three rounds of the second
-//! block (their words W0..W2 do not depend on the nonce). Per nonce: rounds
-//! 3..63 of the first hash, then 61 of the second hash's 64 rounds: the
-//! final word H7 is `IV[7] + e` after round 60, so rounds 61..63 are run
+//! Per template: the midstate and rounds 0..=3 of the second block (see
+//! [`ScanInput::round3_state`]). Per nonce: rounds 4..63 of the first hash,
+//! then 61 of the second hash's 64 rounds: the final word H7 is `IV[7] + e` after round 60, so rounds 61..63 are run
 //! only when H7 already meets the target's top word.
 
-use super::{ScanInput, IV, K};
+use super::{round, ScanInput, IV};
 
-#[inline(always)]
-fn bsig0(x: u32) -> u32 {
-    x.rotate_right(2) ^ x.rotate_right(13) ^ x.rotate_right(22)
-}
-#[inline(always)]
-fn bsig1(x: u32) -> u32 {
-    x.rotate_right(6) ^ x.rotate_right(11) ^ x.rotate_right(25)
-}
 #[inline(always)]
 fn ssig0(x: u32) -> u32 {
     x.rotate_right(7) ^ x.rotate_right(18) ^ (x >> 3)
@@ -23,19 +14,6 @@ fn ssig0(x: u32) -> u32 {
 #[inline(always)]
 fn ssig1(x: u32) -> u32 {
     x.rotate_right(17) ^ x.rotate_right(19) ^ (x >> 10)
-}
-
-/// One SHA-256 round on state `s` with message word `w` and index `t`.
-#[inline(always)]
-fn round(s: &mut [u32; 8], t: usize, w: u32) {
-    let [a, b, c, d, e, f, g, h] = *s;
-    let t1 = h
-        .wrapping_add(bsig1(e))
-        .wrapping_add((e & f) ^ (!e & g))
-        .wrapping_add(K[t])
-        .wrapping_add(w);
-    let t2 = bsig0(a).wrapping_add((a & b) ^ (a & c) ^ (b & c));
-    *s = [t1.wrapping_add(t2), a, b, c, d.wrapping_add(t1), e, f, g];
 }
 
 /// Expands words 16..64 of the schedule in place.
@@ -51,11 +29,6 @@ fn expand(w: &mut [u32; 64]) {
 
 /// Scans `start .. start + count`, pushing every solution to `out`.
 pub fn scan(input: &ScanInput, start: u32, count: u32, out: &mut Vec<u32>) {
-    // State after rounds 0..3 of the second block: nonce-independent.
-    let mut pre = input.midstate;
-    for (t, &w) in input.tail.iter().enumerate() {
-        round(&mut pre, t, w);
-    }
     let mut w1 = [0u32; 64];
     w1[..3].copy_from_slice(&input.tail);
     w1[4] = 0x8000_0000;
@@ -69,8 +42,10 @@ pub fn scan(input: &ScanInput, start: u32, count: u32, out: &mut Vec<u32>) {
         // First hash, second block.
         w1[3] = nonce.swap_bytes();
         expand(&mut w1);
-        let mut s = pre;
-        for (t, &w) in w1.iter().enumerate().skip(3) {
+        let mut s = input.round3_state;
+        s[0] = s[0].wrapping_add(w1[3]);
+        s[4] = s[4].wrapping_add(w1[3]);
+        for (t, &w) in w1.iter().enumerate().skip(4) {
             round(&mut s, t, w);
         }
         for i in 0..8 {

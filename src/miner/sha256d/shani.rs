@@ -2,20 +2,28 @@
 //!
 //! `sha256rnds2` has a latency of several cycles, so one hash stream leaves
 //! the SHA unit idle between dependent rounds; a second, independent stream
-//! (the next nonce) fills those gaps. Three streams were measured too: they
-//! need 18 live xmm registers of 16, spill, and ran slower here (15.4 vs
-//! 17.6 MH/s on one thread; see README). The state is kept in the
-//! instruction's ABEF/CDGH register layout from the midstate to the final
-//! check.
+//! (the next nonce) fills those gaps. Whether a third stream helps depends
+//! on the unit's throughput, which [`probe_sha_unit`] measures: on the
+//! family-23 EPYC this was written on, latency is 1.66 ns and the unit
+//! accepts one `sha256rnds2` per 0.83 ns whatever the number of streams
+//! (2, 3 or 4), so two streams already saturate it, and three also need 18
+//! live xmm registers of 16 and spill (15.4 against 17.6 MH/s). The state
+//! is kept in the instruction's ABEF/CDGH register layout from the
+//! midstate to the final check.
 //!
-//! Work cut per nonce (62 `sha256rnds2` instead of 64):
-//! - the midstate and the first two rounds of the second block (words
-//!   W0, W1 do not depend on the nonce) are computed once per template;
+//! Work cut per nonce ([`RNDS2_PER_NONCE`] = 61 `sha256rnds2` instead of 64):
+//! - the midstate and rounds 0..=3 of the second block are computed once
+//!   per template; the nonce word then only adds to `a` and `e`
+//!   ([`ScanInput::round3_state`]);
 //! - the word+constant sums of groups whose words are fixed (padding and
 //!   length) are precomputed;
 //! - the second hash stops after 62 of 64 rounds: the final word
 //!   `H7 = IV[7] + f` is already known there, and only a hash whose top word
 //!   meets the target's top word is confirmed with the reference code.
+//!
+//! Tried and dropped: rounds 58..=60 of the second hash in general-purpose
+//! registers (following `e` only), which saves two more `sha256rnds2`, ran
+//! at 16.0 against 18.1 MH/s here.
 
 use core::arch::x86_64::*;
 
@@ -23,6 +31,87 @@ use super::{ScanInput, IV, K};
 
 /// Nonces hashed side by side.
 const STREAMS: usize = 2;
+
+/// `sha256rnds2` instructions [`scan`] issues per nonce: 30 for rounds
+/// 4..=63 of the first hash, 31 for rounds 0..=61 of the second.
+pub const RNDS2_PER_NONCE: u32 = 61;
+
+/// Timing of this CPU's `sha256rnds2`, measured by [`probe_sha_unit`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ShaUnitTiming {
+    /// Nanoseconds from one `sha256rnds2` to the next that depends on it.
+    pub latency_ns: f64,
+    /// Nanoseconds per `sha256rnds2` with four independent chains: the
+    /// unit's issue interval.
+    pub interval_ns: f64,
+}
+
+impl ShaUnitTiming {
+    /// The fastest any SHA-NI scan with [`RNDS2_PER_NONCE`] instructions a
+    /// nonce can run on one thread: `1e9 / (interval_ns * 61)` H/s.
+    #[must_use]
+    pub fn ceiling_hashes_per_sec(&self) -> f64 {
+        1e9 / (self.interval_ns * f64::from(RNDS2_PER_NONCE))
+    }
+
+    /// Independent streams needed to keep the unit busy:
+    /// `latency / interval`, rounded up.
+    #[must_use]
+    pub fn streams_to_saturate(&self) -> u32 {
+        (self.latency_ns / self.interval_ns - 0.05).ceil().max(1.0) as u32
+    }
+}
+
+/// Measures the latency and issue interval of `sha256rnds2` with
+/// `iterations` pairs of instructions per chain (2,000,000 take about
+/// 20 ms). Returns `None` when the CPU lacks SHA-NI.
+#[must_use]
+pub fn probe_sha_unit(iterations: u64) -> Option<ShaUnitTiming> {
+    if !is_supported() {
+        return None;
+    }
+    let time = |chains: u32| {
+        let started = std::time::Instant::now();
+        // SAFETY: `is_supported()` above proves the CPU has the SHA and SSE
+        // features `rnds2_chains` is compiled for; it touches no memory.
+        let sink = unsafe { rnds2_chains(chains, iterations) };
+        std::hint::black_box(sink);
+        started.elapsed().as_secs_f64() * 1e9 / (2.0 * iterations as f64 * f64::from(chains))
+    };
+    // Warm up (clock ramp), then keep the best of three of each.
+    time(4);
+    let best = |chains| (0..3).map(|_| time(chains)).fold(f64::INFINITY, f64::min);
+    Some(ShaUnitTiming {
+        latency_ns: best(1),
+        interval_ns: best(4),
+    })
+}
+
+/// `chains` (1 or 4) independent chains of `2 * iterations` dependent
+/// `sha256rnds2`; returns a value derived from every chain.
+#[target_feature(enable = "sha,sse2")]
+unsafe fn rnds2_chains(chains: u32, iterations: u64) -> i32 {
+    let k = _mm_set1_epi32(0x428a_2f98);
+    let mut s: [__m128i; 8] = core::array::from_fn(|i| _mm_set1_epi32(i as i32));
+    if chains == 1 {
+        for _ in 0..iterations {
+            s[1] = _mm_sha256rnds2_epu32(s[1], s[0], k);
+            s[0] = _mm_sha256rnds2_epu32(s[0], s[1], k);
+        }
+    } else {
+        for _ in 0..iterations {
+            s[1] = _mm_sha256rnds2_epu32(s[1], s[0], k);
+            s[3] = _mm_sha256rnds2_epu32(s[3], s[2], k);
+            s[5] = _mm_sha256rnds2_epu32(s[5], s[4], k);
+            s[7] = _mm_sha256rnds2_epu32(s[7], s[6], k);
+            s[0] = _mm_sha256rnds2_epu32(s[0], s[1], k);
+            s[2] = _mm_sha256rnds2_epu32(s[2], s[3], k);
+            s[4] = _mm_sha256rnds2_epu32(s[4], s[5], k);
+            s[6] = _mm_sha256rnds2_epu32(s[6], s[7], k);
+        }
+    }
+    s.iter().fold(0, |acc, v| acc ^ _mm_cvtsi128_si32(*v))
+}
 
 /// Whether this CPU has the SHA extensions and the SSE levels used here.
 #[must_use]
@@ -106,10 +195,10 @@ unsafe fn scan_impl(input: &ScanInput, start: u32, count: u32, out: &mut Vec<u32
     }
     let (mid_abef, mid_cdgh) = to_abef_cdgh!(&input.midstate);
     let (iv_abef, iv_cdgh) = to_abef_cdgh!(&IV);
+    let (r3_abef, r3_cdgh) = to_abef_cdgh!(&input.round3_state);
+    let lanes_ae = _mm_set_epi32(-1, 0, -1, 0);
     let t = input.tail;
     let w0 = _mm_set_epi32(0, t[2] as i32, t[1] as i32, t[0] as i32);
-    // Rounds 0 and 1 of the second block use only W0 and W1.
-    let pre_abef2 = _mm_sha256rnds2_epu32(mid_cdgh, mid_abef, _mm_add_epi32(w0, kk[0]));
     let zero = _mm_setzero_si128();
     let pad80 = _mm_set_epi32(0, 0, 0, 0x8000_0000u32 as i32);
     let len640 = _mm_set_epi32(640, 0, 0, 0);
@@ -129,21 +218,18 @@ unsafe fn scan_impl(input: &ScanInput, start: u32, count: u32, out: &mut Vec<u32
     );
     let (cb2, cb3) = (konst(pad80, kk[2]), konst(len256, kk[3]));
 
-    // First hash, second block: words W0..W3 (nonce in W3), padding, length;
-    // finish group 0 from the precomputed state.
+    // First hash, second block: words W0..W3 (nonce in W3), padding,
+    // length. Rounds 0..=3 are the precomputed state with W3 added to the
+    // `a` and `e` lanes (3 and 1 of ABEF).
     macro_rules! first_block {
         ($n:expr, $s0:ident, $s1:ident, $m0:ident, $m1:ident, $m2:ident, $m3:ident) => {
-            let $m0 = _mm_insert_epi32::<3>(w0, ($n as u32).swap_bytes() as i32);
+            let w3 = ($n as u32).swap_bytes() as i32;
+            let mut $m0 = _mm_insert_epi32::<3>(w0, w3);
             let mut $m1 = pad80;
             let mut $m2 = zero;
             let mut $m3 = len640;
-            let mut $s1 = pre_abef2;
-            let mut $s0 = _mm_sha256rnds2_epu32(
-                mid_abef,
-                pre_abef2,
-                _mm_shuffle_epi32::<0x0E>(_mm_add_epi32($m0, kk[0])),
-            );
-            let mut $m0 = $m0;
+            let mut $s0 = _mm_add_epi32(r3_abef, _mm_and_si128(_mm_set1_epi32(w3), lanes_ae));
+            let mut $s1 = r3_cdgh;
         };
     }
     // The first digest (a..h) becomes the second hash's W0..W7.
