@@ -287,7 +287,7 @@ pub fn run(a: &TestnetArgs) -> Result<(), CliError> {
     let mut addrs = Vec::new();
     let mut keys = Vec::new();
     for i in 0..a.nodes {
-        let key = Keypair::generate_ed25519();
+        let key = Keypair::generate_secp256k1();
         let node_dir = dir.join(format!("node{i}"));
         crate::node::write_key(&node_dir, &key).map_err(|e| fail(e.to_string()))?;
         let p2p = free_port()?;

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use common::{regtest_block, regtest_chain, NOW_MS};
 use powchain::chain::orphans::OrphanLimits;
-use powchain::chain::{BlockStatus, ChainError, ChainStore, MemStore, RedbStore};
+use powchain::chain::{BlockStatus, ChainError, ChainStore, MemStore, Precheck, RedbStore};
 use powchain::consensus::{Block, Params};
 use proptest::prelude::*;
 
@@ -280,4 +280,58 @@ proptest! {
             prop_assert_eq!(shuffled.tip(), reference.tip());
         }
     }
+}
+
+/// `precheck` (used to relay a block before it is written) gives the
+/// verdict `accept_block` would give, and stores or remembers nothing.
+#[test]
+fn precheck_agrees_with_accept_and_stores_nothing() {
+    let (p, mut cs) = store();
+    let base = regtest_chain(&p, p.genesis_hash, 0, t0(&p), 3, 0);
+    cs.accept_block(base[0].clone(), None, NOW_MS).unwrap();
+    let count = cs.block_count();
+    // Valid on a known parent; an orphan (parent base[1] unknown); known.
+    assert_eq!(cs.precheck(&base[1], NOW_MS).unwrap(), Precheck::Valid);
+    assert_eq!(cs.precheck(&base[2], NOW_MS).unwrap(), Precheck::Orphan);
+    assert_eq!(cs.precheck(&base[0], NOW_MS).unwrap(), Precheck::Known);
+    assert_eq!(cs.block_count(), count);
+    assert_eq!(cs.orphans().len(), 0);
+    // Wrong coinbase height (a contextual body rule), wrong merkle root and
+    // a time before median-time-past: each refused, as accept_block does.
+    let bad_height = regtest_block(&p, base[0].block_hash(), 7, t0(&p) + 5, 9, vec![]);
+    let mut bad_merkle = base[1].clone();
+    bad_merkle.txdata.push(vec![1, 2, 3]);
+    let too_old = regtest_block(
+        &p,
+        base[0].block_hash(),
+        2,
+        p.genesis.header.time,
+        9,
+        vec![],
+    );
+    for bad in [bad_height, bad_merkle, too_old] {
+        let pre = cs.precheck(&bad, NOW_MS).unwrap_err().to_string();
+        let acc = cs
+            .accept_block(bad, Some("x"), NOW_MS)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(pre, acc);
+    }
+    assert_eq!(cs.block_count(), count);
+    // Bad proof of work: refused by both.
+    let mut bad_pow = base[1].clone();
+    while p.pow_limit.is_met_by(&bad_pow.header.block_hash()) {
+        bad_pow.header.nonce += 1;
+    }
+    assert!(matches!(
+        cs.precheck(&bad_pow, NOW_MS),
+        Err(ChainError::Invalid { .. })
+    ));
+    // And the valid one is then accepted as precheck said.
+    assert_eq!(
+        cs.accept_block(base[1].clone(), None, NOW_MS)
+            .unwrap()
+            .status,
+        BlockStatus::Connected
+    );
 }

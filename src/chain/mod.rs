@@ -18,7 +18,9 @@ use thiserror::Error;
 use crate::consensus::block::{Block, Coinbase};
 use crate::consensus::pow::Work;
 use crate::consensus::validation::{check_header_context, check_proof_of_work_hash, AncestorInfo};
-use crate::consensus::{check_block, BlockError, BlockHash, BlockHeader, ChainView, Params};
+use crate::consensus::{
+    check_block_at_height, BlockError, BlockHash, BlockHeader, ChainView, Params,
+};
 
 pub use orphans::{OrphanLimits, OrphanPool};
 pub use store::{BlockStore, MemStore, RedbStore, StoreError, StoredBlock};
@@ -79,6 +81,18 @@ pub enum BlockStatus {
     Orphan,
     /// Already known.
     Duplicate,
+}
+
+/// What [`ChainStore::precheck`] found a block to be.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Precheck {
+    /// Valid on top of a known parent: [`ChainStore::accept_block`] would
+    /// store it.
+    Valid,
+    /// Header, proof of work and body pass, but the parent is unknown.
+    Orphan,
+    /// Already stored or waiting as an orphan.
+    Known,
 }
 
 /// One re-org: the best tip moved to a block that does not descend from
@@ -603,6 +617,70 @@ impl ChainStore {
         }
     }
 
+    /// Every check [`ChainStore::accept_block`] makes, without storing or
+    /// remembering anything: so a node can relay a block before the
+    /// (slower, durable) write, as BIP152's high-bandwidth relay does once
+    /// the header and proof of work check out. Here the body and, where
+    /// the parent is known, the contextual rules are checked as well, so a
+    /// relayed block is one `accept_block` will take.
+    ///
+    /// # Errors
+    /// The same [`ChainError`]s as `accept_block` (storage errors aside);
+    /// after an error, `accept_block` on the same block fails the same way
+    /// and records the verdict.
+    pub fn precheck(&self, block: &Block, now_ms: u64) -> Result<Precheck, ChainError> {
+        let hash = block.block_hash();
+        if self.ids.contains_key(&hash) || self.orphans.contains(&hash) {
+            return Ok(Precheck::Known);
+        }
+        self.context_free_checks(block, hash)?;
+        let Some(&parent) = self.ids.get(&block.header.prev_blockhash) else {
+            return Ok(Precheck::Orphan);
+        };
+        self.check_in_context(block, parent, now_ms)
+            .map_err(|source| ChainError::Invalid { hash, source })?;
+        Ok(Precheck::Valid)
+    }
+
+    /// Checks that need no parent: not known invalid, proof of work, body
+    /// (size, merkle root, mutation), and a parent not known invalid.
+    fn context_free_checks(&self, block: &Block, hash: BlockHash) -> Result<(), ChainError> {
+        if self.invalid.contains_key(&hash) {
+            return Err(ChainError::KnownInvalid(hash));
+        }
+        // A block with bad proof of work costs nothing to make and is never
+        // stored, not even as an orphan.
+        if let Err(e) = check_proof_of_work_hash(&block.header, &hash, &self.params.pow_limit) {
+            return Err(ChainError::Invalid {
+                hash,
+                source: e.into(),
+            });
+        }
+        // A wrong merkle root may be a corrupted copy of a valid block: it
+        // is not remembered as invalid (as Core's `BLOCK_MUTATED`).
+        block
+            .check_body(self.params.max_block_bytes)
+            .map_err(|source| ChainError::Invalid { hash, source })?;
+        let parent_hash = block.header.prev_blockhash;
+        if self.invalid.contains_key(&parent_hash) {
+            return Err(ChainError::InvalidAncestor {
+                hash,
+                ancestor: parent_hash,
+            });
+        }
+        Ok(())
+    }
+
+    /// The header's contextual rules on the parent's branch and the body
+    /// rules that need the height; returns the block's height.
+    fn check_in_context(&self, block: &Block, parent: u32, now_ms: u64) -> Result<u32, BlockError> {
+        let height = self.entries[parent as usize].height + 1;
+        let view = self.view(parent);
+        check_header_context(&self.params, &block.header, &view, now_ms / 1000)?;
+        check_block_at_height(&self.params, block, height)?;
+        Ok(height)
+    }
+
     fn remember_invalid(&mut self, hash: BlockHash, height: Option<u32>, reason: String) {
         if self.invalid.len() >= self.max_invalid {
             if let Some(k) = self.invalid.keys().next().copied() {
@@ -634,35 +712,23 @@ impl ChainStore {
             }
             return Ok(update);
         }
-        if self.invalid.contains_key(&hash) {
-            return Err(ChainError::KnownInvalid(hash));
-        }
-        // Context-free checks first: a block with bad proof of work costs
-        // nothing to make and is never stored, not even as an orphan.
-        if let Err(e) = check_proof_of_work_hash(&block.header, &hash, &self.params.pow_limit) {
-            return Err(ChainError::Invalid {
-                hash,
-                source: e.into(),
-            });
-        }
-        if let Err(e) = block.check_body(self.params.max_block_bytes) {
-            // A wrong merkle root may be a corrupted copy of a valid block:
-            // do not remember the hash as invalid (as Core's `BLOCK_MUTATED`).
-            return Err(ChainError::Invalid { hash, source: e });
+        match self.context_free_checks(&block, hash) {
+            Err(ChainError::InvalidAncestor { ancestor, .. }) => {
+                let height = self
+                    .invalid
+                    .get(&ancestor)
+                    .and_then(|(h, _)| h.map(|h| h + 1));
+                self.remember_invalid(
+                    hash,
+                    height,
+                    format!("descends from invalid block {ancestor}"),
+                );
+                return Err(ChainError::InvalidAncestor { hash, ancestor });
+            }
+            Err(e) => return Err(e),
+            Ok(()) => {}
         }
         let parent_hash = block.header.prev_blockhash;
-        if let Some((ph, _)) = self.invalid.get(&parent_hash) {
-            let height = ph.map(|h| h + 1);
-            self.remember_invalid(
-                hash,
-                height,
-                format!("descends from invalid block {parent_hash}"),
-            );
-            return Err(ChainError::InvalidAncestor {
-                hash,
-                ancestor: parent_hash,
-            });
-        }
         let Some(&parent) = self.ids.get(&parent_hash) else {
             let size = block.serialized_size();
             let orphan = orphans::Orphan {
@@ -724,12 +790,8 @@ impl ChainStore {
         now_ms: u64,
         pending: &mut Vec<StoredBlock>,
     ) -> Result<(), ChainError> {
-        let height = self.entries[parent as usize].height + 1;
-        let view = self.view(parent);
-        let checked = check_header_context(&self.params, &block.header, &view, now_ms / 1000)
-            .map_err(BlockError::from)
-            .and_then(|()| check_block(&self.params, &block, height));
-        if let Err(source) = checked {
+        if let Err(source) = self.check_in_context(&block, parent, now_ms) {
+            let height = self.entries[parent as usize].height + 1;
             self.remember_invalid(hash, Some(height), source.to_string());
             return Err(ChainError::Invalid { hash, source });
         }

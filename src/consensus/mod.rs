@@ -23,4 +23,4 @@ pub use hash::{sha256d, BlockHash, Txid};
 pub use header::BlockHeader;
 pub use params::{DifficultyRule, Network, Params};
 pub use pow::{CompactTarget, Target, Work};
-pub use validation::{check_block, check_header, ChainView, SliceView};
+pub use validation::{check_block, check_block_at_height, check_header, ChainView, SliceView};

@@ -219,14 +219,29 @@ pub fn check_header_context(
 }
 
 /// Body checks of a block at `height` (Core `CheckBlock` plus BIP34's
-/// height-in-coinbase): size limit, merkle root, no mutation, and on
-/// powchain's networks a well-formed coinbase carrying `height`, and no
-/// transaction above the size limit.
+/// height-in-coinbase): size limit, merkle root, no mutation
+/// ([`Block::check_body`]), then [`check_block_at_height`].
 ///
 /// # Errors
 /// The first [`BlockError`] found.
 pub fn check_block(params: &Params, block: &Block, height: u32) -> Result<(), BlockError> {
     block.check_body(params.max_block_bytes)?;
+    check_block_at_height(params, block, height)
+}
+
+/// The body rules that need the block's height, for a block whose
+/// [`Block::check_body`] already passed: on powchain's networks a
+/// well-formed coinbase carrying `height` (as BIP34) and no transaction
+/// above the size limit.
+///
+/// # Errors
+/// [`BlockError::BadCoinbaseHeight`], [`BlockError::TooLarge`] or a
+/// coinbase decoding error.
+pub fn check_block_at_height(
+    params: &Params,
+    block: &Block,
+    height: u32,
+) -> Result<(), BlockError> {
     if params.mining_allowed {
         let cb = Coinbase::decode(&block.txdata[0])?;
         if cb.height != height {

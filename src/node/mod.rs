@@ -26,7 +26,7 @@ use serde_json::json;
 use thiserror::Error;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::chain::{BlockStatus, ChainError, ChainStore, ChainUpdate, RedbStore};
+use crate::chain::{BlockStatus, ChainError, ChainStore, ChainUpdate, Precheck, RedbStore};
 use crate::config::NodeConfig;
 use crate::consensus::difficulty::next_work_required;
 use crate::consensus::{Block, BlockHash, Params, Target, Txid};
@@ -155,7 +155,12 @@ impl Shared {
 }
 
 /// Loads the node key from `<data_dir>/node.key`, creating it if absent,
-/// so the peer id survives restarts.
+/// so the peer id survives restarts. New keys are secp256k1 (one of the
+/// key types every libp2p implementation supports): gossipsub signs each
+/// message with the author's key, and secp256k1 signatures hash the
+/// message with SHA-256, which SHA-NI speeds up, where ed25519 needs three
+/// SHA-512 passes per 1 MB block (sign twice, verify once): about 12 ms
+/// here against about 2 ms. Key files of any type are still loaded.
 ///
 /// # Errors
 /// [`NodeError::Io`] when the file cannot be read, written or decoded.
@@ -165,7 +170,7 @@ pub fn load_or_create_key(data_dir: &Path) -> Result<Keypair, NodeError> {
         return Keypair::from_protobuf_encoding(&bytes)
             .map_err(|e| NodeError::Io(format!("bad key file {}: {e}", path.display())));
     }
-    let key = Keypair::generate_ed25519();
+    let key = Keypair::generate_secp256k1();
     write_key(data_dir, &key)?;
     Ok(key)
 }
@@ -553,17 +558,21 @@ impl NodeState {
         }
         let block = found.block;
         let hash = block.block_hash();
-        let bytes = block.encode();
+        let found_ms = now_ms();
+        let mut unpublished = Some(block.encode());
+        self.publish_if_valid(&block, found_ms, &mut unpublished);
         let (height, res) = {
             let mut chain = self.shared.chain.lock().expect("chain lock");
             let height = chain.height() + 1;
-            (height, chain.accept_block(block, None, now_ms()))
+            (height, chain.accept_block(block, None, found_ms))
         };
         match res {
             Ok(update) => {
                 tracing::info!(%hash, height, ms = found.job_started.elapsed().as_millis() as u64, "block found");
                 self.shared.metrics.blocks_mined.inc();
-                self.publish_block(bytes);
+                if let Some(bytes) = unpublished {
+                    self.publish_block(bytes);
+                }
                 self.apply_update(&update, "miner");
             }
             Err(e) => {
@@ -573,6 +582,23 @@ impl NodeState {
             }
         }
         Ok(())
+    }
+
+    /// Publishes this node's own new block before it is written, when
+    /// [`ChainStore::precheck`] finds it valid: peers receive it while the
+    /// store commits. `bytes` is taken when published.
+    fn publish_if_valid(&mut self, block: &Block, now: u64, bytes: &mut Option<Vec<u8>>) {
+        let valid = self
+            .shared
+            .chain
+            .lock()
+            .expect("chain lock")
+            .precheck(block, now);
+        if matches!(valid, Ok(Precheck::Valid)) {
+            if let Some(b) = bytes.take() {
+                self.publish_block(b);
+            }
+        }
     }
 
     fn publish_block(&mut self, bytes: Vec<u8>) {
@@ -616,17 +642,18 @@ impl NodeState {
         data: &[u8],
     ) -> Result<(), NodeError> {
         let params = Arc::clone(&self.shared.params);
-        let verdict = |s: &mut Self, a: MessageAcceptance| {
+        let report = |s: &mut Self, a: MessageAcceptance| {
             let _ = s
                 .swarm
                 .behaviour_mut()
                 .gossipsub
                 .report_message_validation_result(&id, &source, a);
         };
+        let arrived_ms = now_ms();
         let block = match Block::decode(data, params.max_block_bytes) {
             Ok(b) => b,
             Err(e) => {
-                verdict(self, MessageAcceptance::Reject);
+                report(self, MessageAcceptance::Reject);
                 self.reject_block(
                     source,
                     PeerAction::HighTolerance,
@@ -636,14 +663,35 @@ impl NodeState {
             }
         };
         self.shared.metrics.blocks_received.inc();
-        let delay = (now_ms() as f64 / 1000.0 - f64::from(block.header.time)).max(0.0);
+        let delay = (arrived_ms as f64 / 1000.0 - f64::from(block.header.time)).max(0.0);
         self.shared.metrics.propagation.observe(delay);
         let hash = block.block_hash();
         let handling = Instant::now();
+        // Relay before the durable write (as BIP152's high-bandwidth mode
+        // relays once the header and proof of work check out): when every
+        // rule passes, gossipsub forwards the block on its connection tasks
+        // while this loop writes it. Otherwise the verdict waits for
+        // `accept_block`, which records why the block failed.
+        let precheck = self
+            .shared
+            .chain
+            .lock()
+            .expect("chain lock")
+            .precheck(&block, arrived_ms);
+        let relayed_early = matches!(precheck, Ok(Precheck::Valid | Precheck::Orphan));
+        if relayed_early {
+            report(self, MessageAcceptance::Accept);
+        }
+        let relay_ms = handling.elapsed().as_secs_f64() * 1000.0;
+        let verdict = |s: &mut Self, a: MessageAcceptance| {
+            if !relayed_early {
+                report(s, a);
+            }
+        };
         let res = self.shared.chain.lock().expect("chain lock").accept_block(
             block,
             Some(&source.to_string()),
-            now_ms(),
+            arrived_ms,
         );
         let accept_ms = handling.elapsed().as_secs_f64() * 1000.0;
         match res {
@@ -658,7 +706,7 @@ impl NodeState {
                     BlockStatus::Connected | BlockStatus::SideBranch => {
                         verdict(self, MessageAcceptance::Accept);
                         self.shared.metrics.blocks_relayed.inc();
-                        tracing::info!(%hash, %source, bytes = data.len(), accept_ms, "block received");
+                        tracing::info!(%hash, %source, bytes = data.len(), relay_ms, accept_ms, "block received");
                     }
                 }
                 self.apply_update(&update, "gossip");
@@ -1054,17 +1102,21 @@ impl NodeState {
             let mut txdata = vec![coinbase];
             txdata.extend(template.transactions);
             let block = Block { header, txdata };
-            let bytes = block.encode();
+            let found_ms = now_ms();
+            let mut unpublished = Some(block.encode());
+            self.publish_if_valid(&block, found_ms, &mut unpublished);
             let update = self
                 .shared
                 .chain
                 .lock()
                 .expect("chain lock")
-                .accept_block(block, None, now_ms())
+                .accept_block(block, None, found_ms)
                 .map_err(|e| e.to_string())?;
             out.push(update.hash);
             self.shared.metrics.blocks_mined.inc();
-            self.publish_block(bytes);
+            if let Some(bytes) = unpublished {
+                self.publish_block(bytes);
+            }
             self.apply_update(&update, "generate");
         }
         Ok(out)
