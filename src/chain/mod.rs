@@ -672,13 +672,12 @@ impl ChainStore {
     }
 
     /// The header's contextual rules on the parent's branch and the body
-    /// rules that need the height; returns the block's height.
-    fn check_in_context(&self, block: &Block, parent: u32, now_ms: u64) -> Result<u32, BlockError> {
+    /// rules that need the height.
+    fn check_in_context(&self, block: &Block, parent: u32, now_ms: u64) -> Result<(), BlockError> {
         let height = self.entries[parent as usize].height + 1;
         let view = self.view(parent);
         check_header_context(&self.params, &block.header, &view, now_ms / 1000)?;
-        check_block_at_height(&self.params, block, height)?;
-        Ok(height)
+        check_block_at_height(&self.params, block, height)
     }
 
     fn remember_invalid(&mut self, hash: BlockHash, height: Option<u32>, reason: String) {

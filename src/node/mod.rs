@@ -669,16 +669,17 @@ impl NodeState {
         let handling = Instant::now();
         // Relay before the durable write (as BIP152's high-bandwidth mode
         // relays once the header and proof of work check out): when every
-        // rule passes, gossipsub forwards the block on its connection tasks
-        // while this loop writes it. Otherwise the verdict waits for
-        // `accept_block`, which records why the block failed.
+        // rule passes on a known parent, gossipsub forwards the block on its
+        // connection tasks while this loop writes it. Otherwise the verdict
+        // waits for `accept_block`, which records why a block failed and
+        // whether the orphan pool takes an orphan (a flood is not relayed).
         let precheck = self
             .shared
             .chain
             .lock()
             .expect("chain lock")
             .precheck(&block, arrived_ms);
-        let relayed_early = matches!(precheck, Ok(Precheck::Valid | Precheck::Orphan));
+        let relayed_early = matches!(precheck, Ok(Precheck::Valid));
         if relayed_early {
             report(self, MessageAcceptance::Accept);
         }
