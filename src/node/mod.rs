@@ -558,21 +558,10 @@ impl NodeState {
         }
         let block = found.block;
         let hash = block.block_hash();
-        let found_ms = now_ms();
-        let mut unpublished = Some(block.encode());
-        self.publish_if_valid(&block, found_ms, &mut unpublished);
-        let (height, res) = {
-            let mut chain = self.shared.chain.lock().expect("chain lock");
-            let height = chain.height() + 1;
-            (height, chain.accept_block(block, None, found_ms))
-        };
-        match res {
+        let height = self.shared.chain.lock().expect("chain lock").height() + 1;
+        match self.accept_own_block(block) {
             Ok(update) => {
                 tracing::info!(%hash, height, ms = found.job_started.elapsed().as_millis() as u64, "block found");
-                self.shared.metrics.blocks_mined.inc();
-                if let Some(bytes) = unpublished {
-                    self.publish_block(bytes);
-                }
                 self.apply_update(&update, "miner");
             }
             Err(e) => {
@@ -584,21 +573,39 @@ impl NodeState {
         Ok(())
     }
 
-    /// Publishes this node's own new block before it is written, when
-    /// [`ChainStore::precheck`] finds it valid: peers receive it while the
-    /// store commits. `bytes` is taken when published.
-    fn publish_if_valid(&mut self, block: &Block, now: u64, bytes: &mut Option<Vec<u8>>) {
+    /// Stores and publishes a block this node made (miner or `/generate`).
+    /// When [`ChainStore::precheck`] finds it valid it is published before
+    /// the durable write, so peers receive it while the store commits;
+    /// otherwise only once `accept_block` has taken it.
+    ///
+    /// # Errors
+    /// `accept_block`'s [`ChainError`]; the block is then not published.
+    fn accept_own_block(&mut self, block: Block) -> Result<ChainUpdate, ChainError> {
+        let found_ms = now_ms();
+        let bytes = block.encode();
         let valid = self
             .shared
             .chain
             .lock()
             .expect("chain lock")
-            .precheck(block, now);
-        if matches!(valid, Ok(Precheck::Valid)) {
-            if let Some(b) = bytes.take() {
-                self.publish_block(b);
-            }
+            .precheck(&block, found_ms);
+        let unpublished = if matches!(valid, Ok(Precheck::Valid)) {
+            self.publish_block(bytes);
+            None
+        } else {
+            Some(bytes)
+        };
+        let update = self
+            .shared
+            .chain
+            .lock()
+            .expect("chain lock")
+            .accept_block(block, None, found_ms)?;
+        self.shared.metrics.blocks_mined.inc();
+        if let Some(bytes) = unpublished {
+            self.publish_block(bytes);
         }
+        Ok(update)
     }
 
     fn publish_block(&mut self, bytes: Vec<u8>) {
@@ -1103,21 +1110,8 @@ impl NodeState {
             let mut txdata = vec![coinbase];
             txdata.extend(template.transactions);
             let block = Block { header, txdata };
-            let found_ms = now_ms();
-            let mut unpublished = Some(block.encode());
-            self.publish_if_valid(&block, found_ms, &mut unpublished);
-            let update = self
-                .shared
-                .chain
-                .lock()
-                .expect("chain lock")
-                .accept_block(block, None, found_ms)
-                .map_err(|e| e.to_string())?;
+            let update = self.accept_own_block(block).map_err(|e| e.to_string())?;
             out.push(update.hash);
-            self.shared.metrics.blocks_mined.inc();
-            if let Some(bytes) = unpublished {
-                self.publish_block(bytes);
-            }
             self.apply_update(&update, "generate");
         }
         Ok(out)
