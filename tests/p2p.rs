@@ -28,6 +28,24 @@ fn received_ms(node: &Node, hash: &str) -> Option<f64> {
     get(&node.api, &format!("/blocks/{hash}")).and_then(|v| v["received_ms"].as_f64())
 }
 
+/// Generates one block at `a`, waits until `c` has it, and returns its hash
+/// with the per-hop delays A->B and B->C in ms (from `received_ms`).
+fn generate_and_time_hops(a: &Node, b: &Node, c: &Node) -> (String, f64, f64) {
+    let hash = post(&a.api, "/generate", &json!({ "blocks": 1 })).unwrap()[0]
+        .as_str()
+        .unwrap()
+        .to_string();
+    wait_for("C to receive the block", 20, || {
+        received_ms(c, &hash).is_some()
+    });
+    let (ta, tb, tc) = (
+        received_ms(a, &hash).unwrap(),
+        received_ms(b, &hash).unwrap(),
+        received_ms(c, &hash).unwrap(),
+    );
+    (hash, tb - ta, tc - tb)
+}
+
 fn pct(v: &mut [f64], p: f64) -> f64 {
     v.sort_by(f64::total_cmp);
     v[((v.len() - 1) as f64 * p).round() as usize]
@@ -47,20 +65,9 @@ fn line_a_b_c_relays_blocks_through_b() {
     std::thread::sleep(Duration::from_millis(1500));
     let (mut hop1, mut hop2) = (Vec::new(), Vec::new());
     for i in 0..20 {
-        let hash = post(&a.api, "/generate", &json!({ "blocks": 1 })).unwrap()[0]
-            .as_str()
-            .unwrap()
-            .to_string();
-        wait_for("C to receive the block", 20, || {
-            received_ms(&c, &hash).is_some()
-        });
-        let (ta, tb, tc) = (
-            received_ms(&a, &hash).unwrap(),
-            received_ms(&b, &hash).unwrap(),
-            received_ms(&c, &hash).unwrap(),
-        );
-        hop1.push(tb - ta);
-        hop2.push(tc - tb);
+        let (_, ab, bc) = generate_and_time_hops(&a, &b, &c);
+        hop1.push(ab);
+        hop2.push(bc);
         assert_eq!(c.status_u64("height"), i + 1);
     }
     let (p50a, p99a, p50b, p99b) = (
@@ -84,29 +91,14 @@ fn line_a_b_c_relays_blocks_through_b() {
             let tx = vec![round.wrapping_mul(16).wrapping_add(i); len];
             post(&a.api, "/tx", &json!({ "hex": hex::encode(tx) })).unwrap();
         }
-        let hash = post(&a.api, "/generate", &json!({ "blocks": 1 })).unwrap()[0]
-            .as_str()
-            .unwrap()
-            .to_string();
-        wait_for("C to receive the large block", 20, || {
-            received_ms(&c, &hash).is_some()
-        });
+        let (hash, ab, bc) = generate_and_time_hops(&a, &b, &c);
         let size = get(&a.api, &format!("/blocks/{hash}")).unwrap()["size"]
             .as_u64()
             .unwrap();
         assert!(size > 990_000, "block of {size} bytes");
-        let (ta, tb, tc) = (
-            received_ms(&a, &hash).unwrap(),
-            received_ms(&b, &hash).unwrap(),
-            received_ms(&c, &hash).unwrap(),
-        );
-        eprintln!(
-            "per-hop delay, {size}-byte block {round}: A->B {} ms, B->C {} ms",
-            tb - ta,
-            tc - tb
-        );
-        big1.push(tb - ta);
-        big2.push(tc - tb);
+        eprintln!("per-hop delay, {size}-byte block {round}: A->B {ab} ms, B->C {bc} ms");
+        big1.push(ab);
+        big2.push(bc);
     }
     // The first large block on a fresh connection also pays for yamux's
     // receive window growing from 256 KiB; the steady state is the rest.
