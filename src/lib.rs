@@ -15,4 +15,5 @@ pub mod consensus;
 pub mod miner;
 pub mod node;
 pub mod p2p;
+pub mod protocol;
 pub mod testnet;

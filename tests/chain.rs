@@ -168,7 +168,7 @@ fn invalid_block_in_a_branch_poisons_its_descendants() {
     );
     let u = cs.accept_block(parent, None, NOW_MS).unwrap();
     assert_eq!(u.rejected_orphans.len(), 1);
-    assert_eq!(u.rejected_orphans[0].0, bad_orphan.block_hash());
+    assert_eq!(u.rejected_orphans[0].hash, bad_orphan.block_hash());
     assert_eq!(cs.height(), 4);
 }
 

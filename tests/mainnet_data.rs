@@ -1,4 +1,4 @@
-//! Consensus rules against real Bitcoin mainnet data in `../shared/data`
+//! Consensus rules against real Bitcoin mainnet data in `tests/data`
 //! (expected values from its README).
 
 mod common;
@@ -14,9 +14,7 @@ const NOW: u64 = 1_800_000_000;
 
 #[test]
 fn all_40000_headers_validate_with_exact_tip_and_chainwork() {
-    let Some(path) = common::shared_data("mainnet-headers-0-39999.bin") else {
-        return;
-    };
+    let path = common::test_data("mainnet-headers-0-39999.bin");
     let headers = read_headers_file(&path).unwrap();
     assert_eq!(headers.len(), 40_000);
     let r = verify_header_chain(&Params::mainnet(), &headers, NOW, |_| {}).unwrap();
@@ -44,12 +42,10 @@ fn all_40000_headers_validate_with_exact_tip_and_chainwork() {
 
 #[test]
 fn second_segment_bridges_and_retargets_at_40320() {
-    let (Some(main), Some(seg)) = (
-        common::shared_data("mainnet-headers-0-39999.bin"),
-        common::shared_data("mainnet-headers-40319-44351.bin"),
-    ) else {
-        return;
-    };
+    let (main, seg) = (
+        common::test_data("mainnet-headers-0-39999.bin"),
+        common::test_data("mainnet-headers-40319-44351.bin"),
+    );
     let main = read_headers_file(&main).unwrap();
     let seg = read_headers_file(&seg).unwrap();
     assert_eq!(seg.len(), 4033);
@@ -98,9 +94,7 @@ fn second_segment_bridges_and_retargets_at_40320() {
 
 #[test]
 fn every_retarget_to_832608_recomputes_from_the_csv() {
-    let Some(path) = common::shared_data("mainnet-retarget-boundaries.csv") else {
-        return;
-    };
+    let path = common::test_data("mainnet-retarget-boundaries.csv");
     let text = std::fs::read_to_string(path).unwrap();
     let mut rows = std::collections::BTreeMap::new();
     for line in text.lines().skip(1) {
@@ -166,9 +160,7 @@ fn raw_blocks_merkle_roots() {
         ),
     ];
     for (file, ntx, root, hash) in cases {
-        let Some(path) = common::shared_data(file) else {
-            return;
-        };
+        let path = common::test_data(file);
         let bytes = hex::decode(std::fs::read_to_string(path).unwrap().trim()).unwrap();
         let block = bitcoin_block_from_bytes(&bytes).unwrap();
         assert_eq!(block.txdata.len(), ntx, "{file}");
@@ -216,9 +208,7 @@ fn raw_blocks_merkle_roots() {
 
 #[test]
 fn broken_headers_are_rejected_with_rule_and_height() {
-    let Some(path) = common::shared_data("mainnet-headers-0-39999.bin") else {
-        return;
-    };
+    let path = common::test_data("mainnet-headers-0-39999.bin");
     let headers = read_headers_file(&path).unwrap();
     let params = Params::mainnet();
     let mut h = headers[..3000].to_vec();
@@ -273,9 +263,7 @@ fn broken_headers_are_rejected_with_rule_and_height() {
 
 #[test]
 fn genesis_of_another_network_is_refused() {
-    let Some(path) = common::shared_data("mainnet-headers-0-39999.bin") else {
-        return;
-    };
+    let path = common::test_data("mainnet-headers-0-39999.bin");
     let headers = read_headers_file(&path).unwrap();
     let e = verify_header_chain(&Params::regtest(), &headers[..10], NOW, |_| {}).unwrap_err();
     assert_eq!((e.height, e.rule), (0, "bad-genesis"));

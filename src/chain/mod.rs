@@ -22,7 +22,7 @@ use crate::consensus::{
     check_block_at_height, BlockError, BlockHash, BlockHeader, ChainView, Params,
 };
 
-pub use orphans::{OrphanLimits, OrphanPool};
+pub use orphans::{OrphanLimits, OrphanPool, OrphanReject};
 pub use store::{BlockStore, MemStore, RedbStore, StoreError, StoredBlock};
 
 /// Why a block was not accepted.
@@ -135,7 +135,7 @@ pub struct TipChange {
 }
 
 /// Everything one `accept_*` call changed.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct ChainUpdate {
     /// The submitted block.
     pub hash: BlockHash,
@@ -149,7 +149,30 @@ pub struct ChainUpdate {
     /// For an orphan: the missing ancestor the network should fetch.
     pub missing: Option<BlockHash>,
     /// Orphans that turned out invalid once their parent arrived.
-    pub rejected_orphans: Vec<(BlockHash, Option<String>, String)>,
+    pub rejected_orphans: Vec<RejectedOrphan>,
+}
+
+/// An orphan that failed once its parent arrived: the origin of the data
+/// is the peer that gave it to this node.
+#[derive(Debug)]
+pub struct RejectedOrphan {
+    /// The orphan.
+    pub hash: BlockHash,
+    /// Who sent it (`None`: this node).
+    pub from_peer: Option<String>,
+    /// Why it failed.
+    pub error: ChainError,
+}
+
+/// Whether a block failed only because its time is too far ahead of this
+/// node's clock (`time-too-new`): it may become valid later, so it is
+/// neither remembered as invalid nor held against its sender.
+#[must_use]
+pub fn is_not_yet_valid(e: &BlockError) -> bool {
+    matches!(
+        e,
+        BlockError::Header(crate::consensus::HeaderError::TimeTooNew { .. })
+    )
 }
 
 /// Hasher for block-hash keys: they are already uniform (sha256d), so
@@ -759,10 +782,15 @@ impl ChainStore {
                         queue.push(o.hash);
                     }
                     Err(e) => {
-                        update
-                            .rejected_orphans
-                            .push((o.hash, o.from_peer.clone(), e.to_string()));
-                        self.reject_orphan_descendants(o.hash);
+                        let not_yet = matches!(&e, ChainError::Invalid { source, .. } if is_not_yet_valid(source));
+                        if !not_yet {
+                            self.reject_orphan_descendants(o.hash);
+                        }
+                        update.rejected_orphans.push(RejectedOrphan {
+                            hash: o.hash,
+                            from_peer: o.from_peer.clone(),
+                            error: e,
+                        });
                     }
                 }
             }
@@ -790,8 +818,13 @@ impl ChainStore {
         pending: &mut Vec<StoredBlock>,
     ) -> Result<(), ChainError> {
         if let Err(source) = self.check_in_context(&block, parent, now_ms) {
-            let height = self.entries[parent as usize].height + 1;
-            self.remember_invalid(hash, Some(height), source.to_string());
+            // "Too new" is not invalid, only not yet valid on this node's
+            // clock (Core does not mark `time-too-new` as failed): it is
+            // taken when offered again later.
+            if !is_not_yet_valid(&source) {
+                let height = self.entries[parent as usize].height + 1;
+                self.remember_invalid(hash, Some(height), source.to_string());
+            }
             return Err(ChainError::Invalid { hash, source });
         }
         let seq = self.next_seq;

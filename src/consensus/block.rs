@@ -19,6 +19,10 @@ pub struct Block {
     pub txdata: Vec<Vec<u8>>,
 }
 
+/// Transactions reserved up front when decoding a block, whatever count
+/// it claims.
+const MAX_RESERVED_TXS: usize = 1024;
+
 /// Appends Bitcoin's CompactSize encoding of `n`.
 pub fn write_compact_size(out: &mut Vec<u8>, n: u64) {
     match n {
@@ -141,17 +145,44 @@ impl Block {
                 limit: max_bytes as u64,
             });
         }
-        if bytes.len() < HEADER_SIZE {
+        let mut pos = 0;
+        let block = Self::decode_prefix(bytes, &mut pos, max_bytes)?;
+        if pos != bytes.len() {
+            return Err(DecodeError::TrailingBytes(bytes.len() - pos));
+        }
+        Ok(block)
+    }
+
+    /// Parses one block in Bitcoin's serialization starting at `*pos` and
+    /// moves `*pos` past it, so a batch of concatenated blocks (a sync
+    /// response) is read one by one. The block may take at most
+    /// `max_bytes`; that bound is checked as the block is read, and the
+    /// transaction list grows with the bytes actually read, never with a
+    /// claimed count (a count of a million costs nothing until a million
+    /// transactions are really there).
+    ///
+    /// # Errors
+    /// [`DecodeError`] for truncated, oversized or non-canonical bytes.
+    pub fn decode_prefix(
+        bytes: &[u8],
+        pos: &mut usize,
+        max_bytes: usize,
+    ) -> Result<Block, DecodeError> {
+        let start = *pos;
+        let avail = bytes.len().saturating_sub(start);
+        if avail < HEADER_SIZE {
             return Err(DecodeError::Truncated {
                 offset: bytes.len(),
-                needed: HEADER_SIZE - bytes.len(),
+                needed: HEADER_SIZE - avail,
             });
         }
-        let header = BlockHeader::decode_slice(&bytes[..HEADER_SIZE])?;
-        let mut pos = HEADER_SIZE;
-        let count = read_compact_size(bytes, &mut pos)?;
+        // The block may not run past `max_bytes` from its start.
+        let bytes = &bytes[..bytes.len().min(start.saturating_add(max_bytes))];
+        let header = BlockHeader::decode_slice(&bytes[start..start + HEADER_SIZE])?;
+        let mut p = start + HEADER_SIZE;
+        let count = read_compact_size(bytes, &mut p)?;
         // Each transaction takes at least one byte (its length prefix).
-        let remaining = (bytes.len() - pos) as u64;
+        let remaining = (bytes.len() - p) as u64;
         if count > remaining {
             return Err(DecodeError::TooLarge {
                 what: "transaction count",
@@ -159,23 +190,23 @@ impl Block {
                 limit: remaining,
             });
         }
-        let mut txdata = Vec::with_capacity(count as usize);
+        // Reserve for what a typical block holds; more grows with the
+        // bytes really read.
+        let mut txdata = Vec::with_capacity((count as usize).min(MAX_RESERVED_TXS));
         for _ in 0..count {
-            let len = read_compact_size(bytes, &mut pos)?;
-            let remaining = (bytes.len() - pos) as u64;
+            let len = read_compact_size(bytes, &mut p)?;
+            let remaining = (bytes.len() - p) as u64;
             if len > remaining {
                 return Err(DecodeError::Truncated {
-                    offset: pos,
+                    offset: p,
                     needed: (len - remaining) as usize,
                 });
             }
-            let end = pos + len as usize;
-            txdata.push(bytes[pos..end].to_vec());
-            pos = end;
+            let end = p + len as usize;
+            txdata.push(bytes[p..end].to_vec());
+            p = end;
         }
-        if pos != bytes.len() {
-            return Err(DecodeError::TrailingBytes(bytes.len() - pos));
-        }
+        *pos = p;
         Ok(Block { header, txdata })
     }
 

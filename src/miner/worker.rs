@@ -192,16 +192,22 @@ impl Drop for Miner {
     }
 }
 
-fn now_secs() -> u32 {
+fn now_secs() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as u32)
-        .unwrap_or(0)
+        .map_or(0, |d| d.as_secs())
 }
 
-/// Builds the header and coinbase for one extranonce.
-/// Builds the header (nonce 0, time max(now, min_time)) and coinbase of `t` for one extranonce.
+/// Builds the header (nonce 0, time max(now, min_time)) and coinbase of
+/// `t` for one extranonce, at the wall clock's time.
 pub fn assemble(t: &BlockTemplate, extranonce: u64) -> (BlockHeader, Vec<u8>) {
+    assemble_at(t, extranonce, now_secs())
+}
+
+/// [`assemble`] at an explicit time `now_secs` (Unix s): the protocol core
+/// and the simulator pass their own clock.
+#[must_use]
+pub fn assemble_at(t: &BlockTemplate, extranonce: u64, now_secs: u64) -> (BlockHeader, Vec<u8>) {
     let coinbase = Coinbase {
         height: t.height,
         extranonce,
@@ -215,7 +221,7 @@ pub fn assemble(t: &BlockTemplate, extranonce: u64) -> (BlockHeader, Vec<u8>) {
         version: t.version,
         prev_blockhash: t.prev_blockhash,
         merkle_root: merkle_root(&leaves).root,
-        time: now_secs().max(t.min_time),
+        time: u32::try_from(now_secs).unwrap_or(u32::MAX).max(t.min_time),
         bits: t.bits,
         nonce: 0,
     };

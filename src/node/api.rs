@@ -15,9 +15,10 @@ use serde_json::{json, Value};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
-use super::{now_ms, Command, Shared};
+use super::{now_ms, CoreMsg, Shared};
 use crate::chain::BlockInfo;
 use crate::consensus::{BlockHash, Target};
+use crate::protocol::{Command, Input};
 
 type ApiResult = Result<Json<Value>, (StatusCode, Json<Value>)>;
 
@@ -56,7 +57,8 @@ async fn status(State(s): State<Arc<Shared>>) -> Json<Value> {
 }
 
 async fn tips(State(s): State<Arc<Shared>>) -> Json<Value> {
-    let chain = s.chain.lock().expect("chain lock");
+    let core = s.core();
+    let chain = core.chain();
     Json(serde_json::to_value(chain.chain_tips()).unwrap_or(Value::Null))
 }
 
@@ -82,7 +84,8 @@ pub fn header_json(h: &crate::consensus::BlockHeader) -> Value {
 }
 
 fn block_json(s: &Shared, info: &BlockInfo) -> ApiResult {
-    let chain = s.chain.lock().expect("chain lock");
+    let core = s.core();
+    let chain = core.chain();
     let block = chain
         .block(&info.hash)
         .map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
@@ -112,31 +115,26 @@ async fn block_by_hash(State(s): State<Arc<Shared>>, Path(hash): Path<String>) -
     let hash =
         BlockHash::from_hex(&hash).map_err(|e| err(StatusCode::BAD_REQUEST, e.to_string()))?;
     let info = s
-        .chain
-        .lock()
-        .expect("chain lock")
+        .core()
+        .chain()
         .block_info(&hash)
         .ok_or_else(|| err(StatusCode::NOT_FOUND, format!("block {hash} not found")))?;
     block_json(&s, &info)
 }
 
 async fn block_by_height(State(s): State<Arc<Shared>>, Path(h): Path<u32>) -> ApiResult {
-    let info = s
-        .chain
-        .lock()
-        .expect("chain lock")
-        .info_at_height(h)
-        .ok_or_else(|| {
-            err(
-                StatusCode::NOT_FOUND,
-                format!("no block at height {h} on the best chain"),
-            )
-        })?;
+    let info = s.core().chain().info_at_height(h).ok_or_else(|| {
+        err(
+            StatusCode::NOT_FOUND,
+            format!("no block at height {h} on the best chain"),
+        )
+    })?;
     block_json(&s, &info)
 }
 
 async fn stale(State(s): State<Arc<Shared>>) -> Json<Value> {
-    let chain = s.chain.lock().expect("chain lock");
+    let core = s.core();
+    let chain = core.chain();
     let list: Vec<Value> = chain
         .stale_blocks()
         .iter()
@@ -154,7 +152,8 @@ async fn stale(State(s): State<Arc<Shared>>) -> Json<Value> {
 }
 
 async fn orphans(State(s): State<Arc<Shared>>) -> Json<Value> {
-    let chain = s.chain.lock().expect("chain lock");
+    let core = s.core();
+    let chain = core.chain();
     let now = now_ms() / 1000;
     let list: Vec<Value> = chain
         .orphans()
@@ -174,7 +173,8 @@ async fn orphans(State(s): State<Arc<Shared>>) -> Json<Value> {
 }
 
 async fn reorgs(State(s): State<Arc<Shared>>) -> Json<Value> {
-    let chain = s.chain.lock().expect("chain lock");
+    let core = s.core();
+    let chain = core.chain();
     Json(serde_json::to_value(chain.reorgs()).unwrap_or(Value::Null))
 }
 
@@ -189,8 +189,7 @@ async fn generate(State(s): State<Arc<Shared>>, Json(req): Json<GenerateReq>) ->
     }
     let (tx, rx) = oneshot::channel();
     s.commands
-        .send(Command::Generate(req.blocks, tx))
-        .await
+        .send(CoreMsg::Generate(req.blocks, tx))
         .map_err(|_| err(StatusCode::SERVICE_UNAVAILABLE, "node is shutting down"))?;
     match rx.await {
         Ok(Ok(hashes)) => Ok(Json(json!(hashes
@@ -215,8 +214,7 @@ async fn submit_tx(State(s): State<Arc<Shared>>, Json(req): Json<TxReq>) -> ApiR
         .map_err(|e| err(StatusCode::BAD_REQUEST, format!("bad hex: {e}")))?;
     let (tx, rx) = oneshot::channel();
     s.commands
-        .send(Command::SubmitTx(bytes, tx))
-        .await
+        .send(CoreMsg::SubmitTx(bytes, tx))
         .map_err(|_| err(StatusCode::SERVICE_UNAVAILABLE, "node is shutting down"))?;
     match rx.await {
         Ok(Ok(txid)) => Ok(Json(json!({ "txid": txid.to_string() }))),
@@ -246,8 +244,9 @@ struct MiningReq {
 
 async fn admin_mining(State(s): State<Arc<Shared>>, Json(req): Json<MiningReq>) -> ApiResult {
     s.commands
-        .send(Command::SetMining(req.enabled))
-        .await
+        .send(CoreMsg::Input(Input::Command(Command::SetMining(
+            req.enabled,
+        ))))
         .map_err(|_| err(StatusCode::SERVICE_UNAVAILABLE, "node is shutting down"))?;
     Ok(Json(json!({ "mining": req.enabled })))
 }
@@ -268,16 +267,14 @@ async fn admin_partition(State(s): State<Arc<Shared>>, Json(req): Json<Partition
         .collect::<Result<Vec<_>, _>>()?;
     let n = peers.len();
     s.commands
-        .send(Command::Partition(peers))
-        .await
+        .send(CoreMsg::Input(Input::Command(Command::Partition(peers))))
         .map_err(|_| err(StatusCode::SERVICE_UNAVAILABLE, "node is shutting down"))?;
     Ok(Json(json!({ "blocked": n })))
 }
 
 async fn admin_heal(State(s): State<Arc<Shared>>) -> ApiResult {
     s.commands
-        .send(Command::Heal)
-        .await
+        .send(CoreMsg::Input(Input::Command(Command::Heal)))
         .map_err(|_| err(StatusCode::SERVICE_UNAVAILABLE, "node is shutting down"))?;
     Ok(Json(json!({ "healed": true })))
 }

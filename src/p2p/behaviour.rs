@@ -3,8 +3,8 @@
 //!
 //! Gossipsub settings follow `../shared/LIBP2P-NOTES.md`: one identical
 //! `max_transmit_size` on every node (largest block + 64 KiB for the signed
-//! envelope), content-addressed message ids (block hash / txid, so
-//! duplicates die), `Strict` validation with signed messages, and
+//! envelope), content-addressed message ids (SHA-256 of the payload, so
+//! duplicates die and a garbage copy cannot shadow a block), `Strict` validation with signed messages, and
 //! `validate_messages()` so nothing is forwarded before the node says so.
 
 use std::time::Duration;
@@ -15,7 +15,7 @@ use libp2p::swarm::NetworkBehaviour;
 use libp2p::{identify, identity::Keypair, noise, ping, request_response, tcp, yamux, Swarm};
 
 use super::protocol::{SyncCodec, SYNC_PROTOCOL};
-use crate::consensus::{sha256d, Params};
+use crate::consensus::Params;
 
 /// Gossip envelope allowance on top of the largest block, bytes.
 pub const GOSSIP_OVERHEAD_BYTES: usize = 64 * 1024;
@@ -35,15 +35,12 @@ pub struct Behaviour {
     pub mdns: Toggle<libp2p::mdns::tokio::Behaviour>,
 }
 
-/// Message id: for a block (payload of 80 bytes or more on the blocks
-/// topic) its block hash, sha256d of the header; otherwise sha256d of the
-/// payload (a txid for transactions).
-fn message_id(blocks_topic: &gossipsub::TopicHash, m: &gossipsub::Message) -> MessageId {
-    if &m.topic == blocks_topic && m.data.len() >= 80 {
-        MessageId::from(sha256d(&m.data[..80]).to_vec())
-    } else {
-        MessageId::from(sha256d(&m.data).to_vec())
-    }
+/// Message id: SHA-256 of the whole payload (SPEC: content addressed), so
+/// a copy of a fresh block with a garbage body has an id of its own and
+/// cannot shadow the honest block in gossipsub's duplicate cache. The
+/// protocol core computes the same id ([`crate::protocol::GossipId::of`]).
+fn message_id(m: &gossipsub::Message) -> MessageId {
+    MessageId::from(crate::protocol::GossipId::of(&m.data).0.to_vec())
 }
 
 /// Builds the swarm for `params` with identity `keypair`; `mdns` turns on
@@ -57,7 +54,6 @@ pub fn build_swarm(
     mdns: bool,
 ) -> Result<Swarm<Behaviour>, String> {
     let max_transmit = params.max_block_bytes + GOSSIP_OVERHEAD_BYTES;
-    let blocks_topic = gossipsub::IdentTopic::new(params.blocks_topic()).hash();
     let agent = format!("powchain/{}", env!("CARGO_PKG_VERSION"));
     let swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
         .with_tokio()
@@ -74,7 +70,7 @@ pub fn build_swarm(
                 .validate_messages()
                 .heartbeat_interval(Duration::from_millis(500))
                 .duplicate_cache_time(Duration::from_secs(120))
-                .message_id_fn(move |m| message_id(&blocks_topic, m))
+                .message_id_fn(message_id)
                 .build()
                 .map_err(|e| format!("gossipsub config: {e}"))?;
             let gossipsub =

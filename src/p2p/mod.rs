@@ -1,15 +1,16 @@
-//! Peer-to-peer: libp2p transport and behaviours, wire messages, peer scores.
+//! Peer-to-peer transport: the libp2p swarm and the wire codec.
 //!
 //! - [`behaviour`]: the swarm (TCP + noise + yamux; gossipsub, identify,
-//!   ping, request-response sync) and its configuration.
-//! - [`protocol`]: the sync/handshake messages and their size-checked
-//!   bincode codec; gossip payloads are Bitcoin block serializations.
-//! - [`peer_score`]: penalties, decay and temporary bans.
+//!   ping, request-response sync, connection limits) and its configuration.
+//! - [`protocol`]: the size-checked bincode codec of the sync messages
+//!   (the messages themselves are [`crate::protocol::messages`]); gossip
+//!   payloads are Bitcoin block serializations.
+//!
+//! What a peer's messages *mean* is decided by the protocol core
+//! ([`crate::protocol::NodeCore`]); this module only moves bytes.
 
 pub mod behaviour;
-pub mod peer_score;
 pub mod protocol;
 
+pub use crate::protocol::messages::{Handshake, SyncRequest, SyncResponse};
 pub use behaviour::{build_swarm, Behaviour, BehaviourEvent};
-pub use peer_score::{PeerAction, PeerScores};
-pub use protocol::{Handshake, SyncRequest, SyncResponse};

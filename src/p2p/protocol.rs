@@ -3,76 +3,23 @@
 //! Frame: a u32 big-endian length, then a bincode 2 (standard config,
 //! serde) payload. Every frame is size-checked before it is read:
 //! requests at most [`MAX_REQUEST_BYTES`], responses at most
-//! [`MAX_RESPONSE_BYTES`]. Blocks inside responses are opaque byte strings
-//! holding Bitcoin's block serialization, so any client can re-hash them.
+//! [`MAX_RESPONSE_BYTES`]. Every collection inside is bounded by its wire
+//! size (fixed-size hashes, one byte string for a batch of blocks), so a
+//! frame never decodes to more memory than a small multiple of its bytes.
 //! bincode lives in this module only.
 
 use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use libp2p::StreamProtocol;
-use serde::{de::DeserializeOwned, Deserialize, Serialize};
+use serde::{de::DeserializeOwned, Serialize};
 use std::io;
-
-use crate::consensus::BlockHash;
 
 /// The protocol name.
 pub const SYNC_PROTOCOL: StreamProtocol = StreamProtocol::new("/powchain/sync/1");
 
-/// Version carried in every handshake.
-pub const PROTOCOL_VERSION: u16 = 1;
-
-/// Largest request frame, bytes.
-pub const MAX_REQUEST_BYTES: usize = 64 * 1024;
-
-/// Largest response frame, bytes (a batch of blocks).
-pub const MAX_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
-
-/// Most blocks in one `Blocks` response.
-pub const MAX_BLOCKS_PER_RESPONSE: u32 = 500;
-
-/// Most locator hashes accepted.
-pub const MAX_LOCATOR: usize = 101;
-
-/// Exchanged when a connection opens.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Handshake {
-    /// [`PROTOCOL_VERSION`].
-    pub version: u16,
-    /// Network id (`testnet-bt2`, `regtest`, ...).
-    pub network_id: String,
-    /// Genesis hash: peers with another genesis are refused.
-    pub genesis: BlockHash,
-    /// Best tip.
-    pub tip: BlockHash,
-    /// Best height.
-    pub height: u32,
-    /// Best chainwork, 32 bytes big-endian.
-    pub chainwork: [u8; 32],
-}
-
-/// A request.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum SyncRequest {
-    /// "Here is my chain": answered with the peer's handshake.
-    Handshake(Handshake),
-    /// Best-chain blocks after the fork point of `locator`.
-    GetBlocks {
-        /// Block locator, newest first.
-        locator: Vec<BlockHash>,
-        /// Most blocks wanted.
-        max_blocks: u32,
-    },
-}
-
-/// A response.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum SyncResponse {
-    /// The responder's handshake.
-    Handshake(Handshake),
-    /// Blocks in Bitcoin's serialization, lowest first.
-    Blocks(Vec<Vec<u8>>),
-    /// The request was refused (reason).
-    Refused(String),
-}
+pub use crate::protocol::messages::{
+    Handshake, SyncRequest, SyncResponse, MAX_BLOCKS_PER_RESPONSE, MAX_LOCATOR, MAX_REQUEST_BYTES,
+    MAX_RESPONSE_BYTES, PROTOCOL_VERSION,
+};
 
 /// The codec: length-prefixed, size-limited bincode frames.
 #[derive(Clone, Copy, Debug, Default)]
@@ -181,6 +128,7 @@ impl libp2p::request_response::Codec for SyncCodec {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::consensus::BlockHash;
 
     #[test]
     fn messages_round_trip_and_garbage_is_an_error() {
@@ -190,7 +138,7 @@ mod tests {
         };
         let bytes = encode(&req).unwrap();
         assert_eq!(decode::<SyncRequest>(&bytes).unwrap(), req);
-        let res = SyncResponse::Blocks(vec![vec![1, 2, 3]]);
+        let res = SyncResponse::Blocks(crate::protocol::messages::BlockBatch(vec![1, 2, 3]));
         assert_eq!(decode::<SyncResponse>(&encode(&res).unwrap()).unwrap(), res);
         assert!(decode::<SyncRequest>(&[0xff, 0xff, 0xff]).is_err());
         let mut long = bytes.clone();

@@ -7,21 +7,15 @@ use powchain::consensus::block::{Block, Coinbase};
 use powchain::consensus::merkle::merkle_root;
 use powchain::consensus::{sha256d, BlockHash, BlockHeader, Params, Target};
 
-/// `../shared/data` relative to the repo root, or `None` (with a loud
-/// message) when it is absent.
-pub fn shared_data(file: &str) -> Option<PathBuf> {
+/// A real-data file under `tests/data/` (copied from `../shared/data`, whose
+/// README there gives the expected values). The data is part of the
+/// repository, so a missing file is a broken checkout: the test fails.
+pub fn test_data(file: &str) -> PathBuf {
     let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/data")
+        .join("tests/data")
         .join(file);
-    if p.exists() {
-        Some(p)
-    } else {
-        eprintln!(
-            "\n!!!!! SKIPPED: {} is absent; this test needs ../shared/data !!!!!\n",
-            p.display()
-        );
-        None
-    }
+    assert!(p.exists(), "{} is missing from the repository", p.display());
+    p
 }
 
 /// Mines a regtest block on `parent` (height `height`, time `time`) with

@@ -202,10 +202,12 @@ impl Backend {
     }
 
     /// Hashes nonces `start .. start + count` (wrapping is not allowed:
-    /// the range is cut at `u32::MAX`).
+    /// the range is cut after `u32::MAX`, which is hashed).
     #[must_use]
     pub fn scan(&self, input: &ScanInput, start: u32, count: u32) -> ScanResult {
-        let count = count.min(u32::MAX - start);
+        // Nonces left from `start` through u32::MAX inclusive: 2^32 - start.
+        let left = (1u64 << 32) - u64::from(start);
+        let count = u64::from(count).min(left) as u32;
         let mut solutions = Vec::new();
         match self {
             Backend::Scalar => scalar::scan(input, start, count, &mut solutions),
@@ -328,7 +330,21 @@ mod tests {
             [0u8; 80],
             Target::from_compact(CompactTarget(0x1d00ffff)).unwrap(),
         );
-        let r = Backend::Scalar.scan(&input, u32::MAX - 3, 100);
-        assert_eq!(r.hashes, 3);
+        // u32::MAX - 3 ..= u32::MAX: four nonces, the last one included.
+        for backend in Backend::available() {
+            let r = backend.scan(&input, u32::MAX - 3, 100);
+            assert_eq!(r.hashes, 4, "{backend}");
+        }
+    }
+
+    #[test]
+    fn the_top_nonce_is_hashed_and_found() {
+        // Any header: with the easiest possible target every nonce is a
+        // solution, so the scan must report u32::MAX itself.
+        let input = ScanInput::new([7u8; 80], Target(ruint::aliases::U256::MAX));
+        for backend in Backend::available() {
+            let r = backend.scan(&input, u32::MAX - 1, 10);
+            assert_eq!(r.solutions, vec![u32::MAX - 1, u32::MAX], "{backend}");
+        }
     }
 }

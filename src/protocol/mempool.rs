@@ -5,6 +5,8 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use thiserror::Error;
 
 use crate::consensus::block::{Block, Coinbase};
+use libp2p::PeerId;
+
 use crate::consensus::{sha256d, Txid};
 
 /// Why a transaction was refused.
@@ -28,6 +30,9 @@ pub enum TxError {
     /// Already in the pool.
     #[error("transaction {0} is already in the mempool")]
     Duplicate(Txid),
+    /// The sending peer already has its share of the pool.
+    #[error("the peer already has {0} transactions in the mempool")]
+    PeerLimit(usize),
 }
 
 /// The mempool: insertion-ordered, bounded by count and bytes; the oldest
@@ -35,6 +40,9 @@ pub enum TxError {
 #[derive(Debug)]
 pub struct Mempool {
     txs: HashMap<Txid, Vec<u8>>,
+    origin: HashMap<Txid, PeerId>,
+    per_peer: HashMap<PeerId, usize>,
+    max_per_peer: usize,
     order: VecDeque<Txid>,
     bytes: usize,
     max_bytes: usize,
@@ -48,6 +56,9 @@ impl Mempool {
     pub fn new(max_bytes: usize, max_count: usize, max_tx_bytes: usize) -> Mempool {
         Mempool {
             txs: HashMap::new(),
+            origin: HashMap::new(),
+            per_peer: HashMap::new(),
+            max_per_peer: (max_count / 8).max(1),
             order: VecDeque::new(),
             bytes: 0,
             max_bytes,
@@ -85,20 +96,52 @@ impl Mempool {
     /// # Errors
     /// [`TxError`].
     pub fn add(&mut self, tx: Vec<u8>) -> Result<Txid, TxError> {
+        self.add_from(tx, None)
+    }
+
+    /// Adds a transaction relayed by `from`: one peer may hold at most an
+    /// eighth of the pool's count, so a flood from one peer cannot evict
+    /// everybody else's transactions.
+    ///
+    /// # Errors
+    /// [`TxError`].
+    pub fn add_from(&mut self, tx: Vec<u8>, from: Option<PeerId>) -> Result<Txid, TxError> {
         let txid = self.check(&tx)?;
+        if let Some(p) = from {
+            let n = self.per_peer.get(&p).copied().unwrap_or(0);
+            if n >= self.max_per_peer {
+                return Err(TxError::PeerLimit(n));
+            }
+        }
         while !self.order.is_empty()
             && (self.txs.len() >= self.max_count || self.bytes + tx.len() > self.max_bytes)
         {
             if let Some(old) = self.order.pop_front() {
-                if let Some(t) = self.txs.remove(&old) {
-                    self.bytes -= t.len();
-                }
+                self.forget(&old);
             }
         }
         self.bytes += tx.len();
         self.txs.insert(txid, tx);
         self.order.push_back(txid);
+        if let Some(p) = from {
+            *self.per_peer.entry(p).or_insert(0) += 1;
+            self.origin.insert(txid, p);
+        }
         Ok(txid)
+    }
+
+    fn forget(&mut self, id: &Txid) {
+        if let Some(t) = self.txs.remove(id) {
+            self.bytes -= t.len();
+        }
+        if let Some(p) = self.origin.remove(id) {
+            if let Some(n) = self.per_peer.get_mut(&p) {
+                *n -= 1;
+                if *n == 0 {
+                    self.per_peer.remove(&p);
+                }
+            }
+        }
     }
 
     /// Number of transactions.
@@ -134,9 +177,7 @@ impl Mempool {
     pub fn remove_block(&mut self, block: &Block) {
         let ids: HashSet<Txid> = block.txids().into_iter().skip(1).collect();
         for id in &ids {
-            if let Some(t) = self.txs.remove(id) {
-                self.bytes -= t.len();
-            }
+            self.forget(id);
         }
         self.order.retain(|id| !ids.contains(id));
     }
@@ -195,5 +236,23 @@ mod tests {
         .encode();
         let mut big = Mempool::new(1000, 100, 100);
         assert_eq!(big.add(cb), Err(TxError::Coinbase));
+    }
+
+    #[test]
+    fn one_peer_gets_an_eighth_of_the_pool() {
+        let mut m = Mempool::new(1 << 20, 80, 100);
+        let p = PeerId::random();
+        for i in 0..10u8 {
+            m.add_from(vec![i + 1], Some(p)).unwrap();
+        }
+        assert_eq!(m.add_from(vec![99], Some(p)), Err(TxError::PeerLimit(10)));
+        // Others still get in, and a mined transaction frees the slot.
+        m.add_from(vec![98], Some(PeerId::random())).unwrap();
+        let block = Block {
+            header: crate::consensus::Params::regtest().genesis.header,
+            txdata: vec![vec![0xff; 20], vec![1]],
+        };
+        m.remove_block(&block);
+        m.add_from(vec![99], Some(p)).unwrap();
     }
 }

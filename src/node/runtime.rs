@@ -1,0 +1,571 @@
+//! The tokio/libp2p driver of the protocol core.
+//!
+//! Two loops, one way through:
+//! - the **swarm task** (the only `tokio::select!`) turns swarm events into
+//!   [`Input`]s for the core thread and executes the network [`Output`]s
+//!   the core sends back (publish, verdict, request, response, dial,
+//!   disconnect). It maps the core's request ids to libp2p's and keeps the
+//!   response channels; it decides nothing.
+//! - the **core thread** owns the lock on [`NodeCore`] while it handles one
+//!   input (including the durable block write), hands mining jobs to the
+//!   miner and sends network outputs to the swarm task as they are
+//!   decided, so gossip relays a block while the core is still writing it
+//!   and the swarm never waits for an fsync. It also runs `/generate` and
+//!   the one-second tick.
+
+use std::collections::HashMap;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use libp2p::gossipsub::{self, IdentTopic, MessageAcceptance};
+use libp2p::multiaddr::Protocol;
+use libp2p::request_response::{self, OutboundRequestId, ResponseChannel};
+use libp2p::swarm::SwarmEvent;
+use libp2p::Swarm;
+use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
+
+use super::metrics::Metrics;
+use super::{load_or_create_key, now_ms, CoreMsg, NodeError, NodeInfo, Shared};
+use crate::chain::{ChainStore, RedbStore};
+use crate::config::NodeConfig;
+use crate::consensus::{Block, BlockHash, Network, Params, Target};
+use crate::miner::worker::{assemble_at, search_header, Miner};
+use crate::p2p::{build_swarm, Behaviour, BehaviourEvent, SyncRequest, SyncResponse};
+use crate::protocol::{
+    CoreConfig, GossipId, InboundId, Input, NodeCore, NodeEvent, Outbox, Output, RequestId, Topic,
+    Verdict,
+};
+
+/// Runs a node until `shutdown` resolves (or a fatal error).
+///
+/// # Errors
+/// [`NodeError`] at start-up (data dir, store, bind) or on a fatal storage error.
+pub async fn run(
+    config: NodeConfig,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<(), NodeError> {
+    let params = Arc::new(Params::for_network(config.network, config.block_time_secs));
+    std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+        NodeError::Io(format!(
+            "create data dir {}: {e}",
+            config.data_dir.display()
+        ))
+    })?;
+    let key = load_or_create_key(&config.data_dir)?;
+    let store = RedbStore::open(&config.data_dir.join("chain.redb"))
+        .map_err(crate::chain::ChainError::from)?;
+    let chain = ChainStore::open(Arc::clone(&params), Box::new(store))?;
+    tracing::info!(
+        network = %params.network_id, genesis = %params.genesis_hash, height = chain.height(),
+        tip = %chain.tip(), blocks = chain.block_count(), "chain store opened"
+    );
+    let mut swarm = build_swarm(key.clone(), &params, config.mdns).map_err(NodeError::P2p)?;
+    let topics = Topics::new(&params);
+    for t in [&topics.blocks, &topics.tx] {
+        swarm
+            .behaviour_mut()
+            .gossipsub
+            .subscribe(t)
+            .map_err(|e| NodeError::P2p(e.to_string()))?;
+    }
+    for addr in &config.listen {
+        swarm
+            .listen_on(addr.clone())
+            .map_err(|e| NodeError::P2p(format!("listen on {addr}: {e}")))?;
+    }
+    let peer_id = *swarm.local_peer_id();
+    let core_config = CoreConfig {
+        miner_id: config.miner_id.clone(),
+        has_miner: config.mine,
+        mining: config.mine,
+        peers: config.peers.clone(),
+        max_peers: config.max_peers,
+        ..CoreConfig::new(peer_id)
+    };
+    let (cmd_tx, cmd_rx) = std::sync::mpsc::channel::<CoreMsg>();
+    let shared = Arc::new(Shared {
+        params: Arc::clone(&params),
+        core: std::sync::Mutex::new(NodeCore::new(chain, core_config)),
+        info: std::sync::Mutex::new(NodeInfo {
+            peer_id: peer_id.to_string(),
+            miner_id: config.miner_id.clone(),
+            backend: config.backend.to_string(),
+            threads: if config.mine { config.threads } else { 0 },
+            ..NodeInfo::default()
+        }),
+        metrics: Metrics::new(),
+        commands: cmd_tx.clone(),
+    });
+    let listener = tokio::net::TcpListener::bind(config.api)
+        .await
+        .map_err(|e| NodeError::Api(format!("bind {}: {e}", config.api)))?;
+    let api_addr = listener
+        .local_addr()
+        .map_err(|e| NodeError::Api(e.to_string()))?;
+    shared.info.lock().expect("info lock").api = api_addr.to_string();
+    tracing::info!(api = %api_addr, %peer_id, "HTTP API listening");
+    eprintln!("powchain: HTTP API on {api_addr}");
+    let api_task = tokio::spawn(super::api::serve(listener, Arc::clone(&shared)));
+
+    let found_tx = cmd_tx.clone();
+    let miner = config.mine.then(|| {
+        Miner::start(config.backend, config.threads, move |f| {
+            let _ = found_tx.send(CoreMsg::Input(Input::Mined(f.block)));
+        })
+    });
+    let (net_tx, net_rx) = unbounded_channel::<Output>();
+    let core_shared = Arc::clone(&shared);
+    let backend = config.backend;
+    let mut core_task = tokio::task::spawn_blocking(move || {
+        core_loop(&core_shared, &cmd_rx, &net_tx, miner, backend)
+    });
+
+    let mut driver = SwarmDriver {
+        swarm,
+        topics,
+        shared: Arc::clone(&shared),
+        outbound: HashMap::new(),
+        channels: HashMap::new(),
+        next_inbound: 0,
+    };
+    tokio::pin!(shutdown);
+    let mut net_rx: UnboundedReceiver<Output> = net_rx;
+    let result = loop {
+        tokio::select! {
+            ev = driver.swarm.select_next_some() => driver.on_swarm_event(ev),
+            Some(o) = net_rx.recv() => driver.execute(o),
+            r = &mut core_task => {
+                break match r {
+                    Ok(r) => r,
+                    Err(e) => Err(NodeError::Io(format!("core thread failed: {e}"))),
+                };
+            }
+            () = &mut shutdown => {
+                let _ = cmd_tx.send(CoreMsg::Stop);
+                let _ = (&mut core_task).await;
+                break Ok(());
+            }
+        }
+    };
+    tracing::info!("shutting down");
+    api_task.abort();
+    result
+}
+
+/// The gossip topics of this network.
+struct Topics {
+    blocks: IdentTopic,
+    tx: IdentTopic,
+}
+
+impl Topics {
+    fn new(params: &Params) -> Topics {
+        Topics {
+            blocks: IdentTopic::new(params.blocks_topic()),
+            tx: IdentTopic::new(params.tx_topic()),
+        }
+    }
+
+    fn of(&self, hash: &gossipsub::TopicHash) -> Topic {
+        if *hash == self.blocks.hash() {
+            Topic::Blocks
+        } else if *hash == self.tx.hash() {
+            Topic::Transactions
+        } else {
+            Topic::Other
+        }
+    }
+}
+
+/// The core thread's outbox: mining jobs go to the miner at once, events
+/// to metrics, everything else to the swarm task.
+struct DriverOutbox<'a> {
+    net: &'a UnboundedSender<Output>,
+    miner: Option<&'a Miner>,
+    metrics: &'a Metrics,
+}
+
+impl Outbox for DriverOutbox<'_> {
+    fn push(&mut self, output: Output) {
+        match output {
+            Output::MiningJob(job) => {
+                if let Some(m) = self.miner {
+                    match job {
+                        Some(t) => {
+                            m.set_job(t);
+                        }
+                        None => m.pause(),
+                    }
+                }
+            }
+            Output::Event(e) => {
+                if let NodeEvent::Block {
+                    delay_secs: Some(d),
+                    ..
+                } = e
+                {
+                    self.metrics.propagation.observe(d);
+                }
+            }
+            other => {
+                let _ = self.net.send(other);
+            }
+        }
+    }
+}
+
+fn core_loop(
+    shared: &Shared,
+    rx: &Receiver<CoreMsg>,
+    net: &UnboundedSender<Output>,
+    miner: Option<Miner>,
+    backend: crate::miner::Backend,
+) -> Result<(), NodeError> {
+    let mut out = DriverOutbox {
+        net,
+        miner: miner.as_ref(),
+        metrics: &shared.metrics,
+    };
+    shared.core().start(now_ms(), &mut out);
+    let mut gauges = GaugeState::default();
+    gauges.update(shared, miner.as_ref());
+    let mut next_tick = Instant::now() + Duration::from_secs(1);
+    let result = loop {
+        let wait = next_tick.saturating_duration_since(Instant::now());
+        let msg = match rx.recv_timeout(wait) {
+            Ok(m) => m,
+            Err(RecvTimeoutError::Timeout) => {
+                next_tick += Duration::from_secs(1);
+                if let Err(e) = shared.core().handle(now_ms(), Input::Tick, &mut out) {
+                    break Err(e.into());
+                }
+                gauges.sample_hashrate(shared, miner.as_ref());
+                gauges.update(shared, miner.as_ref());
+                continue;
+            }
+            Err(RecvTimeoutError::Disconnected) => break Ok(()),
+        };
+        match msg {
+            CoreMsg::Input(i) => {
+                if let Err(e) = shared.core().handle(now_ms(), i, &mut out) {
+                    break Err(e.into());
+                }
+            }
+            CoreMsg::SubmitTx(tx, reply) => {
+                let r = shared
+                    .core()
+                    .submit_tx(tx, &mut out)
+                    .map_err(|e| e.to_string());
+                let _ = reply.send(r);
+            }
+            CoreMsg::Generate(n, reply) => {
+                let r = generate(shared, n, backend, &mut out);
+                let stop = matches!(&r, Err(GenerateError::Store(_)));
+                let _ = reply.send(r.map_err(|e| e.to_string()));
+                if stop {
+                    break Err(NodeError::Io("storage failure during generate".into()));
+                }
+            }
+            CoreMsg::Stop => break Ok(()),
+        }
+        gauges.update(shared, miner.as_ref());
+    };
+    if let Some(m) = miner {
+        m.shutdown();
+    }
+    result
+}
+
+#[derive(Debug, thiserror::Error)]
+enum GenerateError {
+    #[error("generate is for regtest only")]
+    NotRegtest,
+    #[error("no nonce found")]
+    NoNonce,
+    #[error("bad bits: {0}")]
+    Bits(String),
+    #[error("storage failure: {0}")]
+    Store(String),
+    #[error("own block rejected: {0}")]
+    Rejected(String),
+}
+
+/// Regtest `generate`: mines `n` blocks on the tip now, on the core
+/// thread (regtest blocks take a few hashes each). The swarm keeps
+/// running meanwhile.
+fn generate(
+    shared: &Shared,
+    n: u32,
+    backend: crate::miner::Backend,
+    out: &mut DriverOutbox<'_>,
+) -> Result<Vec<BlockHash>, GenerateError> {
+    if shared.params.network != Network::Regtest {
+        return Err(GenerateError::NotRegtest);
+    }
+    let mut hashes = Vec::with_capacity(n as usize);
+    for i in 0..n {
+        let template = shared.core().template();
+        let target =
+            Target::from_compact(template.bits).map_err(|e| GenerateError::Bits(e.to_string()))?;
+        let now = now_ms();
+        let (mut header, coinbase) = assemble_at(&template, u64::from(i), now / 1000);
+        let progress = std::sync::atomic::AtomicU64::new(0);
+        let r = search_header(backend, &header, target, 0, 1, &progress);
+        let (nonce, _) = r.solution.ok_or(GenerateError::NoNonce)?;
+        header.nonce = nonce;
+        let mut txdata = vec![coinbase];
+        txdata.extend(template.transactions);
+        let block = Block { header, txdata };
+        let update = shared
+            .core()
+            .accept_own_block(now, block, out)
+            .map_err(|e| match e {
+                crate::chain::ChainError::Store(s) => GenerateError::Store(s.to_string()),
+                other => GenerateError::Rejected(other.to_string()),
+            })?;
+        hashes.push(update.hash);
+    }
+    Ok(hashes)
+}
+
+/// Copies the core's counters into Prometheus.
+#[derive(Default)]
+struct GaugeState {
+    last: crate::protocol::CoreStats,
+    hashes: (u64, Option<Instant>),
+}
+
+impl GaugeState {
+    fn update(&mut self, shared: &Shared, _miner: Option<&Miner>) {
+        let m = &shared.metrics;
+        let core = shared.core();
+        let chain = core.chain();
+        m.height.set(i64::from(chain.height()));
+        m.chainwork.set(chain.chainwork().as_f64());
+        m.orphans.set(chain.orphans().len() as i64);
+        m.stale.set(chain.stale_count() as i64);
+        m.reorgs.set(chain.reorg_count() as i64);
+        m.peers.set(core.peers().len() as i64);
+        let s = core.stats();
+        m.blocks_received
+            .inc_by(s.blocks_received - self.last.blocks_received);
+        m.blocks_relayed
+            .inc_by(s.blocks_relayed - self.last.blocks_relayed);
+        m.blocks_rejected
+            .inc_by(s.blocks_rejected - self.last.blocks_rejected);
+        m.blocks_mined
+            .inc_by(s.blocks_mined - self.last.blocks_mined);
+        self.last = s;
+    }
+
+    fn sample_hashrate(&mut self, shared: &Shared, miner: Option<&Miner>) {
+        let Some(miner) = miner else { return };
+        let h1 = miner.hashes();
+        let now = Instant::now();
+        if let (h0, Some(t0)) = self.hashes {
+            let dt = now.duration_since(t0).as_secs_f64();
+            if dt > 0.0 {
+                let rate = (h1 - h0) as f64 / dt;
+                shared.info.lock().expect("info lock").hashrate = rate;
+                shared.metrics.hashrate.set(rate);
+            }
+        }
+        self.hashes = (h1, Some(now));
+    }
+}
+
+/// The swarm side: maps events to inputs and executes network outputs.
+struct SwarmDriver {
+    swarm: Swarm<Behaviour>,
+    topics: Topics,
+    shared: Arc<Shared>,
+    /// libp2p's ids of requests the core sent, to the core's ids.
+    outbound: HashMap<OutboundRequestId, RequestId>,
+    /// Response channels of requests received, by the id the core echoes.
+    channels: HashMap<InboundId, ResponseChannel<SyncResponse>>,
+    next_inbound: u64,
+}
+
+impl SwarmDriver {
+    fn input(&self, i: Input) {
+        let _ = self.shared.commands.send(CoreMsg::Input(i));
+    }
+
+    fn execute(&mut self, o: Output) {
+        let b = self.swarm.behaviour_mut();
+        match o {
+            Output::Publish { topic, data } => {
+                let t = match topic {
+                    Topic::Blocks => self.topics.blocks.clone(),
+                    Topic::Transactions | Topic::Other => self.topics.tx.clone(),
+                };
+                match b.gossipsub.publish(t, data) {
+                    Ok(_)
+                    | Err(
+                        gossipsub::PublishError::Duplicate
+                        | gossipsub::PublishError::NoPeersSubscribedToTopic,
+                    ) => {}
+                    Err(e) => tracing::warn!("publish failed: {e}"),
+                }
+            }
+            Output::Verdict { peer, id, verdict } => {
+                let acceptance = match verdict {
+                    Verdict::Accept => MessageAcceptance::Accept,
+                    Verdict::Ignore => MessageAcceptance::Ignore,
+                    Verdict::Reject => MessageAcceptance::Reject,
+                };
+                let _ = b.gossipsub.report_message_validation_result(
+                    &gossipsub::MessageId::from(id.0.to_vec()),
+                    &peer,
+                    acceptance,
+                );
+            }
+            Output::SendRequest { peer, id, request } => {
+                let oid = b.sync.send_request(&peer, request);
+                self.outbound.insert(oid, id);
+            }
+            Output::Respond { id, response, .. } => {
+                if let Some(ch) = self.channels.remove(&id) {
+                    let _ = b.sync.send_response(ch, response);
+                }
+            }
+            Output::Dial(addr) => {
+                if let Err(e) = self.swarm.dial(addr.clone()) {
+                    tracing::debug!(%addr, "dial failed: {e}");
+                }
+            }
+            Output::Disconnect(peer) | Output::Ban { peer, .. } => {
+                let _ = self.swarm.disconnect_peer_id(peer);
+            }
+            Output::MiningJob(_) | Output::Event(_) => {}
+        }
+    }
+
+    fn on_swarm_event(&mut self, ev: SwarmEvent<BehaviourEvent>) {
+        match ev {
+            SwarmEvent::NewListenAddr { address, .. } => {
+                let full = address.with(Protocol::P2p(*self.swarm.local_peer_id()));
+                tracing::info!(%full, "listening");
+                eprintln!("powchain: listening on {full}");
+                self.shared
+                    .info
+                    .lock()
+                    .expect("info lock")
+                    .listen
+                    .push(full.to_string());
+            }
+            SwarmEvent::ConnectionEstablished {
+                peer_id,
+                endpoint,
+                num_established,
+                ..
+            } => {
+                if num_established.get() == 1 {
+                    tracing::info!(peer = %peer_id, addr = %endpoint.get_remote_address(), "peer connected");
+                    self.input(Input::PeerConnected {
+                        peer: peer_id,
+                        outbound: endpoint.is_dialer(),
+                        address: endpoint
+                            .is_dialer()
+                            .then(|| endpoint.get_remote_address().clone()),
+                    });
+                }
+            }
+            SwarmEvent::ConnectionClosed {
+                peer_id,
+                num_established: 0,
+                ..
+            } => {
+                tracing::info!(peer = %peer_id, "peer disconnected");
+                self.input(Input::PeerDisconnected { peer: peer_id });
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(gossipsub::Event::Message {
+                propagation_source,
+                message_id,
+                message,
+            })) => {
+                let mut id = [0u8; 32];
+                if message_id.0.len() == 32 {
+                    id.copy_from_slice(&message_id.0);
+                }
+                self.input(Input::Gossip {
+                    peer: propagation_source,
+                    id: GossipId(id),
+                    topic: self.topics.of(&message.topic),
+                    data: message.data,
+                });
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Sync(ev)) => self.on_sync_event(ev),
+            SwarmEvent::Behaviour(BehaviourEvent::Mdns(libp2p::mdns::Event::Discovered(list))) => {
+                for (peer, addr) in list {
+                    if peer != *self.swarm.local_peer_id() && !self.swarm.is_connected(&peer) {
+                        tracing::info!(%peer, %addr, "mDNS discovered a peer");
+                        let _ = self.swarm.dial(addr.with(Protocol::P2p(peer)));
+                    }
+                }
+            }
+            SwarmEvent::OutgoingConnectionError { peer_id, error, .. } => {
+                tracing::debug!(?peer_id, "dial error: {error}");
+            }
+            _ => {}
+        }
+    }
+
+    fn on_sync_event(&mut self, ev: request_response::Event<SyncRequest, SyncResponse>) {
+        use request_response::{Event, Message, OutboundFailure};
+        match ev {
+            Event::Message {
+                peer,
+                message:
+                    Message::Request {
+                        request, channel, ..
+                    },
+                ..
+            } => {
+                self.next_inbound += 1;
+                let id = InboundId(self.next_inbound);
+                self.channels.insert(id, channel);
+                if self.channels.len() > 1024 {
+                    self.channels.retain(|_, c| c.is_open());
+                }
+                self.input(Input::Request { peer, id, request });
+            }
+            Event::Message {
+                peer,
+                message:
+                    Message::Response {
+                        request_id,
+                        response,
+                    },
+                ..
+            } => {
+                if let Some(id) = self.outbound.remove(&request_id) {
+                    self.input(Input::Response { peer, id, response });
+                }
+            }
+            Event::OutboundFailure {
+                peer,
+                request_id,
+                error,
+                ..
+            } => {
+                if let Some(id) = self.outbound.remove(&request_id) {
+                    let malformed = matches!(&error, OutboundFailure::Io(e) if e.kind() == std::io::ErrorKind::InvalidData);
+                    self.input(Input::RequestFailed {
+                        peer,
+                        id,
+                        error: error.to_string(),
+                        malformed,
+                    });
+                }
+            }
+            Event::InboundFailure { peer, error, .. } => {
+                tracing::debug!(%peer, "inbound request failed: {error}");
+                self.channels.retain(|_, c| c.is_open());
+            }
+            Event::ResponseSent { .. } => {}
+        }
+    }
+}
