@@ -16,4 +16,5 @@ pub mod miner;
 pub mod node;
 pub mod p2p;
 pub mod protocol;
+pub mod sim;
 pub mod testnet;

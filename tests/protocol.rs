@@ -1,0 +1,398 @@
+//! The protocol core driven in memory with a virtual clock: real
+//! `NodeCore`s, in-memory stores, simulated links (`powchain::sim`). No
+//! sockets, no sleeps; each test runs in milliseconds and repeats exactly.
+
+use powchain::consensus::{Block, Params};
+use powchain::protocol::messages::{BlockBatch, Handshake, PROTOCOL_VERSION};
+use powchain::protocol::{
+    Command, GossipId, InboundId, Input, NodeEvent, Output, RequestId, SyncRequest, SyncResponse,
+    Topic, Verdict,
+};
+use powchain::sim::{sim_peer_id, Network};
+
+fn regtest_net(n: usize, latency_ms: u64) -> Network {
+    Network::new(Params::regtest(), n, latency_ms, 7)
+}
+
+fn line(net: &mut Network, n: usize) {
+    for i in 0..n - 1 {
+        net.connect(i, i + 1);
+    }
+    net.run_for(200);
+}
+
+fn reorg_depths(net: &Network, i: usize) -> Vec<u32> {
+    net.nodes[i]
+        .events
+        .iter()
+        .filter_map(|(_, e)| match e {
+            NodeEvent::Reorg(r) => Some(r.depth),
+            _ => None,
+        })
+        .collect()
+}
+
+fn banned(net: &Network, i: usize) -> usize {
+    net.nodes[i].core.peers().banned_count(net.now_ms())
+}
+
+#[test]
+fn blocks_relay_along_a_line() {
+    let mut net = regtest_net(3, 20);
+    line(&mut net, 3);
+    for _ in 0..5 {
+        net.mine(0);
+        net.run_for(100);
+    }
+    net.run_for(500);
+    assert!(net.agreed());
+    assert_eq!(net.height(2), 5);
+    // Node 2 got them by gossip through node 1, which forwarded them.
+    let gossiped = net.nodes[2]
+        .events
+        .iter()
+        .filter(|(_, e)| {
+            matches!(
+                e,
+                NodeEvent::Block {
+                    source: powchain::protocol::BlockSource::Gossip(_),
+                    ..
+                }
+            )
+        })
+        .count();
+    assert_eq!(gossiped, 5);
+}
+
+#[test]
+fn a_race_ends_in_a_one_block_reorg_on_the_losing_side() {
+    let mut net = regtest_net(3, 50);
+    line(&mut net, 3);
+    net.mine(0);
+    net.run_for(500);
+    // Both ends find a block at height 2 at the same moment.
+    let a = net.mine(0);
+    let c = net.mine(2);
+    assert_ne!(a, c);
+    net.run_for(500);
+    assert_eq!(net.height(0), 2);
+    assert_eq!(net.height(2), 2);
+    // Node 2 extends its own block: everyone follows the heavier branch.
+    net.mine(2);
+    net.run_for(1000);
+    assert!(net.agreed());
+    assert_eq!(net.height(1), 3);
+    assert_eq!(reorg_depths(&net, 0), vec![1]);
+    assert_eq!(net.nodes[0].core.chain().stale_count(), 1);
+    assert_eq!(banned(&net, 0) + banned(&net, 1) + banned(&net, 2), 0);
+}
+
+#[test]
+fn a_late_joiner_syncs_more_than_one_batch() {
+    let mut net = regtest_net(3, 10);
+    net.connect(0, 1);
+    net.run_for(100);
+    for _ in 0..620 {
+        net.mine(0);
+    }
+    net.run_for(1000);
+    assert_eq!(net.height(1), 620);
+    // Node 2 joins late, connected to node 1 only: two batches (500 + 120).
+    net.connect(2, 1);
+    net.run_for(3000);
+    assert!(net.agreed());
+    assert_eq!(net.height(2), 620);
+    assert!(net.nodes[2].core.stats().sync_requests >= 2);
+}
+
+#[test]
+fn a_partition_heals_onto_the_heavier_side() {
+    let mut net = regtest_net(4, 20);
+    for (a, b) in [(0, 1), (1, 2), (2, 3), (3, 0)] {
+        net.connect(a, b);
+    }
+    net.run_for(200);
+    net.mine(0);
+    net.run_for(500);
+    assert!(net.agreed());
+    net.partition(&[0, 1]);
+    net.run_for(100);
+    for _ in 0..3 {
+        net.mine(0);
+        net.run_for(200);
+    }
+    for _ in 0..5 {
+        net.mine(3);
+        net.run_for(200);
+    }
+    assert_eq!(net.height(1), 4);
+    assert_eq!(net.height(2), 6);
+    net.heal();
+    // Handshakes are re-sent on connect; the light side syncs the heavy one.
+    net.run_for(6000);
+    assert!(net.agreed());
+    assert_eq!(net.height(0), 6);
+    assert_eq!(reorg_depths(&net, 0), vec![3]);
+    assert_eq!(reorg_depths(&net, 1), vec![3]);
+    for i in 0..4 {
+        assert_eq!(banned(&net, i), 0, "node {i} banned an honest peer");
+    }
+}
+
+#[test]
+fn same_calls_same_run() {
+    let run = || {
+        let mut net = regtest_net(4, 30);
+        for (a, b) in [(0, 1), (1, 2), (2, 3)] {
+            net.connect(a, b);
+        }
+        net.run_for(100);
+        for k in 0..20 {
+            net.mine(k % 4);
+            net.run_for(40);
+        }
+        net.run_for(3000);
+        (
+            (0..4).map(|i| net.tip(i)).collect::<Vec<_>>(),
+            net.stats,
+            net.nodes[3].core.chain().stale_count(),
+        )
+    };
+    assert_eq!(run(), run());
+}
+
+// ----- attacks, reproduced against one core -------------------------------
+
+/// A node under test (index 0) with one honest peer (1), and a hostile
+/// peer id that the test plays by hand.
+fn victim() -> (Network, libp2p::PeerId) {
+    let mut net = regtest_net(2, 10);
+    net.connect(0, 1);
+    net.run_for(100);
+    let evil = sim_peer_id(666, 0);
+    net.input(
+        0,
+        Input::PeerConnected {
+            peer: evil,
+            outbound: false,
+            address: None,
+        },
+    )
+    .unwrap();
+    (net, evil)
+}
+
+fn gossip_block(net: &mut Network, to: usize, from: libp2p::PeerId, b: &Block) -> Vec<Output> {
+    let data = b.encode();
+    net.input(
+        to,
+        Input::Gossip {
+            peer: from,
+            id: GossipId::of(&data),
+            topic: Topic::Blocks,
+            data,
+        },
+    )
+    .unwrap()
+}
+
+fn verdict(out: &[Output]) -> Option<Verdict> {
+    out.iter().find_map(|o| match o {
+        Output::Verdict { verdict, .. } => Some(*verdict),
+        _ => None,
+    })
+}
+
+#[test]
+fn orphans_are_not_relayed_and_their_relayer_is_not_banned() {
+    let (mut net, evil) = victim();
+    net.mine(1);
+    net.run_for(100);
+    // The attacker mines a private chain of 40 and sends only the tips'
+    // children: valid proof of work, unknown parents.
+    let mut private = regtest_net(1, 0);
+    let mut blocks = Vec::new();
+    for _ in 0..40 {
+        let b = private.make_block(0);
+        let now = private.now_ms();
+        let mut out = Vec::new();
+        private.nodes[0]
+            .core
+            .accept_own_block(now, b.clone(), &mut out)
+            .unwrap();
+        blocks.push(b);
+    }
+    for b in &blocks[1..] {
+        let out = gossip_block(&mut net, 0, evil, b);
+        assert_eq!(
+            verdict(&out),
+            Some(Verdict::Ignore),
+            "an orphan was relayed"
+        );
+    }
+    net.run_for(100);
+    // Node 1 never heard of them, so has nobody to blame.
+    assert_eq!(net.nodes[1].core.chain().orphans().len(), 0);
+    assert_eq!(banned(&net, 1), 0);
+    // Node 0 still relays honest blocks to node 1.
+    net.mine(0);
+    net.run_for(100);
+    assert_eq!(net.tip(1), net.tip(0));
+}
+
+#[test]
+fn a_block_too_new_is_taken_once_its_time_comes_and_nobody_is_punished() {
+    let (mut net, evil) = victim();
+    let mut b = net.make_block(1);
+    // 30 s past the 2 h future limit of node 0's clock; regtest pow is
+    // two hashes, so re-solve after changing the time.
+    b.header.time = (net.now_ms() / 1000) as u32 + 7200 + 30;
+    while !powchain::consensus::Target::from_compact(b.header.bits)
+        .unwrap()
+        .is_met_by(&b.header.block_hash())
+    {
+        b.header.nonce += 1;
+    }
+    let out = gossip_block(&mut net, 0, evil, &b);
+    assert_eq!(verdict(&out), Some(Verdict::Ignore));
+    assert!(!out.iter().any(|o| matches!(o, Output::Ban { .. })));
+    assert_eq!(net.nodes[0].core.peers().score(&evil, net.now_ms()), 0.0);
+    assert_eq!(net.nodes[0].core.chain().invalid_count(), 0);
+    // 31 s later the same block is valid: offered again, it is accepted.
+    net.run_for(31_000);
+    let out = gossip_block(&mut net, 0, evil, &b);
+    assert_eq!(verdict(&out), Some(Verdict::Accept));
+    assert_eq!(net.tip(0), b.block_hash());
+}
+
+#[test]
+fn an_unsolicited_sync_response_is_dropped_unread() {
+    let (mut net, evil) = victim();
+    let before = net.height(0);
+    let mut private = regtest_net(1, 0);
+    let b = private.make_block(0);
+    let out = net
+        .input(
+            0,
+            Input::Response {
+                peer: evil,
+                id: RequestId(9_999),
+                response: SyncResponse::Blocks(BlockBatch::from_blocks(&[b])),
+            },
+        )
+        .unwrap();
+    assert_eq!(net.height(0), before);
+    assert!(net.nodes[0].core.peers().score(&evil, net.now_ms()) < 0.0);
+    assert!(!out.iter().any(|o| matches!(o, Output::SendRequest { .. })));
+}
+
+#[test]
+fn a_peer_lying_about_its_chainwork_is_found_out_and_sync_moves_on() {
+    // Node 0 is a late joiner; node 1 is honest and ahead; "evil" claims
+    // ff..ff chainwork and answers every request with a block node 0 has.
+    let mut net = regtest_net(2, 10);
+    for _ in 0..30 {
+        net.mine(1);
+    }
+    let evil = sim_peer_id(666, 0);
+    let genesis = net.params().genesis.clone();
+    let lie = Handshake {
+        version: PROTOCOL_VERSION,
+        network_id: net.params().network_id.clone(),
+        genesis: net.params().genesis_hash,
+        tip: genesis.block_hash(),
+        height: 1_000_000,
+        chainwork: [0xff; 32],
+    };
+    // The liar is met first.
+    let mut asked = 0;
+    let mut pending = net
+        .input(
+            0,
+            Input::PeerConnected {
+                peer: evil,
+                outbound: true,
+                address: None,
+            },
+        )
+        .unwrap();
+    pending.extend(
+        net.input(
+            0,
+            Input::Request {
+                peer: evil,
+                id: InboundId(1),
+                request: SyncRequest::Handshake(lie.clone()),
+            },
+        )
+        .unwrap(),
+    );
+    net.connect(0, 1);
+    for _ in 0..200 {
+        let reqs: Vec<RequestId> = pending
+            .iter()
+            .filter_map(|o| match o {
+                Output::SendRequest {
+                    peer,
+                    id,
+                    request: SyncRequest::GetBlocks { .. },
+                } if *peer == evil => Some(*id),
+                _ => None,
+            })
+            .collect();
+        pending.clear();
+        for id in reqs {
+            asked += 1;
+            pending.extend(
+                net.input(
+                    0,
+                    Input::Response {
+                        peer: evil,
+                        id,
+                        response: SyncResponse::Blocks(BlockBatch::from_blocks(
+                            std::slice::from_ref(&genesis),
+                        )),
+                    },
+                )
+                .unwrap(),
+            );
+        }
+        net.run_for(50);
+        if net.height(0) == 30 && pending.is_empty() {
+            break;
+        }
+    }
+    assert_eq!(net.height(0), 30, "the late joiner reached the honest tip");
+    assert!(asked <= 3, "the liar was asked {asked} times");
+    assert!(net.nodes[0].core.peers().get(&evil).unwrap().disbelieved);
+    // A new handshake with the same lie does not restart the loop.
+    let out = net
+        .input(
+            0,
+            Input::Request {
+                peer: evil,
+                id: InboundId(2),
+                request: SyncRequest::Handshake(lie),
+            },
+        )
+        .unwrap();
+    assert!(!out
+        .iter()
+        .any(|o| matches!(o, Output::SendRequest { peer, .. } if *peer == evil)));
+}
+
+#[test]
+fn invalid_pow_bans_at_once_and_nothing_is_stored() {
+    let (mut net, evil) = victim();
+    let mut b = net.make_block(1);
+    // A target that this hash does not meet: find a nonce that fails.
+    b.header.bits = powchain::consensus::CompactTarget(0x1d00ffff);
+    let out = gossip_block(&mut net, 0, evil, &b);
+    assert_eq!(verdict(&out), Some(Verdict::Reject));
+    assert!(out.iter().any(|o| matches!(o, Output::Ban { .. })));
+    assert!(!net.nodes[0].core.chain().knows(&b.block_hash()));
+    // A partition command and heal still work afterwards.
+    net.command(0, Command::Partition(vec![net.nodes[1].peer_id]))
+        .unwrap();
+    net.command(0, Command::Heal).unwrap();
+}
