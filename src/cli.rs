@@ -173,6 +173,10 @@ pub struct NodeArgs {
     /// Most connected peers (default 64).
     #[arg(long)]
     pub max_peers: Option<usize>,
+    /// Serve the `/admin/*` routes (mining switch, partition, heal); off
+    /// by default, `testnet` passes it.
+    #[arg(long)]
+    pub admin: bool,
 }
 
 /// Prints `v` as the one JSON document on stdout.
@@ -783,20 +787,27 @@ pub fn http_get_text(api: &str, path: &str) -> Result<String, String> {
         .map_err(|e| e.to_string())
 }
 
-/// POST JSON to `http://{api}{path}`.
+/// POST JSON to `http://{api}{path}` with `Authorization: Bearer <token>`
+/// when a token is given (SPEC "API access": the node's `api.cookie`).
 ///
 /// # Errors
-/// A description of the failure.
-pub fn http_post_json(api: &str, path: &str, body: &Value) -> Result<Value, String> {
+/// A description of the failure; the node's `{"error"}` text for a refusal.
+pub fn http_post_json(
+    api: &str,
+    path: &str,
+    body: &Value,
+    token: Option<&str>,
+) -> Result<Value, String> {
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .timeout_global(Some(Duration::from_secs(60)))
         .http_status_as_error(false)
         .build()
         .into();
-    let mut resp = agent
-        .post(&format!("http://{api}{path}"))
-        .send_json(body)
-        .map_err(|e| e.to_string())?;
+    let mut req = agent.post(&format!("http://{api}{path}"));
+    if let Some(t) = token {
+        req = req.header("Authorization", &format!("Bearer {t}"));
+    }
+    let mut resp = req.send_json(body).map_err(|e| e.to_string())?;
     let status = resp.status();
     let v = resp
         .body_mut()
@@ -827,6 +838,7 @@ pub fn cmd_node(a: NodeArgs) -> Result<(), CliError> {
         backend: a.backend,
         mdns: a.mdns,
         max_peers: a.max_peers,
+        admin: a.admin,
     };
     let config = crate::config::NodeConfig::resolve(a.config.as_deref(), overrides)
         .map_err(|e| CliError::Usage(e.to_string()))?;

@@ -123,6 +123,8 @@ pub struct NodeConfig {
     pub mdns: bool,
     /// Most connected peers; further connections are closed at once.
     pub max_peers: usize,
+    /// Serve the `/admin/*` routes (SPEC "API access"; `testnet` sets it).
+    pub admin: bool,
 }
 
 /// Default limit on connected peers.
@@ -182,6 +184,8 @@ pub struct Overrides {
     pub mdns: bool,
     /// `--max-peers`
     pub max_peers: Option<usize>,
+    /// `--admin`
+    pub admin: bool,
 }
 
 fn parse_addrs(v: &[String]) -> Result<Vec<Multiaddr>, ConfigError> {
@@ -288,6 +292,7 @@ impl NodeConfig {
                 .or(f.max_peers)
                 .unwrap_or(DEFAULT_MAX_PEERS)
                 .max(1),
+            admin: o.admin,
         })
     }
 }

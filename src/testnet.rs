@@ -125,6 +125,8 @@ struct NodeProc {
     child: Child,
     api: String,
     peer_id: String,
+    /// The node's API token (its `api.cookie`), read once the API is up.
+    token: Option<String>,
 }
 
 /// Sends SIGTERM to a child process (ignoring one that already exited).
@@ -316,6 +318,7 @@ pub fn run(a: &TestnetArgs) -> Result<(), CliError> {
             .arg(&node_dir)
             .args(["--listen", &format!("/ip4/127.0.0.1/tcp/{}", addrs[i].2)])
             .args(["--api", &addrs[i].1])
+            .arg("--admin")
             .args([
                 "--mine",
                 "--threads",
@@ -341,6 +344,7 @@ pub fn run(a: &TestnetArgs) -> Result<(), CliError> {
             child,
             api: addrs[i].1.clone(),
             peer_id: keys[i].to_string(),
+            token: None,
         });
     }
     eprintln!(
@@ -374,6 +378,9 @@ pub fn run(a: &TestnetArgs) -> Result<(), CliError> {
         }
         std::thread::sleep(Duration::from_millis(100));
     }
+    for (i, n) in cluster.nodes.iter_mut().enumerate() {
+        n.token = crate::node::read_cookie(&dir.join(format!("node{i}"))).ok();
+    }
 
     let tty = std::io::stderr().is_terminal() && !a.json;
     let started = Instant::now();
@@ -401,7 +408,12 @@ pub fn run(a: &TestnetArgs) -> Result<(), CliError> {
                         .filter(|(j, _)| (*j < half) != (i < half))
                         .map(|(_, m)| m.peer_id.clone())
                         .collect();
-                    let _ = http_post_json(&n.api, "/admin/partition", &json!({ "peers": other }));
+                    let _ = http_post_json(
+                        &n.api,
+                        "/admin/partition",
+                        &json!({ "peers": other }),
+                        n.token.as_deref(),
+                    );
                 }
                 partitioned = true;
                 eprintln!(
@@ -411,7 +423,7 @@ pub fn run(a: &TestnetArgs) -> Result<(), CliError> {
             }
             if partitioned && !healed && elapsed >= pe {
                 for n in &cluster.nodes {
-                    let _ = http_post_json(&n.api, "/admin/heal", &json!({}));
+                    let _ = http_post_json(&n.api, "/admin/heal", &json!({}), n.token.as_deref());
                 }
                 healed = true;
                 eprintln!("-- t={elapsed}s: partition healed");
@@ -440,11 +452,16 @@ pub fn run(a: &TestnetArgs) -> Result<(), CliError> {
 
     // Stop mining, then give the nodes time to converge.
     for n in &cluster.nodes {
-        let _ = http_post_json(&n.api, "/admin/mining", &json!({ "enabled": false }));
+        let _ = http_post_json(
+            &n.api,
+            "/admin/mining",
+            &json!({ "enabled": false }),
+            n.token.as_deref(),
+        );
     }
     if partitioned && !healed {
         for n in &cluster.nodes {
-            let _ = http_post_json(&n.api, "/admin/heal", &json!({}));
+            let _ = http_post_json(&n.api, "/admin/heal", &json!({}), n.token.as_deref());
         }
     }
     let settle = Duration::from_secs(u64::from(a.block_time).max(3) * 5);

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use common::{free_port, get, post, wait_for, Node, BIN};
+use common::{free_port, get, post_to, wait_for, Node, BIN};
 
 fn spawn_node(dir: &std::path::Path, p2p: u16, api: u16, peers: &[String], id: &str) -> Node {
     let mut args: Vec<String> = [
@@ -23,6 +23,7 @@ fn spawn_node(dir: &std::path::Path, p2p: u16, api: u16, peers: &[String], id: &
         "1",
         "--miner-id",
         id,
+        "--admin",
     ]
     .iter()
     .map(ToString::to_string)
@@ -126,7 +127,8 @@ fn sigkilled_miner_keeps_its_blocks_and_rejoins() {
         get(&a.api, "/status").is_some_and(|s| s["peers"].as_u64() == Some(1))
     });
     for n in [&a, &b] {
-        post(&n.api, "/admin/mining", &json!({ "enabled": false })).unwrap();
+        n.post("/admin/mining", &json!({ "enabled": false }))
+            .unwrap();
     }
     wait_for("agreement", 30, || {
         let (sa, sb) = (
@@ -135,6 +137,74 @@ fn sigkilled_miner_keeps_its_blocks_and_rejoins() {
         );
         sa["tip"] == sb["tip"]
     });
+}
+
+/// SPEC "API access", against a node started without `--admin`: a POST
+/// without the cookie's token is 401, `/admin/*` is 404, a foreign `Host`
+/// is 403, and every error is JSON `{"error"}`.
+fn api_access_rules(node: &Node) {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let url = |p: &str| format!("http://{}{p}", node.api);
+    let check = |mut r: ureq::http::Response<ureq::Body>, code: u16| {
+        assert_eq!(r.status().as_u16(), code);
+        let v: serde_json::Value = r.body_mut().read_json().unwrap();
+        assert!(v["error"].is_string(), "{v}");
+    };
+    // No token, a wrong token.
+    check(
+        agent
+            .post(&url("/generate"))
+            .send_json(json!({ "blocks": 1 }))
+            .unwrap(),
+        401,
+    );
+    check(
+        agent
+            .post(&url("/generate"))
+            .header("Authorization", "Bearer 00")
+            .send_json(json!({ "blocks": 1 }))
+            .unwrap(),
+        401,
+    );
+    // The admin routes do not exist without --admin, even with the token.
+    let token = powchain::node::read_cookie(&node.dir).unwrap();
+    check(
+        agent
+            .post(&url("/admin/partition"))
+            .header("Authorization", &format!("Bearer {token}"))
+            .send_json(json!({ "peers": [] }))
+            .unwrap(),
+        404,
+    );
+    // DNS rebinding: a page served as evil.example reaching the port.
+    check(
+        agent
+            .get(&url("/status"))
+            .header("Host", "evil.example")
+            .call()
+            .unwrap(),
+        403,
+    );
+    // Malformed JSON with the token: 4xx with a JSON body.
+    let r = agent
+        .post(&url("/generate"))
+        .header("Authorization", &format!("Bearer {token}"))
+        .header("Content-Type", "application/json")
+        .send("{not json")
+        .unwrap();
+    let code = r.status().as_u16();
+    assert!((400..500).contains(&code), "{code}");
+    check(r, code);
+    // The cookie is private.
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(node.dir.join(powchain::node::COOKIE_FILE))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
 }
 
 #[test]
@@ -147,14 +217,15 @@ fn regtest_generate_tx_and_api_routes() {
         api,
         &["--network".into(), "regtest".into()],
     );
-    let txid = post(&node.api, "/tx", &json!({ "hex": "deadbeef" })).unwrap();
+    let txid = node.post("/tx", &json!({ "hex": "deadbeef" })).unwrap();
     let txid = txid["txid"].as_str().unwrap().to_string();
     assert!(
-        post(&node.api, "/tx", &json!({ "hex": "zz" })).is_none(),
+        node.post("/tx", &json!({ "hex": "zz" })).is_none(),
         "bad hex must be refused"
     );
-    let hashes = post(&node.api, "/generate", &json!({ "blocks": 5 })).unwrap();
+    let hashes = node.post("/generate", &json!({ "blocks": 5 })).unwrap();
     assert_eq!(hashes.as_array().unwrap().len(), 5);
+    api_access_rules(&node);
     let st = get(&node.api, "/status").unwrap();
     assert_eq!(st["height"], 5);
     assert_eq!(st["network"], "regtest");
@@ -305,9 +376,10 @@ fn store_survives_repeated_sigkill_during_writes() {
         // Write in the background; kill at a random moment.
         let writer = {
             let api = node.api.clone();
+            let dir = node.dir.clone();
             let reported = Arc::clone(&reported);
             std::thread::spawn(move || {
-                while let Some(v) = post(&api, "/generate", &json!({ "blocks": 5 })) {
+                while let Some(v) = post_to(&dir, &api, "/generate", &json!({ "blocks": 5 })) {
                     let hashes: Vec<String> = v
                         .as_array()
                         .unwrap()

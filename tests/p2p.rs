@@ -6,7 +6,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{free_port, get, post, wait_for, Node};
+use common::{free_port, get, wait_for, Node};
 use futures::StreamExt;
 use libp2p::gossipsub::{self, IdentTopic};
 use libp2p::swarm::SwarmEvent;
@@ -31,7 +31,7 @@ fn received_ms(node: &Node, hash: &str) -> Option<f64> {
 /// Generates one block at `a`, waits until `c` has it, and returns its hash
 /// with the per-hop delays A->B and B->C in ms (from `received_ms`).
 fn generate_and_time_hops(a: &Node, b: &Node, c: &Node) -> (String, f64, f64) {
-    let hash = post(&a.api, "/generate", &json!({ "blocks": 1 })).unwrap()[0]
+    let hash = a.post("/generate", &json!({ "blocks": 1 })).unwrap()[0]
         .as_str()
         .unwrap()
         .to_string();
@@ -89,7 +89,7 @@ fn line_a_b_c_relays_blocks_through_b() {
         for i in 0..10u8 {
             let len = if i == 9 { 95_000 } else { 100_000 };
             let tx = vec![round.wrapping_mul(16).wrapping_add(i); len];
-            post(&a.api, "/tx", &json!({ "hex": hex::encode(tx) })).unwrap();
+            a.post("/tx", &json!({ "hex": hex::encode(tx) })).unwrap();
         }
         let (hash, ab, bc) = generate_and_time_hops(&a, &b, &c);
         let size = get(&a.api, &format!("/blocks/{hash}")).unwrap()["size"]
@@ -124,7 +124,7 @@ fn line_a_b_c_relays_blocks_through_b() {
 fn late_joiner_syncs_500_blocks() {
     let dir = tempfile::tempdir().unwrap();
     let a = regtest(&dir, "a", &[]);
-    post(&a.api, "/generate", &json!({ "blocks": 500 })).unwrap();
+    a.post("/generate", &json!({ "blocks": 500 })).unwrap();
     let tip = get(&a.api, "/status").unwrap()["tip"].clone();
     let started = Instant::now();
     let late = regtest(&dir, "late", &[a.addr()]);
@@ -259,7 +259,7 @@ fn hostile_peer_is_banned_and_honest_relay_continues() {
     let dir = tempfile::tempdir().unwrap();
     let a = regtest(&dir, "a", &[]);
     let b = regtest(&dir, "b", &[a.addr()]);
-    post(&a.api, "/generate", &json!({ "blocks": 3 })).unwrap();
+    a.post("/generate", &json!({ "blocks": 3 })).unwrap();
     let tip = get(&a.api, "/status").unwrap()["tip"].clone();
     wait_for("B to follow A", 20, || {
         get(&b.api, "/status").is_some_and(|s| s["tip"] == tip)
@@ -285,7 +285,7 @@ fn hostile_peer_is_banned_and_honest_relay_continues() {
         "rejections are counted"
     );
     // Honest relaying goes on.
-    let hash = post(&a.api, "/generate", &json!({ "blocks": 1 })).unwrap()[0].clone();
+    let hash = a.post("/generate", &json!({ "blocks": 1 })).unwrap()[0].clone();
     wait_for("B to receive the honest block", 20, || {
         get(&b.api, "/status").is_some_and(|s| s["tip"] == hash)
     });

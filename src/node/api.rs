@@ -26,9 +26,21 @@ fn err(code: StatusCode, msg: impl Into<String>) -> (StatusCode, Json<Value>) {
     (code, Json(json!({ "error": msg.into() })))
 }
 
-/// The router over `shared`.
-pub fn router(shared: Arc<Shared>) -> Router {
-    Router::new()
+/// Who may do what on the API (SPEC "API access").
+#[derive(Clone, Debug)]
+pub struct ApiAccess {
+    /// The cookie's token: every POST needs `Authorization: Bearer <token>`.
+    pub token: String,
+    /// Serve `/admin/*` (`--admin`); otherwise those routes are 404.
+    pub admin: bool,
+    /// The bound address: a `Host` header must name it or `localhost`.
+    pub bound: std::net::SocketAddr,
+}
+
+/// The router over `shared`: routes, then the access rules, then errors
+/// turned into JSON `{"error"}`.
+pub fn router(shared: Arc<Shared>, access: ApiAccess) -> Router {
+    let mut r = Router::new()
         .route("/status", get(status))
         .route("/tips", get(tips))
         .route("/blocks/{hash}", get(block_by_hash))
@@ -38,16 +50,100 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/reorgs", get(reorgs))
         .route("/generate", post(generate))
         .route("/tx", post(submit_tx))
-        .route("/metrics", get(metrics))
-        .route("/admin/mining", post(admin_mining))
-        .route("/admin/partition", post(admin_partition))
-        .route("/admin/heal", post(admin_heal))
+        .route("/metrics", get(metrics));
+    if access.admin {
+        r = r
+            .route("/admin/mining", post(admin_mining))
+            .route("/admin/partition", post(admin_partition))
+            .route("/admin/heal", post(admin_heal));
+    }
+    r.fallback(|| async { err(StatusCode::NOT_FOUND, "no such route") })
+        .layer(axum::middleware::map_response(json_errors))
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::new(access),
+            check_access,
+        ))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(shared)
 }
 
+/// Largest request body, bytes (a transaction's hex plus JSON).
+pub const MAX_BODY_BYTES: usize = 512 * 1024;
+
+/// Whether a `Host` header value names `bound` or `localhost` (any port
+/// check is on the name: a browser tricked by DNS rebinding sends the
+/// attacker's name).
+fn host_allowed(host: &str, bound: &std::net::SocketAddr) -> bool {
+    let name = match host.rsplit_once(':') {
+        Some((n, port)) if port.chars().all(|c| c.is_ascii_digit()) => n,
+        _ => host,
+    };
+    let name = name.trim_start_matches('[').trim_end_matches(']');
+    name.eq_ignore_ascii_case("localhost")
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip == bound.ip() || (bound.ip().is_unspecified() && ip.is_loopback()))
+}
+
+async fn check_access(
+    State(access): State<Arc<ApiAccess>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if let Some(host) = req.headers().get(header::HOST) {
+        let ok = host.to_str().is_ok_and(|h| host_allowed(h, &access.bound));
+        if !ok {
+            return err(StatusCode::FORBIDDEN, "Host header names another server").into_response();
+        }
+    }
+    if req.method() == axum::http::Method::POST {
+        let want = format!("Bearer {}", access.token);
+        let given = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
+        if !given.is_some_and(|g| constant_time_eq(g.as_bytes(), want.as_bytes())) {
+            return err(
+                StatusCode::UNAUTHORIZED,
+                "POST needs Authorization: Bearer <token from api.cookie>",
+            )
+            .into_response();
+        }
+    }
+    next.run(req).await
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Turns axum's plain-text rejections (bad JSON, wrong content type, body
+/// too large, bad path) into `{"error": "..."}` with the same status.
+async fn json_errors(resp: Response) -> Response {
+    let status = resp.status();
+    let is_json = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !status.is_client_error() && !status.is_server_error() || is_json {
+        return resp;
+    }
+    let body = axum::body::to_bytes(resp.into_body(), 64 * 1024)
+        .await
+        .unwrap_or_default();
+    let text = String::from_utf8_lossy(&body);
+    let msg = if text.trim().is_empty() {
+        status.canonical_reason().unwrap_or("error").to_string()
+    } else {
+        text.trim().to_string()
+    };
+    err(status, msg).into_response()
+}
+
 /// Serves the API on `listener` until the task is aborted.
-pub async fn serve(listener: TcpListener, shared: Arc<Shared>) {
-    if let Err(e) = axum::serve(listener, router(shared)).await {
+pub async fn serve(listener: TcpListener, shared: Arc<Shared>, access: ApiAccess) {
+    if let Err(e) = axum::serve(listener, router(shared, access)).await {
         tracing::error!("HTTP API stopped: {e}");
     }
 }
@@ -277,4 +373,24 @@ async fn admin_heal(State(s): State<Arc<Shared>>) -> ApiResult {
         .send(CoreMsg::Input(Input::Command(Command::Heal)))
         .map_err(|_| err(StatusCode::SERVICE_UNAVAILABLE, "node is shutting down"))?;
     Ok(Json(json!({ "healed": true })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_rules() {
+        let b: std::net::SocketAddr = "127.0.0.1:8332".parse().unwrap();
+        assert!(host_allowed("127.0.0.1:8332", &b));
+        assert!(host_allowed("localhost:8332", &b));
+        assert!(host_allowed("LOCALHOST", &b));
+        assert!(!host_allowed("evil.example:8332", &b));
+        assert!(!host_allowed("10.0.0.1:8332", &b));
+        let any: std::net::SocketAddr = "0.0.0.0:1".parse().unwrap();
+        assert!(host_allowed("127.0.0.1:1", &any));
+        assert!(host_allowed("[::1]:1", &"[::1]:1".parse().unwrap()));
+        assert!(constant_time_eq(b"ab", b"ab"));
+        assert!(!constant_time_eq(b"ab", b"ac"));
+    }
 }

@@ -26,7 +26,7 @@ use crate::protocol::{CoreError, Input, NodeCore};
 use metrics::Metrics;
 
 pub use key::{load_or_create_key, write_key};
-pub use runtime::run;
+pub use runtime::{read_cookie, run, COOKIE_FILE};
 
 /// A node failure (start-up or fatal at run time).
 #[derive(Debug, Error)]

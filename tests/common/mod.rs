@@ -99,9 +99,12 @@ pub fn get(api: &str, path: &str) -> Option<Value> {
     powchain::cli::http_get_json(api, path).ok()
 }
 
-/// POST JSON to a node's API.
-pub fn post(api: &str, path: &str, body: &Value) -> Option<Value> {
-    powchain::cli::http_post_json(api, path, body).ok()
+/// POST JSON to the API of the node whose data dir is `dir`, with the
+/// token from its `api.cookie` (read at each call: a restarted node has a
+/// new one).
+pub fn post_to(dir: &std::path::Path, api: &str, path: &str, body: &Value) -> Option<Value> {
+    let token = powchain::node::read_cookie(dir).ok()?;
+    powchain::cli::http_post_json(api, path, body, Some(&token)).ok()
 }
 
 /// Polls `f` every 200 ms until it holds; panics after `secs`.
@@ -121,6 +124,8 @@ pub struct Node {
     pub api: String,
     /// Its P2P port.
     pub p2p: u16,
+    /// Its data dir.
+    pub dir: PathBuf,
 }
 
 impl Node {
@@ -148,6 +153,7 @@ impl Node {
             child,
             api: format!("127.0.0.1:{api}"),
             p2p,
+            dir: dir.to_path_buf(),
         };
         wait_for("the node's API", 30, || get(&node.api, "/status").is_some());
         node
@@ -160,6 +166,11 @@ impl Node {
             .unwrap()
             .to_string();
         format!("/ip4/127.0.0.1/tcp/{}/p2p/{id}", self.p2p)
+    }
+
+    /// POST JSON with the node's API token.
+    pub fn post(&self, path: &str, body: &Value) -> Option<Value> {
+        post_to(&self.dir, &self.api, path, body)
     }
 
     /// A `/status` field as u64.
