@@ -484,17 +484,15 @@ impl SwarmDriver {
                 endpoint,
                 num_established,
                 ..
-            } => {
-                if num_established.get() == 1 {
-                    tracing::info!(peer = %peer_id, addr = %endpoint.get_remote_address(), "peer connected");
-                    self.input(Input::PeerConnected {
-                        peer: peer_id,
-                        outbound: endpoint.is_dialer(),
-                        address: endpoint
-                            .is_dialer()
-                            .then(|| endpoint.get_remote_address().clone()),
-                    });
-                }
+            } if num_established.get() == 1 => {
+                tracing::info!(peer = %peer_id, addr = %endpoint.get_remote_address(), "peer connected");
+                self.input(Input::PeerConnected {
+                    peer: peer_id,
+                    outbound: endpoint.is_dialer(),
+                    address: endpoint
+                        .is_dialer()
+                        .then(|| endpoint.get_remote_address().clone()),
+                });
             }
             SwarmEvent::ConnectionClosed {
                 peer_id,

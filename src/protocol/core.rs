@@ -658,7 +658,7 @@ impl NodeCore {
     /// claims never materialised are skipped.
     fn start_syncs(&mut self, out: &mut impl Outbox) {
         let ours = self.chain.chainwork();
-        let mut in_flight = self
+        let in_flight = self
             .peers
             .iter()
             .filter(|(_, p)| p.sync_in_flight.is_some())
@@ -671,12 +671,9 @@ impl NodeCore {
             .collect();
         // The best claim first; ties in peer-id order (deterministic).
         candidates.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
-        for (_, peer) in candidates {
-            if in_flight >= MAX_SYNCS_IN_FLIGHT {
-                break;
-            }
+        let free = MAX_SYNCS_IN_FLIGHT.saturating_sub(in_flight);
+        for (_, peer) in candidates.into_iter().take(free) {
             self.request_blocks(peer, out);
-            in_flight += 1;
         }
     }
 

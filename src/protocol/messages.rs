@@ -159,10 +159,11 @@ impl BlockBatch {
                 limit: MAX_BLOCKS_PER_RESPONSE,
             });
         }
-        // A block is at least 81 bytes: the count cannot outrun the input.
-        let count = (count as usize).min(bytes.len() / 81);
-        let mut blocks = Vec::with_capacity(count);
-        for index in 0..count {
+        // A block is at least 81 bytes: reserve no more than the input can
+        // hold, whatever the count claims; a count the bytes cannot back
+        // fails on the first missing block.
+        let mut blocks = Vec::with_capacity((count as usize).min(bytes.len() / 81));
+        for index in 0..count as usize {
             let b = Block::decode_prefix(bytes, &mut pos, max_block_bytes)
                 .map_err(|source| BatchError::Block { index, source })?;
             blocks.push(b);

@@ -6,7 +6,8 @@
 //! answers by pushing [`Output`]s into an [`Outbox`]. It never reads a
 //! clock, opens a socket or spawns a task, so the same code runs under
 //! three drivers:
-//! - `node::runtime`: tokio + libp2p + redb + the HTTP API (`powchain node`);
+//! - `node::runtime`: the async runtime, libp2p, redb and the HTTP API
+//!   (`powchain node`);
 //! - [`crate::sim`]: an event queue in virtual time with simulated links
 //!   (`powchain sim`, and the in-memory protocol tests);
 //! - unit tests, which call [`NodeCore::handle`] directly.
