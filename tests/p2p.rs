@@ -216,7 +216,13 @@ fn run_hostile(addr: Multiaddr, params: Params, payloads: Vec<Vec<u8>>) {
         .unwrap();
     rt.block_on(async move {
         let key = libp2p::identity::Keypair::generate_ed25519();
-        let mut swarm = powchain::p2p::build_swarm(key, &params, false).unwrap();
+        let mut swarm = powchain::p2p::build_swarm(
+            key,
+            &params,
+            false,
+            powchain::p2p::connection_limits(64, 0),
+        )
+        .unwrap();
         let topic = IdentTopic::new(params.blocks_topic());
         swarm.behaviour_mut().gossipsub.subscribe(&topic).unwrap();
         swarm.dial(addr).unwrap();
@@ -289,4 +295,105 @@ fn hostile_peer_is_banned_and_honest_relay_continues() {
     wait_for("B to receive the honest block", 20, || {
         get(&b.api, "/status").is_some_and(|s| s["tip"] == hash)
     });
+}
+
+/// Opens idle connections to `addr`: one from each of `keys` fresh
+/// identities, then `repeat` more under one identity, and keeps them
+/// open for `hold`. Returns how many connections were ever established.
+fn connection_flood(addr: Multiaddr, keys: usize, repeat: usize, hold: Duration) -> usize {
+    use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async move {
+        let params = Params::regtest();
+        let target = addr
+            .iter()
+            .find_map(|p| match p {
+                libp2p::multiaddr::Protocol::P2p(id) => Some(id),
+                _ => None,
+            })
+            .unwrap();
+        let mut swarms = Vec::new();
+        for k in 0..=keys {
+            let key = libp2p::identity::Keypair::generate_ed25519();
+            // The attacker lifts its own limits: it wants many connections.
+            let limits = libp2p::connection_limits::ConnectionLimits::default();
+            let mut s = powchain::p2p::build_swarm(key, &params, false, limits).unwrap();
+            let n = if k == keys { repeat } else { 1 };
+            for _ in 0..n {
+                let opts = DialOpts::peer_id(target)
+                    .condition(PeerCondition::Always)
+                    .addresses(vec![addr.clone()])
+                    .build();
+                let _ = s.dial(opts);
+            }
+            swarms.push(s);
+        }
+        let mut established = 0usize;
+        let deadline = tokio::time::Instant::now() + hold;
+        loop {
+            let next = futures::future::select_all(
+                swarms.iter_mut().map(|s| Box::pin(s.select_next_some())),
+            );
+            tokio::select! {
+                (ev, _, _) = next => {
+                    if matches!(ev, SwarmEvent::ConnectionEstablished { .. }) {
+                        established += 1;
+                    }
+                }
+                () = tokio::time::sleep_until(deadline) => break,
+            }
+        }
+        established
+    })
+}
+
+#[test]
+fn a_connection_flood_cannot_take_the_configured_peers_slot() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = regtest(&dir, "b", &[]);
+    let b_id = get(&b.api, "/status").unwrap()["peer_id"].clone();
+    let args: Vec<String> = [
+        "--network",
+        "regtest",
+        "--max-peers",
+        "4",
+        "--peer",
+        &b.addr(),
+    ]
+    .iter()
+    .map(ToString::to_string)
+    .collect();
+    let a = Node::spawn(&dir.path().join("a"), free_port(), free_port(), &args);
+    wait_for("A to dial its configured peer", 20, || {
+        get(&a.api, "/status").is_some_and(|s| s["peer_ids"].as_array().unwrap().contains(&b_id))
+    });
+    // 4 idle identities plus 50 connections under a fifth one.
+    let addr: Multiaddr = a.addr().parse().unwrap();
+    let flood = std::thread::spawn(move || connection_flood(addr, 4, 50, Duration::from_secs(6)));
+    std::thread::sleep(Duration::from_secs(3));
+    let st = get(&a.api, "/status").unwrap();
+    let peers = st["peer_ids"].as_array().unwrap();
+    assert!(
+        peers.contains(&b_id),
+        "the configured peer was dropped: {st}"
+    );
+    assert!(
+        peers.len() <= 4,
+        "{} peers against --max-peers 4",
+        peers.len()
+    );
+    // A still relays to B during the flood.
+    let hash = a.post("/generate", &json!({ "blocks": 1 })).unwrap()[0].clone();
+    wait_for("B to receive A's block during the flood", 20, || {
+        get(&b.api, "/status").is_some_and(|s| s["tip"] == hash)
+    });
+    let established = flood.join().unwrap();
+    // Per peer id at most 2 connections, inbound at most max-peers - 1.
+    assert!(
+        established < 20,
+        "{established} hostile connections were let in"
+    );
 }

@@ -61,7 +61,9 @@ pub async fn run(
         network = %params.network_id, genesis = %params.genesis_hash, height = chain.height(),
         tip = %chain.tip(), blocks = chain.block_count(), "chain store opened"
     );
-    let mut swarm = build_swarm(key.clone(), &params, config.mdns).map_err(NodeError::P2p)?;
+    let limits = crate::p2p::connection_limits(config.max_peers, config.peers.len());
+    let mut swarm =
+        build_swarm(key.clone(), &params, config.mdns, limits).map_err(NodeError::P2p)?;
     let topics = Topics::new(&params);
     for t in [&topics.blocks, &topics.tx] {
         swarm

@@ -12,7 +12,10 @@ use std::time::Duration;
 use libp2p::gossipsub::{self, MessageAuthenticity, MessageId, ValidationMode};
 use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::swarm::NetworkBehaviour;
-use libp2p::{identify, identity::Keypair, noise, ping, request_response, tcp, yamux, Swarm};
+use libp2p::{
+    connection_limits, identify, identity::Keypair, noise, ping, request_response, tcp, yamux,
+    Swarm,
+};
 
 use super::protocol::{SyncCodec, SYNC_PROTOCOL};
 use crate::consensus::Params;
@@ -20,9 +23,42 @@ use crate::consensus::Params;
 /// Gossip envelope allowance on top of the largest block, bytes.
 pub const GOSSIP_OVERHEAD_BYTES: usize = 64 * 1024;
 
+/// Pending handshakes accepted at once, inbound.
+pub const MAX_PENDING_INCOMING: u32 = 16;
+/// Pending dials at once.
+pub const MAX_PENDING_OUTGOING: u32 = 32;
+/// Connections to one peer id (two allow a simultaneous dial both ways).
+pub const MAX_CONNECTIONS_PER_PEER: u32 = 2;
+/// Seconds a connection with no stream open lives on. Honest peers
+/// exchange a handshake every few seconds, so only idle strangers go.
+pub const IDLE_CONNECTION_SECS: u64 = 120;
+
+/// Connection limits for a node that keeps at most `max_peers` peers, of
+/// which `configured` are its own outbound peers: inbound connections get
+/// what the configured peers leave, so a flood of inbound connections
+/// (from one key or many) cannot take the slots of the peers the operator
+/// named; pending handshakes and connections per peer id are capped, as
+/// `libp2p-connection-limits` enforces before a connection is established.
+#[must_use]
+pub fn connection_limits(
+    max_peers: usize,
+    configured: usize,
+) -> connection_limits::ConnectionLimits {
+    let max_peers = u32::try_from(max_peers).unwrap_or(u32::MAX).max(1);
+    let configured = u32::try_from(configured).unwrap_or(u32::MAX);
+    connection_limits::ConnectionLimits::default()
+        .with_max_pending_incoming(Some(MAX_PENDING_INCOMING))
+        .with_max_pending_outgoing(Some(MAX_PENDING_OUTGOING))
+        .with_max_established_incoming(Some(max_peers.saturating_sub(configured).max(1)))
+        .with_max_established_per_peer(Some(MAX_CONNECTIONS_PER_PEER))
+        .with_max_established(Some(max_peers.saturating_mul(MAX_CONNECTIONS_PER_PEER)))
+}
+
 /// All behaviours of a powchain node.
 #[derive(NetworkBehaviour)]
 pub struct Behaviour {
+    /// Connection limits (pending, established, per peer).
+    pub limits: connection_limits::Behaviour,
     /// Block and transaction gossip.
     pub gossipsub: gossipsub::Behaviour,
     /// Peer identification (agent, listen addresses).
@@ -43,8 +79,8 @@ fn message_id(m: &gossipsub::Message) -> MessageId {
     MessageId::from(crate::protocol::GossipId::of(&m.data).0.to_vec())
 }
 
-/// Builds the swarm for `params` with identity `keypair`; `mdns` turns on
-/// LAN discovery.
+/// Builds the swarm for `params` with identity `keypair` under `limits`
+/// ([`connection_limits()`]); `mdns` turns on LAN discovery.
 ///
 /// # Errors
 /// A description of the failing part (transport, gossipsub config, mDNS).
@@ -52,6 +88,7 @@ pub fn build_swarm(
     keypair: Keypair,
     params: &Params,
     mdns: bool,
+    limits: connection_limits::ConnectionLimits,
 ) -> Result<Swarm<Behaviour>, String> {
     let max_transmit = params.max_block_bytes + GOSSIP_OVERHEAD_BYTES;
     let agent = format!("powchain/{}", env!("CARGO_PKG_VERSION"));
@@ -97,6 +134,7 @@ pub fn build_swarm(
                 None
             };
             Ok(Behaviour {
+                limits: connection_limits::Behaviour::new(limits),
                 gossipsub,
                 identify,
                 ping: ping::Behaviour::new(ping::Config::new()),
@@ -105,7 +143,9 @@ pub fn build_swarm(
             })
         })
         .map_err(|e| format!("behaviour: {e}"))?
-        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(24 * 3600)))
+        .with_swarm_config(|c| {
+            c.with_idle_connection_timeout(Duration::from_secs(IDLE_CONNECTION_SECS))
+        })
         .build();
     Ok(swarm)
 }

@@ -13,4 +13,4 @@ pub mod behaviour;
 pub mod protocol;
 
 pub use crate::protocol::messages::{Handshake, SyncRequest, SyncResponse};
-pub use behaviour::{build_swarm, Behaviour, BehaviourEvent};
+pub use behaviour::{build_swarm, connection_limits, Behaviour, BehaviourEvent};
