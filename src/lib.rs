@@ -8,6 +8,7 @@
 //! # Layout
 //! - [`consensus`]: pure rules (header, block, merkle, targets and work,
 //!   difficulty, time, network params). No I/O, no clock, no async.
+pub mod api;
 pub mod chain;
 pub mod cli;
 pub mod config;

@@ -3,7 +3,8 @@
 
 mod common;
 
-use powchain::cli::{read_headers_file, verify_header_chain};
+use powchain::chain::headers::verify_header_chain;
+use powchain::cli::read_headers_file;
 use powchain::consensus::block::bitcoin_block_from_bytes;
 use powchain::consensus::difficulty::bitcoin_retarget;
 use powchain::consensus::pow::{CompactTarget, Work};

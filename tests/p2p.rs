@@ -6,7 +6,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{free_port, get, wait_for, Node};
+use common::{get, get_text, wait_for, Node};
 use futures::StreamExt;
 use libp2p::gossipsub::{self, IdentTopic};
 use libp2p::swarm::SwarmEvent;
@@ -21,7 +21,7 @@ fn regtest(dir: &tempfile::TempDir, name: &str, peers: &[String]) -> Node {
         args.push("--peer".into());
         args.push(p.clone());
     }
-    Node::spawn(&dir.path().join(name), free_port(), free_port(), &args)
+    Node::spawn(&dir.path().join(name), &args)
 }
 
 fn received_ms(node: &Node, hash: &str) -> Option<f64> {
@@ -149,10 +149,10 @@ fn nodes_of_different_networks_refuse_each_other() {
             bt.into(),
         ]
     };
-    let a = Node::spawn(&dir.path().join("a"), free_port(), free_port(), &args("2"));
+    let a = Node::spawn(&dir.path().join("a"), &args("2"));
     let mut b_args = args("3");
     b_args.extend(["--peer".to_string(), a.addr()]);
-    let b = Node::spawn(&dir.path().join("b"), free_port(), free_port(), &b_args);
+    let b = Node::spawn(&dir.path().join("b"), &b_args);
     assert_ne!(
         get(&a.api, "/status").unwrap()["genesis"],
         get(&b.api, "/status").unwrap()["genesis"]
@@ -285,7 +285,7 @@ fn hostile_peer_is_banned_and_honest_relay_continues() {
         st["orphans"].as_u64().unwrap() <= 128,
         "orphans from one peer are capped"
     );
-    let metrics = powchain::cli::http_get_text(&a.api, "/metrics").unwrap();
+    let metrics = get_text(&a.api, "/metrics").unwrap();
     assert!(
         !metrics.contains("powchain_blocks_rejected_total 0\n"),
         "rejections are counted"
@@ -366,7 +366,7 @@ fn a_connection_flood_cannot_take_the_configured_peers_slot() {
     .iter()
     .map(ToString::to_string)
     .collect();
-    let a = Node::spawn(&dir.path().join("a"), free_port(), free_port(), &args);
+    let a = Node::spawn(&dir.path().join("a"), &args);
     wait_for("A to dial its configured peer", 20, || {
         get(&a.api, "/status").is_some_and(|s| s["peer_ids"].as_array().unwrap().contains(&b_id))
     });

@@ -6,6 +6,7 @@
 //! the block seen first (Core's `CBlockIndexWorkComparator` uses arrival
 //! order the same way).
 
+pub mod headers;
 pub mod orphans;
 pub mod store;
 
@@ -175,42 +176,10 @@ pub fn is_not_yet_valid(e: &BlockError) -> bool {
     )
 }
 
-/// Hasher for block-hash keys: they are already uniform (sha256d), so
-/// their first 8 bytes, mixed with a per-process random key, are the hash.
-/// Only blocks that passed validation enter the index, so grinding
-/// colliding prefixes costs proof of work.
-#[derive(Clone)]
-pub struct HashKeyBuilder(u64);
-
-impl HashKeyBuilder {
-    fn new() -> Self {
-        HashKeyBuilder(rand::random())
-    }
-}
-
-impl std::hash::BuildHasher for HashKeyBuilder {
-    type Hasher = HashKey;
-    fn build_hasher(&self) -> HashKey {
-        HashKey(self.0)
-    }
-}
-
-/// See [`HashKeyBuilder`].
-pub struct HashKey(u64);
-
-impl std::hash::Hasher for HashKey {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        let mut b = [0u8; 8];
-        let n = bytes.len().min(8);
-        b[..n].copy_from_slice(&bytes[..n]);
-        self.0 = (self.0 ^ u64::from_le_bytes(b))
-            .wrapping_mul(0x9E37_79B9_7F4A_7C15)
-            .rotate_left(29);
-    }
-}
+/// Hasher of the block-hash index: foldhash's fast hasher with a
+/// per-process random seed. Only blocks that passed validation enter the
+/// index, so grinding colliding keys costs proof of work.
+type IndexHasher = foldhash::fast::RandomState;
 
 /// Index entry of one stored, valid block.
 #[derive(Clone, Debug)]
@@ -265,7 +234,7 @@ pub struct ChainStore {
     params: Arc<Params>,
     store: Box<dyn BlockStore>,
     entries: Vec<Entry>,
-    ids: HashMap<BlockHash, u32, HashKeyBuilder>,
+    ids: HashMap<BlockHash, u32, IndexHasher>,
     active: Vec<u32>,
     next_seq: u64,
     orphans: OrphanPool,
@@ -303,7 +272,7 @@ impl ChainStore {
             params: Arc::clone(&params),
             store,
             entries: Vec::new(),
-            ids: HashMap::with_hasher(HashKeyBuilder::new()),
+            ids: HashMap::with_hasher(IndexHasher::default()),
             active: Vec::new(),
             next_seq: 0,
             orphans: OrphanPool::new(limits),
@@ -327,15 +296,21 @@ impl ChainStore {
         for rec in loaded {
             let header = match rec.bytes.get(..80).map(BlockHeader::decode_slice) {
                 Some(Ok(h)) => h,
-                _ => return Err(StoreError(format!("stored block {} is corrupt", rec.seq)).into()),
+                _ => {
+                    return Err(StoreError::Corrupt {
+                        seq: rec.seq,
+                        reason: "no 80-byte header".into(),
+                    }
+                    .into())
+                }
             };
             let hash = header.block_hash();
             if rec.seq == 0 {
                 if hash != params.genesis_hash {
-                    return Err(StoreError(format!(
-                        "the data dir belongs to another network: genesis {hash}, expected {}",
-                        params.genesis_hash
-                    ))
+                    return Err(StoreError::WrongNetwork {
+                        found: hash.to_string(),
+                        expected: params.genesis_hash.to_string(),
+                    }
                     .into());
                 }
                 cs.insert_entry(hash, header, NO_PARENT, rec.seq, rec.received_ms);
@@ -560,11 +535,19 @@ impl ChainStore {
             .map(|b| self.accept_one(b, from_peer, now_ms, &mut pending))
             .collect();
         if let Err(e) = self.store.put_blocks(&pending) {
-            // Durability is lost: report it on every block of the batch.
-            let msg = e.0;
+            // Durability is lost: report it on every block of the batch,
+            // the cause on the first.
+            let msg = e.to_string();
+            let mut cause = Some(e);
             return results
                 .into_iter()
-                .map(|_| Err(ChainError::Store(StoreError(msg.clone()))))
+                .map(|_| {
+                    Err(ChainError::Store(
+                        cause
+                            .take()
+                            .unwrap_or_else(|| StoreError::BatchFailed(msg.clone())),
+                    ))
+                })
                 .collect();
         }
         // Move the tip once for the whole batch.
@@ -879,10 +862,17 @@ impl ChainStore {
     /// # Errors
     /// [`StoreError`] on a read failure or corrupt record.
     pub fn block(&self, hash: &BlockHash) -> Result<Option<Block>, StoreError> {
-        match self.block_bytes(hash)? {
+        let Some(&id) = self.ids.get(hash) else {
+            return Ok(None);
+        };
+        let seq = self.entries[id as usize].seq;
+        match self.store.get_block(seq)? {
             Some(b) => Block::decode(&b, usize::MAX)
                 .map(Some)
-                .map_err(|e| StoreError(format!("stored block {hash} is corrupt: {e}"))),
+                .map_err(|e| StoreError::Corrupt {
+                    seq,
+                    reason: format!("block {hash}: {e}"),
+                }),
             None => Ok(None),
         }
     }

@@ -15,28 +15,51 @@ use thiserror::Error;
 const BLOCKS: TableDefinition<u64, &[u8]> = TableDefinition::new("blocks");
 
 /// A storage failure. The node treats these as fatal: it cannot promise
-/// durability any more.
+/// durability any more. redb's own errors are kept as sources.
 #[derive(Debug, Error)]
-#[error("block store: {0}")]
-pub struct StoreError(pub String);
-
-macro_rules! store_err {
-    ($($t:ty),*) => {$(
-        impl From<$t> for StoreError {
-            fn from(e: $t) -> Self {
-                StoreError(e.to_string())
-            }
-        }
-    )*};
+#[non_exhaustive]
+pub enum StoreError {
+    /// The database could not be opened.
+    #[error("block store: open: {0}")]
+    Database(#[from] redb::DatabaseError),
+    /// A transaction could not begin.
+    #[error("block store: transaction: {0}")]
+    Transaction(#[from] redb::TransactionError),
+    /// The table could not be opened.
+    #[error("block store: table: {0}")]
+    Table(#[from] redb::TableError),
+    /// A read or write failed.
+    #[error("block store: storage: {0}")]
+    Storage(#[from] redb::StorageError),
+    /// The commit failed: the batch is not durable.
+    #[error("block store: commit: {0}")]
+    Commit(#[from] redb::CommitError),
+    /// Durability could not be set.
+    #[error("block store: durability: {0}")]
+    Durability(#[from] redb::SetDurabilityError),
+    /// A stored record does not decode.
+    #[error("block store: record {seq} is corrupt: {reason}")]
+    Corrupt {
+        /// the record's sequence number
+        seq: u64,
+        /// what is wrong
+        reason: String,
+    },
+    /// The data dir holds another network's chain.
+    #[error(
+        "block store: the data dir belongs to another network: genesis {found}, expected {expected}"
+    )]
+    WrongNetwork {
+        /// genesis found
+        found: String,
+        /// genesis of this network
+        expected: String,
+    },
+    /// The batch this block was part of failed to commit (the first
+    /// block's result carries the cause).
+    #[error("block store: the batch failed to commit: {0}")]
+    BatchFailed(String),
 }
-store_err!(
-    redb::DatabaseError,
-    redb::TransactionError,
-    redb::TableError,
-    redb::StorageError,
-    redb::CommitError,
-    redb::SetDurabilityError
-);
 
 /// One stored block.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -155,7 +178,10 @@ impl BlockStore for RedbStore {
             let (k, v) = item?;
             let v = v.value();
             if v.len() < 8 {
-                return Err(StoreError(format!("record {} is truncated", k.value())));
+                return Err(StoreError::Corrupt {
+                    seq: k.value(),
+                    reason: "truncated record".into(),
+                });
             }
             let mut ms = [0u8; 8];
             ms.copy_from_slice(&v[..8]);

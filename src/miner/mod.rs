@@ -1,6 +1,7 @@
 //! The miner: SHA-256d backends ([`sha256d`]) and the worker threads that
 //! drive them ([`worker`]).
 
+pub mod bench;
 pub mod sha256d;
 pub mod worker;
 

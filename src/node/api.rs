@@ -10,20 +10,22 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use libp2p::PeerId;
-use serde::Deserialize;
-use serde_json::{json, Value};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
 use super::{now_ms, CoreMsg, Shared};
+use crate::api::types::{
+    BlockView, ErrorBody, GenerateRequest, Header, HealAck, MiningRequest, OrphanView,
+    PartitionAck, PartitionRequest, PeerRequest, Reorg, Stale, Status, Tip, TxAccepted, TxRequest,
+};
 use crate::chain::BlockInfo;
-use crate::consensus::{BlockHash, Target};
+use crate::consensus::BlockHash;
 use crate::protocol::{Command, Input};
 
-type ApiResult = Result<Json<Value>, (StatusCode, Json<Value>)>;
+type ApiResult<T> = Result<Json<T>, (StatusCode, Json<ErrorBody>)>;
 
-fn err(code: StatusCode, msg: impl Into<String>) -> (StatusCode, Json<Value>) {
-    (code, Json(json!({ "error": msg.into() })))
+fn err(code: StatusCode, msg: impl Into<String>) -> (StatusCode, Json<ErrorBody>) {
+    (code, Json(ErrorBody { error: msg.into() }))
 }
 
 /// Who may do what on the API (SPEC "API access").
@@ -55,7 +57,8 @@ pub fn router(shared: Arc<Shared>, access: ApiAccess) -> Router {
         r = r
             .route("/admin/mining", post(admin_mining))
             .route("/admin/partition", post(admin_partition))
-            .route("/admin/heal", post(admin_heal));
+            .route("/admin/heal", post(admin_heal))
+            .route("/admin/peer", post(admin_peer));
     }
     r.fallback(|| async { err(StatusCode::NOT_FOUND, "no such route") })
         .layer(axum::middleware::map_response(json_errors))
@@ -148,66 +151,48 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>, access: ApiAccess
     }
 }
 
-async fn status(State(s): State<Arc<Shared>>) -> Json<Value> {
-    Json(s.status_json())
+async fn status(State(s): State<Arc<Shared>>) -> Json<Status> {
+    Json(s.status())
 }
 
-async fn tips(State(s): State<Arc<Shared>>) -> Json<Value> {
+async fn tips(State(s): State<Arc<Shared>>) -> Json<Vec<Tip>> {
     let core = s.core();
-    let chain = core.chain();
-    Json(serde_json::to_value(chain.chain_tips()).unwrap_or(Value::Null))
+    Json(core.chain().chain_tips().iter().map(Tip::from).collect())
 }
 
-/// JSON object for a header (SPEC `header` shape: hash, version,
-/// prev_blockhash, merkle_root, time, bits, nonce, target, work; plus
-/// `pow_valid`). Hashes in display hex, `bits` as 8 hex digits, target and
-/// work as 64 hex digits.
+/// The SPEC `header` object of `h` (for `powchain header`).
 #[must_use]
-pub fn header_json(h: &crate::consensus::BlockHeader) -> Value {
-    let target = Target::from_compact(h.bits);
-    json!({
-        "hash": h.block_hash().to_string(),
-        "version": h.version,
-        "prev_blockhash": h.prev_blockhash.to_string(),
-        "merkle_root": h.merkle_root_hex(),
-        "time": h.time,
-        "bits": h.bits.to_string(),
-        "nonce": h.nonce,
-        "target": target.map(|t| t.to_hex()).unwrap_or_default(),
-        "work": target.map(|t| t.to_work().to_hex()).unwrap_or_default(),
-        "pow_valid": target.is_ok_and(|t| t.is_met_by(&h.block_hash())),
-    })
+pub fn header_json(h: &crate::consensus::BlockHeader) -> Header {
+    Header::of(h)
 }
 
-fn block_json(s: &Shared, info: &BlockInfo) -> ApiResult {
+fn block_view(s: &Shared, info: &BlockInfo) -> ApiResult<BlockView> {
     let core = s.core();
-    let chain = core.chain();
-    let block = chain
+    let block = core
+        .chain()
         .block(&info.hash)
         .map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
         .ok_or_else(|| err(StatusCode::NOT_FOUND, "block body not stored"))?;
-    let h = &info.header;
     let miner_id = crate::consensus::Coinbase::decode(&block.txdata[0])
         .ok()
         .map(|c| c.miner_id);
-    let mut v = header_json(h);
-    let extra = json!({
-        "height": info.height,
-        "chainwork": info.chainwork.to_hex(),
-        "in_best_chain": info.in_best_chain,
-        "received_ms": info.received_ms,
-        "miner_id": miner_id,
-        "size": block.serialized_size(),
-        "txids": block.txids().iter().map(ToString::to_string).collect::<Vec<_>>(),
-        "raw": hex::encode(block.encode()),
-    });
-    if let (Value::Object(m), Value::Object(e)) = (&mut v, extra) {
-        m.extend(e);
-    }
-    Ok(Json(v))
+    Ok(Json(BlockView {
+        header: Header::of(&info.header),
+        height: info.height,
+        chainwork: info.chainwork.to_hex(),
+        in_best_chain: info.in_best_chain,
+        received_ms: info.received_ms,
+        miner_id,
+        size: block.serialized_size(),
+        txids: block.txids().iter().map(ToString::to_string).collect(),
+        raw: hex::encode(block.encode()),
+    }))
 }
 
-async fn block_by_hash(State(s): State<Arc<Shared>>, Path(hash): Path<String>) -> ApiResult {
+async fn block_by_hash(
+    State(s): State<Arc<Shared>>,
+    Path(hash): Path<String>,
+) -> ApiResult<BlockView> {
     let hash =
         BlockHash::from_hex(&hash).map_err(|e| err(StatusCode::BAD_REQUEST, e.to_string()))?;
     let info = s
@@ -215,110 +200,93 @@ async fn block_by_hash(State(s): State<Arc<Shared>>, Path(hash): Path<String>) -
         .chain()
         .block_info(&hash)
         .ok_or_else(|| err(StatusCode::NOT_FOUND, format!("block {hash} not found")))?;
-    block_json(&s, &info)
+    block_view(&s, &info)
 }
 
-async fn block_by_height(State(s): State<Arc<Shared>>, Path(h): Path<u32>) -> ApiResult {
+async fn block_by_height(State(s): State<Arc<Shared>>, Path(h): Path<u32>) -> ApiResult<BlockView> {
     let info = s.core().chain().info_at_height(h).ok_or_else(|| {
         err(
             StatusCode::NOT_FOUND,
             format!("no block at height {h} on the best chain"),
         )
     })?;
-    block_json(&s, &info)
+    block_view(&s, &info)
 }
 
-async fn stale(State(s): State<Arc<Shared>>) -> Json<Value> {
+async fn stale(State(s): State<Arc<Shared>>) -> Json<Vec<Stale>> {
     let core = s.core();
     let chain = core.chain();
-    let list: Vec<Value> = chain
-        .stale_blocks()
-        .iter()
-        .map(|b| {
-            json!({
-                "hash": b.hash.to_string(),
-                "height": b.height,
-                "miner_id": chain.miner_id(&b.hash),
-                "seen_ms": b.received_ms,
-                "prev_blockhash": b.header.prev_blockhash.to_string(),
-            })
-        })
-        .collect();
-    Json(Value::Array(list))
+    Json(
+        chain
+            .stale_blocks()
+            .iter()
+            .map(|b| Stale::of(b, chain.miner_id(&b.hash)))
+            .collect(),
+    )
 }
 
-async fn orphans(State(s): State<Arc<Shared>>) -> Json<Value> {
+async fn orphans(State(s): State<Arc<Shared>>) -> Json<Vec<OrphanView>> {
     let core = s.core();
-    let chain = core.chain();
     let now = now_ms() / 1000;
-    let list: Vec<Value> = chain
-        .orphans()
-        .list()
-        .iter()
-        .map(|o| {
-            json!({
-                "hash": o.hash.to_string(),
-                "prev_blockhash": o.block.header.prev_blockhash.to_string(),
-                "from_peer": o.from_peer,
-                "age_secs": now.saturating_sub(o.received_secs),
-                "size": o.size,
+    Json(
+        core.chain()
+            .orphans()
+            .list()
+            .iter()
+            .map(|o| OrphanView {
+                hash: o.hash.to_string(),
+                prev_blockhash: o.block.header.prev_blockhash.to_string(),
+                from_peer: o.from_peer.clone(),
+                age_secs: now.saturating_sub(o.received_secs),
+                size: o.size,
             })
-        })
-        .collect();
-    Json(Value::Array(list))
+            .collect(),
+    )
 }
 
-async fn reorgs(State(s): State<Arc<Shared>>) -> Json<Value> {
+async fn reorgs(State(s): State<Arc<Shared>>) -> Json<Vec<Reorg>> {
     let core = s.core();
-    let chain = core.chain();
-    Json(serde_json::to_value(chain.reorgs()).unwrap_or(Value::Null))
+    Json(core.chain().reorgs().iter().map(Reorg::from).collect())
 }
 
-#[derive(Deserialize)]
-struct GenerateReq {
-    blocks: u32,
+fn shutting_down() -> (StatusCode, Json<ErrorBody>) {
+    err(StatusCode::SERVICE_UNAVAILABLE, "node is shutting down")
 }
 
-async fn generate(State(s): State<Arc<Shared>>, Json(req): Json<GenerateReq>) -> ApiResult {
+async fn generate(
+    State(s): State<Arc<Shared>>,
+    Json(req): Json<GenerateRequest>,
+) -> ApiResult<Vec<String>> {
     if req.blocks == 0 || req.blocks > 10_000 {
         return Err(err(StatusCode::BAD_REQUEST, "blocks must be 1..=10000"));
     }
     let (tx, rx) = oneshot::channel();
     s.commands
         .send(CoreMsg::Generate(req.blocks, tx))
-        .map_err(|_| err(StatusCode::SERVICE_UNAVAILABLE, "node is shutting down"))?;
+        .map_err(|_| shutting_down())?;
     match rx.await {
-        Ok(Ok(hashes)) => Ok(Json(json!(hashes
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()))),
-        Ok(Err(e)) => Err(err(StatusCode::BAD_REQUEST, e)),
-        Err(_) => Err(err(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "node is shutting down",
-        )),
+        Ok(Ok(hashes)) => Ok(Json(hashes.iter().map(ToString::to_string).collect())),
+        Ok(Err(e)) => Err(err(StatusCode::UNPROCESSABLE_ENTITY, e)),
+        Err(_) => Err(shutting_down()),
     }
 }
 
-#[derive(Deserialize)]
-struct TxReq {
-    hex: String,
-}
-
-async fn submit_tx(State(s): State<Arc<Shared>>, Json(req): Json<TxReq>) -> ApiResult {
+async fn submit_tx(
+    State(s): State<Arc<Shared>>,
+    Json(req): Json<TxRequest>,
+) -> ApiResult<TxAccepted> {
     let bytes = hex::decode(req.hex.trim())
         .map_err(|e| err(StatusCode::BAD_REQUEST, format!("bad hex: {e}")))?;
     let (tx, rx) = oneshot::channel();
     s.commands
         .send(CoreMsg::SubmitTx(bytes, tx))
-        .map_err(|_| err(StatusCode::SERVICE_UNAVAILABLE, "node is shutting down"))?;
+        .map_err(|_| shutting_down())?;
     match rx.await {
-        Ok(Ok(txid)) => Ok(Json(json!({ "txid": txid.to_string() }))),
-        Ok(Err(e)) => Err(err(StatusCode::BAD_REQUEST, e)),
-        Err(_) => Err(err(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "node is shutting down",
-        )),
+        Ok(Ok(txid)) => Ok(Json(TxAccepted {
+            txid: txid.to_string(),
+        })),
+        Ok(Err(e)) => Err(err(StatusCode::UNPROCESSABLE_ENTITY, e)),
+        Err(_) => Err(shutting_down()),
     }
 }
 
@@ -333,26 +301,22 @@ async fn metrics(State(s): State<Arc<Shared>>) -> Response {
         .into_response()
 }
 
-#[derive(Deserialize)]
-struct MiningReq {
-    enabled: bool,
-}
-
-async fn admin_mining(State(s): State<Arc<Shared>>, Json(req): Json<MiningReq>) -> ApiResult {
+async fn admin_mining(
+    State(s): State<Arc<Shared>>,
+    Json(req): Json<MiningRequest>,
+) -> ApiResult<MiningRequest> {
     s.commands
         .send(CoreMsg::Input(Input::Command(Command::SetMining(
             req.enabled,
         ))))
-        .map_err(|_| err(StatusCode::SERVICE_UNAVAILABLE, "node is shutting down"))?;
-    Ok(Json(json!({ "mining": req.enabled })))
+        .map_err(|_| shutting_down())?;
+    Ok(Json(req))
 }
 
-#[derive(Deserialize)]
-struct PartitionReq {
-    peers: Vec<String>,
-}
-
-async fn admin_partition(State(s): State<Arc<Shared>>, Json(req): Json<PartitionReq>) -> ApiResult {
+async fn admin_partition(
+    State(s): State<Arc<Shared>>,
+    Json(req): Json<PartitionRequest>,
+) -> ApiResult<PartitionAck> {
     let peers = req
         .peers
         .iter()
@@ -361,18 +325,32 @@ async fn admin_partition(State(s): State<Arc<Shared>>, Json(req): Json<Partition
                 .map_err(|e| err(StatusCode::BAD_REQUEST, format!("bad peer id {p}: {e}")))
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let n = peers.len();
+    let blocked = peers.len();
     s.commands
         .send(CoreMsg::Input(Input::Command(Command::Partition(peers))))
-        .map_err(|_| err(StatusCode::SERVICE_UNAVAILABLE, "node is shutting down"))?;
-    Ok(Json(json!({ "blocked": n })))
+        .map_err(|_| shutting_down())?;
+    Ok(Json(PartitionAck { blocked }))
 }
 
-async fn admin_heal(State(s): State<Arc<Shared>>) -> ApiResult {
+async fn admin_peer(
+    State(s): State<Arc<Shared>>,
+    Json(req): Json<PeerRequest>,
+) -> ApiResult<PeerRequest> {
+    let addr: libp2p::Multiaddr = req
+        .addr
+        .parse()
+        .map_err(|e| err(StatusCode::BAD_REQUEST, format!("bad multiaddr: {e}")))?;
+    s.commands
+        .send(CoreMsg::Input(Input::Command(Command::AddPeer(addr))))
+        .map_err(|_| shutting_down())?;
+    Ok(Json(req))
+}
+
+async fn admin_heal(State(s): State<Arc<Shared>>) -> ApiResult<HealAck> {
     s.commands
         .send(CoreMsg::Input(Input::Command(Command::Heal)))
-        .map_err(|_| err(StatusCode::SERVICE_UNAVAILABLE, "node is shutting down"))?;
-    Ok(Json(json!({ "healed": true })))
+        .map_err(|_| shutting_down())?;
+    Ok(Json(HealAck { healed: true }))
 }
 
 #[cfg(test)]

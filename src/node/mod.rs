@@ -16,10 +16,10 @@ pub mod runtime;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use serde_json::json;
 use thiserror::Error;
 use tokio::sync::oneshot;
 
+use crate::api::types::Status;
 use crate::chain::ChainError;
 use crate::consensus::{BlockHash, Params, Txid};
 use crate::protocol::{CoreError, Input, NodeCore};
@@ -114,38 +114,37 @@ impl Shared {
 
     /// The `/status` object (SPEC: `powchain status --json`).
     #[must_use]
-    pub fn status_json(&self) -> serde_json::Value {
+    pub fn status(&self) -> Status {
         let core = self.core();
         let chain = core.chain();
         let info = self.info.lock().expect("info lock").clone();
         let peer_ids: Vec<String> = core.peers().iter().map(|(p, _)| p.to_string()).collect();
-        let now = now_ms();
-        json!({
-            "network": self.params.network.to_string(),
-            "network_id": self.params.network_id,
-            "genesis": self.params.genesis_hash.to_string(),
-            "peer_id": info.peer_id,
-            "listen": info.listen,
-            "api": info.api,
-            "height": chain.height(),
-            "tip": chain.tip().to_string(),
-            "chainwork": chain.chainwork().to_hex(),
-            "bits": chain.tip_header().bits.to_string(),
-            "peers": peer_ids.len(),
-            "peer_ids": peer_ids,
-            "mining": core.mining(),
-            "hashrate": info.hashrate,
-            "backend": info.backend,
-            "threads": info.threads,
-            "miner_id": info.miner_id,
-            "orphans": chain.orphans().len(),
-            "stale": chain.stale_count(),
-            "reorgs": chain.reorg_count(),
-            "invalid": chain.invalid_count(),
-            "banned": core.peers().banned_count(now),
-            "mempool": core.mempool_len(),
-            "blocks": chain.block_count(),
-            "block_time": self.params.block_time_secs,
-        })
+        Status {
+            network: self.params.network.to_string(),
+            network_id: self.params.network_id.clone(),
+            genesis: self.params.genesis_hash.to_string(),
+            peer_id: info.peer_id,
+            listen: info.listen,
+            api: info.api,
+            height: chain.height(),
+            tip: chain.tip().to_string(),
+            chainwork: chain.chainwork().to_hex(),
+            bits: chain.tip_header().bits.to_string(),
+            peers: peer_ids.len(),
+            peer_ids,
+            mining: core.mining(),
+            hashrate: info.hashrate,
+            backend: info.backend,
+            threads: info.threads,
+            miner_id: info.miner_id,
+            orphans: chain.orphans().len(),
+            stale: chain.stale_count(),
+            reorgs: chain.reorg_count(),
+            invalid: chain.invalid_count(),
+            banned: core.peers().banned_count(now_ms()),
+            mempool: core.mempool_len(),
+            blocks: chain.block_count(),
+            block_time: self.params.block_time_secs,
+        }
     }
 }

@@ -516,6 +516,13 @@ impl NodeCore {
                 }
                 self.partitioned = peers.into_iter().collect();
             }
+            Command::AddPeer(addr) => {
+                if !self.config.peers.contains(&addr) {
+                    tracing::info!(%addr, "peer added");
+                    self.config.peers.push(addr);
+                }
+                self.dial_peers(now_ms, out);
+            }
             Command::Heal => {
                 tracing::warn!("partition healed");
                 self.partitioned.clear();

@@ -162,6 +162,8 @@ pub enum Command {
     Partition(Vec<PeerId>),
     /// Lift the partition.
     Heal,
+    /// Add a peer to dial and keep dialled (as `--peer` does at start).
+    AddPeer(Multiaddr),
 }
 
 /// What the node wants done.

@@ -85,26 +85,24 @@ use serde_json::Value;
 /// The `powchain` binary under test.
 pub const BIN: &str = env!("CARGO_BIN_EXE_powchain");
 
-/// A free TCP port on 127.0.0.1.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// GET JSON from a node's API.
 pub fn get(api: &str, path: &str) -> Option<Value> {
-    powchain::cli::http_get_json(api, path).ok()
+    powchain::api::ApiClient::new(api).get::<Value>(path).ok()
+}
+
+/// GET text (e.g. `/metrics`) from a node's API.
+pub fn get_text(api: &str, path: &str) -> Option<String> {
+    powchain::api::ApiClient::new(api).get_text(path).ok()
 }
 
 /// POST JSON to the API of the node whose data dir is `dir`, with the
 /// token from its `api.cookie` (read at each call: a restarted node has a
 /// new one).
 pub fn post_to(dir: &std::path::Path, api: &str, path: &str, body: &Value) -> Option<Value> {
-    let token = powchain::node::read_cookie(dir).ok()?;
-    powchain::cli::http_post_json(api, path, body, Some(&token)).ok()
+    powchain::api::ApiClient::new(api)
+        .with_data_dir(dir)
+        .post::<_, Value>(path, body)
+        .ok()
 }
 
 /// Polls `f` every 200 ms until it holds; panics after `secs`.
@@ -120,52 +118,51 @@ pub fn wait_for(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
 pub struct Node {
     /// The process.
     pub child: Child,
-    /// Its API address.
+    /// Its API address (bound by the node on port 0).
     pub api: String,
-    /// Its P2P port.
-    pub p2p: u16,
     /// Its data dir.
     pub dir: PathBuf,
 }
 
 impl Node {
-    /// Starts `powchain node` with a data dir, loopback ports and extra
-    /// flags; returns once its API answers. Its log is `<dir>.log`.
-    pub fn spawn(dir: &std::path::Path, p2p: u16, api: u16, extra: &[String]) -> Node {
-        let log = std::fs::File::create(dir.with_extension("log")).unwrap();
-        let child = Command::new(BIN)
+    /// Starts `powchain node` with a data dir, P2P and API on port 0 of
+    /// 127.0.0.1, and extra flags; returns once its API answers, at the
+    /// address the node reports on stderr (no port is probed and handed
+    /// over). Its log is `<dir>.log`.
+    pub fn spawn(dir: &std::path::Path, extra: &[String]) -> Node {
+        let log_path = dir.with_extension("log");
+        let log = std::fs::File::create(&log_path).unwrap();
+        let mut child = Command::new(BIN)
             .arg("node")
             .arg("--data-dir")
             .arg(dir)
-            .args([
-                "--listen",
-                &format!("/ip4/127.0.0.1/tcp/{p2p}"),
-                "--api",
-                &format!("127.0.0.1:{api}"),
-            ])
+            .args(["--listen", "/ip4/127.0.0.1/tcp/0", "--api", "127.0.0.1:0"])
             .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
             .unwrap();
+        let api =
+            powchain::testnet::wait_for_api_line(&log_path, &mut child, Duration::from_secs(30))
+                .unwrap();
         let node = Node {
             child,
-            api: format!("127.0.0.1:{api}"),
-            p2p,
+            api,
             dir: dir.to_path_buf(),
         };
-        wait_for("the node's API", 30, || get(&node.api, "/status").is_some());
+        wait_for("the node's API and listen address", 30, || {
+            get(&node.api, "/status").is_some_and(|s| !s["listen"].as_array().unwrap().is_empty())
+        });
         node
     }
 
-    /// Its dialable address, `/p2p/<id>` included.
+    /// Its dialable address, `/p2p/<id>` included (its first listen address).
     pub fn addr(&self) -> String {
-        let id = get(&self.api, "/status").unwrap()["peer_id"]
+        get(&self.api, "/status").unwrap()["listen"][0]
             .as_str()
             .unwrap()
-            .to_string();
-        format!("/ip4/127.0.0.1/tcp/{}/p2p/{id}", self.p2p)
+            .to_string()
     }
 
     /// POST JSON with the node's API token.

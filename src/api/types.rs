@@ -1,0 +1,417 @@
+//! JSON shapes of the CLI and the HTTP API (SPEC "JSON shapes" and "Node
+//! HTTP API"). Field names are the contract; hashes are display-order hex
+//! (byte-reversed, as Bitcoin prints them), `bits` 8 hex digits, target,
+//! work and chainwork 64 hex digits.
+
+use serde::{Deserialize, Serialize};
+
+use crate::chain::{BlockInfo, ChainTip, ReorgEvent};
+use crate::consensus::{BlockHeader, Target};
+
+/// `GET /status`, `powchain status --json`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Status {
+    /// `mainnet`, `testnet` or `regtest`.
+    pub network: String,
+    /// The network id (`testnet-bt2`, ...).
+    pub network_id: String,
+    /// Genesis hash.
+    pub genesis: String,
+    /// This node's libp2p peer id.
+    pub peer_id: String,
+    /// Full dialable multiaddrs, `/p2p/<peer_id>` included.
+    pub listen: Vec<String>,
+    /// The HTTP API's bound address.
+    pub api: String,
+    /// Best height.
+    pub height: u32,
+    /// Best tip.
+    pub tip: String,
+    /// Best chainwork, 64 hex digits.
+    pub chainwork: String,
+    /// The tip's bits, 8 hex digits.
+    pub bits: String,
+    /// Connected peers.
+    pub peers: usize,
+    /// Their ids.
+    pub peer_ids: Vec<String>,
+    /// Mining now.
+    pub mining: bool,
+    /// Local hashrate, H/s.
+    pub hashrate: f64,
+    /// Miner backend.
+    pub backend: String,
+    /// Miner threads.
+    pub threads: usize,
+    /// Coinbase miner id.
+    pub miner_id: String,
+    /// Blocks in the orphan pool.
+    pub orphans: usize,
+    /// Stale blocks stored.
+    pub stale: usize,
+    /// Re-orgs since start.
+    pub reorgs: u64,
+    /// Invalid blocks remembered.
+    pub invalid: usize,
+    /// Peers banned now.
+    pub banned: usize,
+    /// Transactions in the mempool.
+    pub mempool: usize,
+    /// Valid blocks stored, genesis included.
+    pub blocks: usize,
+    /// Target block time, seconds.
+    pub block_time: u32,
+}
+
+/// SPEC `header`: `powchain header --json` and the header part of a block.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Header {
+    /// Block hash.
+    pub hash: String,
+    /// Version.
+    pub version: i32,
+    /// Parent hash.
+    pub prev_blockhash: String,
+    /// Merkle root (display order).
+    pub merkle_root: String,
+    /// Unix seconds.
+    pub time: u32,
+    /// Compact target, 8 hex digits.
+    pub bits: String,
+    /// Nonce.
+    pub nonce: u32,
+    /// Target, 64 hex digits (empty for invalid bits).
+    pub target: String,
+    /// Work of this header, 64 hex digits (empty for invalid bits).
+    pub work: String,
+    /// Whether the hash meets the target.
+    pub pow_valid: bool,
+}
+
+impl Header {
+    /// The JSON shape of `h`.
+    #[must_use]
+    pub fn of(h: &BlockHeader) -> Header {
+        let target = Target::from_compact(h.bits);
+        let hash = h.block_hash();
+        Header {
+            hash: hash.to_string(),
+            version: h.version,
+            prev_blockhash: h.prev_blockhash.to_string(),
+            merkle_root: h.merkle_root_hex(),
+            time: h.time,
+            bits: h.bits.to_string(),
+            nonce: h.nonce,
+            target: target.map(|t| t.to_hex()).unwrap_or_default(),
+            work: target.map(|t| t.to_work().to_hex()).unwrap_or_default(),
+            pow_valid: target.is_ok_and(|t| t.is_met_by(&hash)),
+        }
+    }
+}
+
+/// `GET /blocks/{hash}`, `GET /blocks/height/{h}`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlockView {
+    /// Header fields.
+    #[serde(flatten)]
+    pub header: Header,
+    /// Height.
+    pub height: u32,
+    /// Chainwork up to and including it.
+    pub chainwork: String,
+    /// On the best chain.
+    pub in_best_chain: bool,
+    /// When this node stored it, Unix ms.
+    pub received_ms: u64,
+    /// Miner id from its coinbase.
+    pub miner_id: Option<String>,
+    /// Serialized size, bytes.
+    pub size: usize,
+    /// Transaction ids, coinbase first.
+    pub txids: Vec<String>,
+    /// Bitcoin serialization, hex.
+    pub raw: String,
+}
+
+/// One entry of `GET /tips` (Core's `getchaintips`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tip {
+    /// Tip hash.
+    pub hash: String,
+    /// Height.
+    pub height: u32,
+    /// Blocks from the tip down to the best chain.
+    pub branchlen: u32,
+    /// `active`, `valid-fork` or `invalid`.
+    pub status: String,
+}
+
+impl From<&ChainTip> for Tip {
+    fn from(t: &ChainTip) -> Tip {
+        Tip {
+            hash: t.hash.to_string(),
+            height: t.height,
+            branchlen: t.branchlen,
+            status: t.status.to_string(),
+        }
+    }
+}
+
+/// One entry of `GET /stale`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stale {
+    /// Hash.
+    pub hash: String,
+    /// Height.
+    pub height: u32,
+    /// Miner id from its coinbase.
+    pub miner_id: Option<String>,
+    /// When this node stored it, Unix ms.
+    pub seen_ms: u64,
+    /// Parent.
+    pub prev_blockhash: String,
+}
+
+impl Stale {
+    /// The JSON shape of a stale block with its miner id.
+    #[must_use]
+    pub fn of(b: &BlockInfo, miner_id: Option<String>) -> Stale {
+        Stale {
+            hash: b.hash.to_string(),
+            height: b.height,
+            miner_id,
+            seen_ms: b.received_ms,
+            prev_blockhash: b.header.prev_blockhash.to_string(),
+        }
+    }
+}
+
+/// One entry of `GET /orphans`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrphanView {
+    /// Hash.
+    pub hash: String,
+    /// Claimed parent.
+    pub prev_blockhash: String,
+    /// Which peer sent it.
+    pub from_peer: Option<String>,
+    /// Seconds in the pool.
+    pub age_secs: u64,
+    /// Serialized size, bytes.
+    pub size: usize,
+}
+
+/// One entry of `GET /reorgs`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reorg {
+    /// When, Unix ms.
+    pub time_ms: u64,
+    /// Blocks disconnected.
+    pub depth: u32,
+    /// Last common block.
+    pub fork_point: String,
+    /// Its height.
+    pub fork_height: u32,
+    /// Tip before.
+    pub old_tip: String,
+    /// Tip after.
+    pub new_tip: String,
+    /// Disconnected, old tip first.
+    pub disconnected: Vec<String>,
+    /// Connected, lowest first.
+    pub connected: Vec<String>,
+}
+
+impl From<&ReorgEvent> for Reorg {
+    fn from(r: &ReorgEvent) -> Reorg {
+        let hex = |v: &[crate::consensus::BlockHash]| v.iter().map(ToString::to_string).collect();
+        Reorg {
+            time_ms: r.time_ms,
+            depth: r.depth,
+            fork_point: r.fork_point.to_string(),
+            fork_height: r.fork_height,
+            old_tip: r.old_tip.to_string(),
+            new_tip: r.new_tip.to_string(),
+            disconnected: hex(&r.disconnected),
+            connected: hex(&r.connected),
+        }
+    }
+}
+
+/// `POST /tx` answer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TxAccepted {
+    /// The transaction id.
+    pub txid: String,
+}
+
+/// `POST /tx` body.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TxRequest {
+    /// Raw transaction bytes, hex.
+    pub hex: String,
+}
+
+/// `POST /generate` body.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GenerateRequest {
+    /// Blocks to mine (1..=10000).
+    pub blocks: u32,
+}
+
+/// `POST /admin/mining` body.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MiningRequest {
+    /// Mining on or off.
+    pub enabled: bool,
+}
+
+/// `POST /admin/partition` body.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartitionRequest {
+    /// Peer ids to drop and refuse.
+    pub peers: Vec<String>,
+}
+
+/// `POST /admin/peer` body and answer: a peer to dial and keep dialled.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerRequest {
+    /// Its multiaddr, `/p2p/<id>` included.
+    pub addr: String,
+}
+
+/// `POST /admin/partition` answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartitionAck {
+    /// Peers now refused.
+    pub blocked: usize,
+}
+
+/// `POST /admin/heal` answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HealAck {
+    /// Always true.
+    pub healed: bool,
+}
+
+/// Every error body.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// What went wrong.
+    pub error: String,
+}
+
+/// One line of `powchain bench --json`'s `results`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BenchResult {
+    /// Backend name.
+    pub backend: String,
+    /// Threads.
+    pub threads: usize,
+    /// H/s, counted from hashes performed.
+    pub hashes_per_sec: f64,
+    /// Against the `sha2` crate's compression on one thread.
+    pub ratio_to_reference: f64,
+    /// Against OpenSSL's SHA-256 on one thread, when measured.
+    pub ratio_to_openssl: Option<f64>,
+    /// Fraction of the SHA unit's rnds2 ceiling (sha-ni only).
+    pub fraction_of_sha_unit_ceiling: Option<f64>,
+}
+
+/// `powchain mine-header --json`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MineHeaderResult {
+    /// The solving nonce (`None`: none from the start).
+    pub nonce: Option<u32>,
+    /// The block hash with it.
+    pub hash: Option<String>,
+    /// Nonces hashed.
+    pub hashes: u64,
+    /// Wall time, seconds.
+    pub seconds: f64,
+    /// H/s.
+    pub hashes_per_sec: f64,
+    /// Backend used.
+    pub backend: String,
+    /// Threads used.
+    pub threads: usize,
+}
+
+/// `powchain verify-headers --json` for a valid file.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct VerifyHeadersReport {
+    /// Headers read.
+    pub headers: usize,
+    /// Height of the last one.
+    pub tip_height: u32,
+    /// Its hash.
+    pub tip: String,
+    /// Chainwork up to it, 64 hex digits.
+    pub chainwork: String,
+    /// Wall time, seconds.
+    pub seconds: f64,
+    /// Headers per second.
+    pub headers_per_sec: f64,
+    /// The network whose rules applied.
+    pub network: String,
+    /// Always true here.
+    pub valid: bool,
+}
+
+/// Percentiles of a delay distribution, milliseconds.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct DelayPercentiles {
+    /// Median; `None` with no samples.
+    pub p50: Option<f64>,
+    /// 99th percentile; `None` with no samples.
+    pub p99: Option<f64>,
+    /// Mean; `None` with no samples.
+    pub mean: Option<f64>,
+    /// Samples.
+    pub samples: usize,
+}
+
+/// `powchain testnet --json` (SPEC `testnet`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct TestnetReport {
+    /// Node processes.
+    pub nodes: usize,
+    /// Whether every node had the same tip at the end.
+    pub agreed: bool,
+    /// The lowest final height.
+    pub common_height: u64,
+    /// Each node's final height, `node0` first.
+    pub heights: Vec<u64>,
+    /// Each node's final tip.
+    pub tips: Vec<String>,
+    /// Blocks on the final best chain plus stale blocks seen anywhere.
+    pub blocks_total: u64,
+    /// Distinct stale blocks over all nodes.
+    pub stale: u64,
+    /// `stale / blocks_total`.
+    pub stale_rate: f64,
+    /// The textbook 1 - exp(-d/T) for the measured mean delay d.
+    pub stale_rate_expected_from_delay: f64,
+    /// Re-orgs summed over nodes.
+    pub reorgs: u64,
+    /// Re-orgs per node.
+    pub reorgs_per_node: Vec<u64>,
+    /// Deepest re-org on any node.
+    pub max_reorg_depth: u64,
+    /// `/stale`, `/status` and `/metrics` agreed on every node.
+    pub stale_consistent: bool,
+    /// Propagation while connected (first arrival to each other node).
+    pub propagation_ms: DelayPercentiles,
+    /// Propagation over every block of the final chain.
+    pub propagation_all_ms: DelayPercentiles,
+    /// Target block time, seconds.
+    pub block_time: u32,
+    /// Seconds of mining.
+    pub duration: u64,
+    /// Topology name.
+    pub topology: String,
+    /// The partition, `START:END`, if any.
+    pub partition: Option<String>,
+    /// Kept logs and data, if `--keep`.
+    pub logs: Option<String>,
+}

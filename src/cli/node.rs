@@ -1,0 +1,105 @@
+//! `powchain node`.
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use super::{failed, BackendArg, CliError};
+use crate::consensus::Network;
+
+/// `powchain node` flags.
+#[derive(Debug, Args, Clone)]
+pub struct NodeArgs {
+    /// TOML config file (see config/).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// mainnet, testnet or regtest (default testnet).
+    #[arg(long)]
+    pub network: Option<Network>,
+    /// Testnet target block time, seconds (part of the network's identity).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=86_400))]
+    pub block_time: Option<u32>,
+    /// Data directory (default ~/.powchain/<network id>).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Listen multiaddr (repeatable; port 0 picks a free port, reported in
+    /// `status` and on stderr).
+    #[arg(long)]
+    pub listen: Vec<libp2p::Multiaddr>,
+    /// Peer multiaddr to dial and keep dialling (repeatable).
+    #[arg(long)]
+    pub peer: Vec<libp2p::Multiaddr>,
+    /// Mine blocks.
+    #[arg(long)]
+    pub mine: bool,
+    /// Mining threads (default: all cores).
+    #[arg(long, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1024))]
+    pub threads: Option<usize>,
+    /// Name written into the coinbase of mined blocks.
+    #[arg(long)]
+    pub miner_id: Option<String>,
+    /// HTTP API address (default 127.0.0.1:18632 on testnet; port 0 picks one).
+    #[arg(long)]
+    pub api: Option<std::net::SocketAddr>,
+    /// Miner backend.
+    #[arg(long, value_enum)]
+    pub backend: Option<BackendArg>,
+    /// Discover peers on the LAN with mDNS (needs multicast).
+    #[arg(long)]
+    pub mdns: bool,
+    /// Most connected peers (default 64).
+    #[arg(long, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=10_000))]
+    pub max_peers: Option<usize>,
+    /// Serve the `/admin/*` routes (mining switch, partition, heal); off
+    /// by default, `testnet` passes it.
+    #[arg(long)]
+    pub admin: bool,
+}
+
+/// Runs `powchain node` until SIGINT/SIGTERM.
+///
+/// # Errors
+/// [`CliError::Usage`] for a bad config, [`CliError::Failed`] when the node fails.
+pub fn run(a: NodeArgs) -> Result<(), CliError> {
+    let backend = a.backend.map(BackendArg::resolve).transpose()?;
+    let overrides = crate::config::Overrides {
+        network: a.network.map(|n| n.to_string()),
+        block_time: a.block_time,
+        data_dir: a.data_dir,
+        listen: a.listen.iter().map(ToString::to_string).collect(),
+        peers: a.peer.iter().map(ToString::to_string).collect(),
+        mine: a.mine,
+        threads: a.threads,
+        miner_id: a.miner_id,
+        api: a.api.map(|s| s.to_string()),
+        backend: backend.map(|b| b.name().to_string()),
+        mdns: a.mdns,
+        max_peers: a.max_peers,
+        admin: a.admin,
+    };
+    let config = crate::config::NodeConfig::resolve(a.config.as_deref(), overrides)
+        .map_err(|e| CliError::Usage(e.to_string()))?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| failed(format!("tokio runtime: {e}")))?;
+    rt.block_on(async move {
+        let shutdown = async {
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                () = async {
+                    match term.as_mut() {
+                        Some(t) => { t.recv().await; }
+                        None => std::future::pending().await,
+                    }
+                } => {}
+            }
+        };
+        crate::node::run(config, shutdown)
+            .await
+            .map_err(|e| failed(e.to_string()))
+    })
+}

@@ -1,0 +1,464 @@
+//! `powchain testnet`: N real `powchain node` processes on loopback.
+//!
+//! Each node gets its own data dir and binds port 0 for P2P and the API;
+//! the testnet reads the bound API address from the node's log line, its
+//! listen address from `/status`, then links the nodes as the topology
+//! says through each node's `/admin/peer` route, so no port is probed and
+//! handed over (no race with other programs). A live table shows each
+//! node; `--partition START:END` cuts the network into two halves between
+//! those seconds (through `/admin/partition`) and heals it. At the end
+//! mining stops, the nodes are given time to agree, and the report says
+//! whether they did. Nodes are stopped and the temporary dirs removed on
+//! exit and on Ctrl-C.
+
+pub mod report;
+pub mod topology;
+
+use std::io::{IsTerminal, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::Args;
+use thiserror::Error;
+
+use crate::api::types::{
+    HealAck, MiningRequest, PartitionAck, PartitionRequest, Status, TestnetReport,
+};
+use crate::api::ApiClient;
+pub use topology::{Partition, Topology};
+
+/// Why a testnet run failed.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum TestnetError {
+    /// Bad flags.
+    #[error("{0}")]
+    Usage(String),
+    /// A node could not be started or reached.
+    #[error("{0}")]
+    Start(String),
+    /// Files or processes.
+    #[error("{0}")]
+    Io(String),
+    /// Ctrl-C.
+    #[error("interrupted")]
+    Interrupted,
+    /// The nodes did not agree by the end (the report was printed).
+    #[error("the nodes did not agree on one tip by the end")]
+    Disagreed(Box<TestnetReport>),
+}
+
+/// `powchain testnet` flags.
+#[derive(Debug, Args, Clone)]
+pub struct TestnetArgs {
+    /// Number of node processes.
+    #[arg(long, default_value_t = 4, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=32))]
+    pub nodes: usize,
+    /// Seconds of mining.
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+    pub duration: u64,
+    /// Target block time, seconds.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=86_400))]
+    pub block_time: u32,
+    /// How the nodes are linked.
+    #[arg(long, value_enum, default_value_t = Topology::Ring)]
+    pub topology: Topology,
+    /// Cut the network into two halves from START to END seconds, e.g. 20:35.
+    #[arg(long)]
+    pub partition: Option<Partition>,
+    /// Mining threads per node.
+    #[arg(long, default_value_t = 1, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=64))]
+    pub threads_per_node: usize,
+    /// Seed for the random topology.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Keep the node data dirs and logs (printed at the end).
+    #[arg(long)]
+    pub keep: bool,
+    /// Print one JSON document.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// One node process of the testnet.
+pub(crate) struct NodeProc {
+    child: Child,
+    /// Its API client (with its cookie's token).
+    pub(crate) client: ApiClient,
+    /// Its peer id.
+    pub(crate) peer_id: String,
+    /// Its dialable address.
+    pub(crate) listen: String,
+}
+
+/// Sends SIGTERM to a child process (ignoring one that already exited).
+pub fn terminate(child: &Child) {
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+}
+
+/// Owns the processes and the temp dir; stops and removes them on drop.
+struct Cluster {
+    nodes: Vec<NodeProc>,
+    starting: Vec<Child>,
+    dir: PathBuf,
+    keep: bool,
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let children: Vec<&mut Child> = self
+            .nodes
+            .iter_mut()
+            .map(|n| &mut n.child)
+            .chain(self.starting.iter_mut())
+            .collect();
+        for c in &children {
+            // SIGTERM: the node stops its miner and closes its store.
+            terminate(c);
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        for c in children {
+            loop {
+                match c.try_wait() {
+                    Ok(Some(_)) | Err(_) => break,
+                    Ok(None) if Instant::now() > deadline => {
+                        let _ = c.kill();
+                        let _ = c.wait();
+                        break;
+                    }
+                    Ok(None) => std::thread::sleep(Duration::from_millis(50)),
+                }
+            }
+        }
+        if !self.keep {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// The line a node prints on stderr once its API is bound.
+pub const API_LINE: &str = "powchain: HTTP API on ";
+
+/// Waits until the log at `log` names the node's bound API address.
+///
+/// # Errors
+/// [`TestnetError::Start`] when the process exits or `timeout` passes.
+pub fn wait_for_api_line(
+    log: &Path,
+    child: &mut Child,
+    timeout: Duration,
+) -> Result<String, TestnetError> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let mut text = String::new();
+        if let Ok(mut f) = std::fs::File::open(log) {
+            let _ = f.read_to_string(&mut text);
+        }
+        if let Some(addr) = text
+            .lines()
+            .find_map(|l| l.strip_prefix(API_LINE))
+            .map(str::trim)
+        {
+            return Ok(addr.to_string());
+        }
+        if let Ok(Some(st)) = child.try_wait() {
+            return Err(TestnetError::Start(format!(
+                "node exited ({st}); see {}",
+                log.display()
+            )));
+        }
+        if Instant::now() > deadline {
+            return Err(TestnetError::Start(format!(
+                "node did not bind its API in {timeout:?}; see {}",
+                log.display()
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn render_table(statuses: &[Option<Status>], elapsed: u64, phase: &str) -> String {
+    let mut s = format!("t={elapsed:>4}s  {phase}\n");
+    s.push_str(&format!(
+        "{:<6} {:>6} {:<18} {:>5} {:>10} {:>6} {:>7} {:>6}\n",
+        "node", "height", "tip", "peers", "MH/s", "stale", "orphans", "reorgs"
+    ));
+    for (i, st) in statuses.iter().enumerate() {
+        match st {
+            Some(v) => {
+                let tip = &v.tip;
+                s.push_str(&format!(
+                    "node{:<2} {:>6} {:<18} {:>5} {:>10.2} {:>6} {:>7} {:>6}\n",
+                    i,
+                    v.height,
+                    format!("..{}", &tip[tip.len().saturating_sub(16)..]),
+                    v.peers,
+                    v.hashrate / 1e6,
+                    v.stale,
+                    v.orphans,
+                    v.reorgs
+                ));
+            }
+            None => s.push_str(&format!("node{i:<2} (not answering)\n")),
+        }
+    }
+    s
+}
+
+fn status_all(nodes: &[NodeProc]) -> Vec<Option<Status>> {
+    nodes.iter().map(|n| n.client.status().ok()).collect()
+}
+
+/// Runs the testnet and prints the report (human text, or one JSON
+/// document with `--json`).
+///
+/// # Errors
+/// [`TestnetError`]: bad flags, nodes that fail to start, Ctrl-C, or nodes
+/// that do not agree by the end.
+#[allow(clippy::too_many_lines)]
+pub fn run(a: &TestnetArgs) -> Result<TestnetReport, TestnetError> {
+    if let Some(p) = a.partition {
+        if p.end > a.duration {
+            return Err(TestnetError::Usage(format!(
+                "partition {p} must end by the duration ({} s)",
+                a.duration
+            )));
+        }
+    }
+    let edges = a.topology.edges(a.nodes, a.seed);
+    let interrupted = Arc::new(AtomicBool::new(false));
+    {
+        let flag = Arc::clone(&interrupted);
+        std::thread::spawn(move || {
+            if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                rt.block_on(async {
+                    let _ = tokio::signal::ctrl_c().await;
+                });
+                flag.store(true, Ordering::Release);
+            }
+        });
+    }
+    let io = |e: String| TestnetError::Io(e);
+    let dir = std::env::temp_dir().join(format!(
+        "powchain-testnet-{}-{}",
+        std::process::id(),
+        crate::node::now_ms()
+    ));
+    std::fs::create_dir_all(&dir).map_err(|e| io(format!("create {}: {e}", dir.display())))?;
+    let exe = std::env::current_exe().map_err(|e| io(format!("own executable: {e}")))?;
+    let mut cluster = Cluster {
+        nodes: Vec::new(),
+        starting: Vec::new(),
+        dir: dir.clone(),
+        keep: a.keep,
+    };
+    // Start every node on port 0.
+    for i in 0..a.nodes {
+        let node_dir = dir.join(format!("node{i}"));
+        let log = std::fs::File::create(dir.join(format!("node{i}.log")))
+            .map_err(|e| io(e.to_string()))?;
+        let mut cmd = Command::new(&exe);
+        cmd.arg("node")
+            .args([
+                "--network",
+                "testnet",
+                "--block-time",
+                &a.block_time.to_string(),
+            ])
+            .arg("--data-dir")
+            .arg(&node_dir)
+            .args(["--listen", "/ip4/127.0.0.1/tcp/0", "--api", "127.0.0.1:0"])
+            .arg("--admin")
+            .args([
+                "--mine",
+                "--threads",
+                &a.threads_per_node.to_string(),
+                "--miner-id",
+                &format!("node{i}"),
+            ]);
+        if std::env::var_os("RUST_LOG").is_none() {
+            cmd.env("RUST_LOG", "info,libp2p=warn");
+        }
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .map_err(|e| TestnetError::Start(format!("spawn node {i}: {e}")))?;
+        cluster.starting.push(child);
+    }
+    // Read each node's bound addresses.
+    for (i, mut child) in std::mem::take(&mut cluster.starting)
+        .into_iter()
+        .enumerate()
+    {
+        let log = dir.join(format!("node{i}.log"));
+        let api = match wait_for_api_line(&log, &mut child, Duration::from_secs(30)) {
+            Ok(a) => a,
+            Err(e) => {
+                cluster.starting.push(child);
+                cluster.keep = true;
+                return Err(e);
+            }
+        };
+        let client = ApiClient::new(&api).with_data_dir(&dir.join(format!("node{i}")));
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let status = loop {
+            match client.status() {
+                Ok(s) if !s.listen.is_empty() => break s,
+                _ if Instant::now() > deadline || interrupted.load(Ordering::Acquire) => {
+                    cluster.starting.push(child);
+                    cluster.keep = true;
+                    return Err(TestnetError::Start(format!(
+                        "node {i} does not report a listen address; see {}",
+                        log.display()
+                    )));
+                }
+                _ => std::thread::sleep(Duration::from_millis(50)),
+            }
+        };
+        cluster.nodes.push(NodeProc {
+            child,
+            client,
+            peer_id: status.peer_id.clone(),
+            listen: status.listen[0].clone(),
+        });
+    }
+    // Link them.
+    for &(d, l) in &edges {
+        let addr = cluster.nodes[l].listen.clone();
+        cluster.nodes[d]
+            .client
+            .post::<_, serde_json::Value>("/admin/peer", &serde_json::json!({ "addr": addr }))
+            .map_err(|e| TestnetError::Start(format!("link node{d} -> node{l}: {e}")))?;
+    }
+    eprintln!(
+        "testnet: {} nodes, topology {}, block time {} s, {} s{}; logs in {}",
+        a.nodes,
+        a.topology,
+        a.block_time,
+        a.duration,
+        a.partition
+            .map(|p| format!(", partition {}-{} s", p.start, p.end))
+            .unwrap_or_default(),
+        dir.display()
+    );
+
+    let tty = std::io::stderr().is_terminal() && !a.json;
+    let started = Instant::now();
+    let started_ms = crate::node::now_ms();
+    let half = a.nodes / 2;
+    let mut partitioned = false;
+    let mut healed = false;
+    let mut last_lines = 0usize;
+    let mut last_print = 0u64;
+    loop {
+        if interrupted.load(Ordering::Acquire) {
+            return Err(TestnetError::Interrupted);
+        }
+        let elapsed = started.elapsed().as_secs();
+        if elapsed >= a.duration {
+            break;
+        }
+        if let Some(p) = a.partition {
+            if !partitioned && elapsed >= p.start && half > 0 {
+                for (i, n) in cluster.nodes.iter().enumerate() {
+                    let other: Vec<String> = cluster
+                        .nodes
+                        .iter()
+                        .enumerate()
+                        .filter(|(j, _)| (*j < half) != (i < half))
+                        .map(|(_, m)| m.peer_id.clone())
+                        .collect();
+                    let _ = n.client.post::<_, PartitionAck>(
+                        "/admin/partition",
+                        &PartitionRequest { peers: other },
+                    );
+                }
+                partitioned = true;
+                eprintln!(
+                    "-- t={elapsed}s: partition: nodes 0..{half} | {half}..{}",
+                    a.nodes
+                );
+            }
+            if partitioned && !healed && elapsed >= p.end {
+                heal_all(&cluster.nodes);
+                healed = true;
+                eprintln!("-- t={elapsed}s: partition healed");
+            }
+        }
+        let phase = if partitioned && !healed {
+            "PARTITIONED"
+        } else {
+            "connected"
+        };
+        let statuses = status_all(&cluster.nodes);
+        let table = render_table(&statuses, elapsed, phase);
+        if tty {
+            if last_lines > 0 {
+                eprint!("\x1b[{last_lines}A");
+            }
+            eprint!("{table}");
+            let _ = std::io::stderr().flush();
+            last_lines = table.lines().count();
+        } else if !a.json && (elapsed >= last_print + 10 || last_print == 0) {
+            eprint!("{table}");
+            last_print = elapsed.max(1);
+        }
+        std::thread::sleep(Duration::from_millis(1000));
+    }
+
+    // Stop mining, then give the nodes time to converge.
+    for n in &cluster.nodes {
+        let _ = n
+            .client
+            .post::<_, MiningRequest>("/admin/mining", &MiningRequest { enabled: false });
+    }
+    if partitioned && !healed {
+        heal_all(&cluster.nodes);
+    }
+    let settle = Duration::from_secs(u64::from(a.block_time).max(3) * 5);
+    let settle_deadline = Instant::now() + settle;
+    let mut statuses;
+    let agreed = loop {
+        statuses = status_all(&cluster.nodes);
+        let tips: Vec<Option<&str>> = statuses
+            .iter()
+            .map(|s| s.as_ref().map(|v| v.tip.as_str()))
+            .collect();
+        let all_same = tips.iter().all(|t| t.is_some() && *t == tips[0]);
+        if all_same || Instant::now() > settle_deadline || interrupted.load(Ordering::Acquire) {
+            break all_same;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    if !a.json {
+        eprint!(
+            "{}",
+            render_table(&statuses, started.elapsed().as_secs(), "final")
+        );
+    }
+    let report = report::build(a, &cluster.nodes, &statuses, agreed, started_ms, &dir);
+    report::print(a, &report, &dir);
+    drop(cluster);
+    if agreed {
+        Ok(report)
+    } else {
+        Err(TestnetError::Disagreed(Box::new(report)))
+    }
+}
+
+fn heal_all(nodes: &[NodeProc]) {
+    for n in nodes {
+        let _ = n
+            .client
+            .post::<_, HealAck>("/admin/heal", &serde_json::json!({}));
+    }
+}

@@ -1,0 +1,207 @@
+//! The testnet's end-of-run report: agreement, stale blocks, re-orgs and
+//! propagation, read from every node's API.
+
+use std::collections::HashSet;
+use std::path::Path;
+
+use super::{NodeProc, TestnetArgs};
+use crate::api::types::{BlockView, DelayPercentiles, Reorg, Stale, Status, TestnetReport};
+
+/// The value at fraction `p` (0..=1) of sorted samples, nearest rank;
+/// `None` with no samples.
+#[must_use]
+pub fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    Some(sorted[idx.min(sorted.len() - 1)])
+}
+
+/// Percentiles of unsorted samples.
+#[must_use]
+pub fn percentiles(mut samples: Vec<f64>) -> DelayPercentiles {
+    samples.sort_by(f64::total_cmp);
+    DelayPercentiles {
+        p50: percentile(&samples, 0.5),
+        p99: percentile(&samples, 0.99),
+        mean: (!samples.is_empty()).then(|| samples.iter().sum::<f64>() / samples.len() as f64),
+        samples: samples.len(),
+    }
+}
+
+/// Builds the report from the nodes' final state.
+pub(crate) fn build(
+    a: &TestnetArgs,
+    nodes: &[NodeProc],
+    statuses: &[Option<Status>],
+    agreed: bool,
+    started_ms: u64,
+    dir: &Path,
+) -> TestnetReport {
+    let heights: Vec<u64> = statuses
+        .iter()
+        .map(|s| s.as_ref().map_or(0, |v| u64::from(v.height)))
+        .collect();
+    let common_height = heights.iter().copied().min().unwrap_or(0);
+    let mut stale_hashes = HashSet::new();
+    let mut reorgs = 0u64;
+    let mut max_depth = 0u64;
+    let mut per_node_reorgs = Vec::new();
+    let mut stale_consistent = true;
+    for (n, st) in nodes.iter().zip(statuses) {
+        let from_status = st.as_ref().map(|v| v.stale as u64);
+        let from_metrics = n
+            .client
+            .metric("powchain_stale_blocks")
+            .ok()
+            .flatten()
+            .map(|v| v as u64);
+        if let Ok(list) = n.client.get::<Vec<Stale>>("/stale") {
+            if from_status != Some(list.len() as u64) || from_metrics != Some(list.len() as u64) {
+                stale_consistent = false;
+            }
+            stale_hashes.extend(list.into_iter().map(|s| s.hash));
+        } else {
+            stale_consistent = false;
+        }
+        let list = n.client.get::<Vec<Reorg>>("/reorgs").unwrap_or_default();
+        for r in &list {
+            max_depth = max_depth.max(u64::from(r.depth));
+        }
+        reorgs += list.len() as u64;
+        per_node_reorgs.push(list.len() as u64);
+    }
+    // Propagation: per block of the final chain, arrival at each node minus
+    // the earliest arrival (the miner's own, when it found the block).
+    // Blocks first seen in the first 5 s (peers still connecting) or from
+    // the cut to 5 s after the heal (held back by the partition, then
+    // fetched by sync) are left out of `propagation_ms`;
+    // `propagation_all_ms` keeps every block.
+    let cut_ms = a.partition.map(|p| {
+        (
+            started_ms + p.start * 1000,
+            started_ms + p.end * 1000 + 5000,
+        )
+    });
+    let warmup_end_ms = (started_ms + 5000) as f64;
+    let mut delays = Vec::new();
+    let mut all_delays = Vec::new();
+    let first_height = 1.max(common_height.saturating_sub(200));
+    for h in first_height..=common_height {
+        let arrivals: Vec<f64> = nodes
+            .iter()
+            .filter_map(|n| {
+                n.client
+                    .get::<BlockView>(&format!("/blocks/height/{h}"))
+                    .ok()
+            })
+            .map(|v| v.received_ms as f64)
+            .collect();
+        if arrivals.len() == nodes.len() {
+            let min = arrivals.iter().copied().fold(f64::INFINITY, f64::min);
+            let connected = min >= warmup_end_ms
+                && !cut_ms.is_some_and(|(a, b)| (a as f64..b as f64).contains(&min));
+            let mut first = true;
+            for t in arrivals {
+                if t == min && first {
+                    first = false;
+                    continue;
+                }
+                all_delays.push(t - min);
+                if connected {
+                    delays.push(t - min);
+                }
+            }
+        }
+    }
+    let propagation = percentiles(delays);
+    let stale = stale_hashes.len() as u64;
+    let blocks_total = common_height + stale;
+    let stale_rate = if blocks_total == 0 {
+        0.0
+    } else {
+        stale as f64 / blocks_total as f64
+    };
+    let mean_delay_ms = propagation.mean.unwrap_or(0.0);
+    let expected = 1.0 - (-(mean_delay_ms / 1000.0) / f64::from(a.block_time)).exp();
+    TestnetReport {
+        nodes: a.nodes,
+        agreed,
+        common_height,
+        heights,
+        tips: statuses
+            .iter()
+            .map(|s| s.as_ref().map(|v| v.tip.clone()).unwrap_or_default())
+            .collect(),
+        blocks_total,
+        stale,
+        stale_rate,
+        stale_rate_expected_from_delay: expected,
+        reorgs,
+        reorgs_per_node: per_node_reorgs,
+        max_reorg_depth: max_depth,
+        stale_consistent,
+        propagation_ms: propagation,
+        propagation_all_ms: percentiles(all_delays),
+        block_time: a.block_time,
+        duration: a.duration,
+        topology: a.topology.to_string(),
+        partition: a.partition.map(|p| p.to_string()),
+        logs: a.keep.then(|| dir.display().to_string()),
+    }
+}
+
+fn ms(v: Option<f64>) -> String {
+    v.map_or_else(|| "n/a".into(), |x| format!("{x:.1} ms"))
+}
+
+/// Prints the report: one JSON document with `--json`, else text.
+pub(crate) fn print(a: &TestnetArgs, r: &TestnetReport, dir: &Path) {
+    if a.json {
+        crate::cli::print_json(r);
+        return;
+    }
+    println!(
+        "agreed:            {} (common height {}, heights {:?})",
+        r.agreed, r.common_height, r.heights
+    );
+    println!(
+        "blocks mined:      {} ({} stale, rate {:.1}%; 1-exp(-d/T) with mean d {}, T {} s: {:.2}%)",
+        r.blocks_total,
+        r.stale,
+        r.stale_rate * 100.0,
+        ms(r.propagation_ms.mean),
+        a.block_time,
+        r.stale_rate_expected_from_delay * 100.0
+    );
+    println!(
+        "re-orgs:           {} (deepest {} blocks), per node {:?}",
+        r.reorgs, r.max_reorg_depth, r.reorgs_per_node
+    );
+    println!(
+        "propagation:       p50 {}, p99 {} over {} arrivals while connected; all {}: p50 {}, p99 {}",
+        ms(r.propagation_ms.p50),
+        ms(r.propagation_ms.p99),
+        r.propagation_ms.samples,
+        r.propagation_all_ms.samples,
+        ms(r.propagation_all_ms.p50),
+        ms(r.propagation_all_ms.p99),
+    );
+    if a.keep {
+        println!("logs and data:     {}", dir.display());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_of_nothing_are_none() {
+        let p = percentiles(Vec::new());
+        assert_eq!((p.p50, p.p99, p.mean, p.samples), (None, None, None, 0));
+        let p = percentiles(vec![3.0, 1.0, 2.0]);
+        assert_eq!((p.p50, p.p99, p.samples), (Some(2.0), Some(3.0), 3));
+    }
+}
