@@ -8,9 +8,9 @@
 
 use ruint::aliases::U256;
 
+use super::chain_view::ChainView;
 use super::params::{DifficultyRule, Params};
 use super::pow::{CompactTarget, Target};
-use super::validation::ChainView;
 
 /// The `bits` the block after `view`'s tip must carry.
 ///

@@ -7,6 +7,7 @@
 //! mainnet data and with made-up chains alike.
 
 pub mod block;
+pub mod chain_view;
 pub mod difficulty;
 pub mod error;
 pub mod hash;
