@@ -8,7 +8,7 @@ use libp2p::Multiaddr;
 use serde::Deserialize;
 use thiserror::Error;
 
-use crate::consensus::Network;
+use crate::consensus::{CompactTarget, Network};
 use crate::miner::Backend;
 
 /// A bad configuration value or file.
@@ -57,6 +57,8 @@ pub struct FileConfig {
     pub network: Option<String>,
     /// Testnet block time, seconds.
     pub block_time: Option<u32>,
+    /// Testnet starting bits, 8 hex digits (part of the network's identity).
+    pub start_bits: Option<String>,
     /// Data directory.
     pub data_dir: Option<PathBuf>,
     /// Listen multiaddrs.
@@ -103,6 +105,10 @@ pub struct NodeConfig {
     pub network: Network,
     /// Testnet block time, seconds (`None` = default).
     pub block_time_secs: Option<u32>,
+    /// Testnet: bits of blocks 1 and 2 (`None`: the pow limit).
+    pub start_bits: Option<CompactTarget>,
+    /// With `mine`: start with mining paused until `/admin/mining`.
+    pub paused: bool,
     /// Data directory (chain database, node key).
     pub data_dir: PathBuf,
     /// Listen addresses.
@@ -164,6 +170,10 @@ pub struct Overrides {
     pub network: Option<String>,
     /// `--block-time`
     pub block_time: Option<u32>,
+    /// `--start-bits`
+    pub start_bits: Option<CompactTarget>,
+    /// `--paused`
+    pub paused: bool,
     /// `--data-dir`
     pub data_dir: Option<PathBuf>,
     /// `--listen` (replaces the file's list when given)
@@ -186,6 +196,20 @@ pub struct Overrides {
     pub max_peers: Option<usize>,
     /// `--admin`
     pub admin: bool,
+}
+
+/// Parses 8 hex digits of compact bits, refusing encodings that are not a
+/// positive target.
+///
+/// # Errors
+/// [`ConfigError::Invalid`].
+pub fn parse_bits(text: &str) -> Result<CompactTarget, ConfigError> {
+    let v = u32::from_str_radix(text.trim().trim_start_matches("0x"), 16)
+        .map_err(|e| ConfigError::Invalid(format!("bad bits '{text}': {e}")))?;
+    let bits = CompactTarget(v);
+    crate::consensus::Target::from_compact(bits)
+        .map_err(|e| ConfigError::Invalid(format!("bad bits '{text}': {e}")))?;
+    Ok(bits)
 }
 
 fn parse_addrs(v: &[String]) -> Result<Vec<Multiaddr>, ConfigError> {
@@ -226,7 +250,19 @@ impl NodeConfig {
                 ));
             }
         }
-        let params_id = crate::consensus::Params::for_network(network, block_time_secs).network_id;
+        let start_bits = match (o.start_bits, f.start_bits) {
+            (Some(b), _) => Some(b),
+            (None, Some(text)) => Some(parse_bits(&text)?),
+            (None, None) => None,
+        };
+        if start_bits.is_some() && network != Network::Testnet {
+            return Err(ConfigError::Invalid(
+                "start bits apply to testnet only".into(),
+            ));
+        }
+        let params_id =
+            crate::consensus::Params::for_network_at(network, block_time_secs, start_bits)
+                .network_id;
         let listen = if o.listen.is_empty() {
             f.listen
                 .unwrap_or_else(|| vec![format!("/ip4/0.0.0.0/tcp/{}", default_p2p_port(network))])
@@ -275,6 +311,8 @@ impl NodeConfig {
         Ok(NodeConfig {
             network,
             block_time_secs,
+            start_bits,
+            paused: o.paused,
             data_dir: o
                 .data_dir
                 .or(f.data_dir)

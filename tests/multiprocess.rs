@@ -75,6 +75,21 @@ fn three_node_testnet_partitions_reorgs_and_agrees() {
     let heights = report["heights"].as_array().unwrap();
     assert!(heights.iter().all(|h| h == &report["common_height"]));
     assert!(report["propagation_ms"]["p50"].as_f64().is_some());
+    // The testnet measured its hashrate and started above the pow limit,
+    // and the partition's re-org is reported apart from ordinary races.
+    let bits = report["start_bits"].as_str().unwrap();
+    assert_ne!(bits, "1f00ffff", "the testnet started at its pow limit");
+    assert!(report["reorgs_partition"].as_u64().unwrap() >= 1);
+    assert!(
+        report["stale_partition"].as_u64().unwrap() >= 1,
+        "the lighter side's blocks went stale in the partition window"
+    );
+    // With mining only once connected and the right difficulty from the
+    // first block, the first seconds make no deep re-org.
+    assert!(
+        report["max_reorg_depth_steady"].as_u64().unwrap() <= 2,
+        "{report}"
+    );
 }
 
 #[test]

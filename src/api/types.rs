@@ -414,4 +414,28 @@ pub struct TestnetReport {
     pub partition: Option<String>,
     /// Kept logs and data, if `--keep`.
     pub logs: Option<String>,
+    /// Bits of the first blocks (from the measured hashrate).
+    pub start_bits: String,
+    /// The steady state starts this many seconds after mining starts (five
+    /// block times: the first blocks still settle the difficulty).
+    pub steady_from_secs: u64,
+    /// Blocks first seen in the steady state outside the partition window
+    /// (best chain and stale).
+    pub blocks_steady: u64,
+    /// Stale blocks among them: ordinary races.
+    pub stale_steady: u64,
+    /// `stale_steady / blocks_steady`.
+    pub stale_rate_steady: f64,
+    /// Re-orgs in the steady state outside the partition window, over all
+    /// nodes.
+    pub reorgs_steady: u64,
+    /// The deepest of them.
+    pub max_reorg_depth_steady: u64,
+    /// Stale blocks first seen from the cut to two block times after the
+    /// heal: the partition's, reported apart from races.
+    pub stale_partition: u64,
+    /// Re-orgs in the same window (the lighter side's deep one among them).
+    pub reorgs_partition: u64,
+    /// The deepest of them.
+    pub max_reorg_depth_partition: u64,
 }

@@ -19,6 +19,15 @@ pub struct NodeArgs {
     /// Testnet target block time, seconds (part of the network's identity).
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=86_400))]
     pub block_time: Option<u32>,
+    /// Testnet: bits of blocks 1 and 2, 8 hex digits (`powchain testnet`
+    /// sets them from the measured hashrate so the first block takes about
+    /// one block time). Part of the network's identity, like the block time.
+    #[arg(long, value_parser = parse_bits_arg)]
+    pub start_bits: Option<crate::consensus::CompactTarget>,
+    /// With --mine: start with mining paused until `POST /admin/mining`
+    /// (`testnet` starts mining once every node has its peers).
+    #[arg(long, requires = "mine")]
+    pub paused: bool,
     /// Data directory (default ~/.powchain/<network id>).
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
@@ -65,6 +74,8 @@ pub fn run(a: NodeArgs) -> Result<(), CliError> {
     let overrides = crate::config::Overrides {
         network: a.network.map(|n| n.to_string()),
         block_time: a.block_time,
+        start_bits: a.start_bits,
+        paused: a.paused,
         data_dir: a.data_dir,
         listen: a.listen.iter().map(ToString::to_string).collect(),
         peers: a.peer.iter().map(ToString::to_string).collect(),
@@ -102,4 +113,12 @@ pub fn run(a: NodeArgs) -> Result<(), CliError> {
             .await
             .map_err(|e| failed(e.to_string()))
     })
+}
+
+/// clap value parser of compact bits (8 hex digits).
+///
+/// # Errors
+/// A message for bad bits.
+pub fn parse_bits_arg(s: &str) -> Result<crate::consensus::CompactTarget, String> {
+    crate::config::parse_bits(s).map_err(|e| e.to_string())
 }

@@ -26,7 +26,7 @@ pub fn next_work_required(params: &Params, view: &dyn ChainView) -> Option<Compa
         } => bitcoin_next_bits(params.pow_limit, interval, target_timespan_secs, view),
         DifficultyRule::Asert { half_life_secs } => asert_next_bits(
             params.pow_limit,
-            params.pow_limit_bits,
+            params.start_bits,
             params.block_time_secs,
             half_life_secs,
             view,
@@ -92,24 +92,25 @@ pub fn bitcoin_retarget(
 /// needing the anchor block on every step. `2^x` for the fractional part
 /// uses aserti3-2d's cubic approximation in 16.16 fixed point.
 ///
-/// The first two blocks after genesis use the pow limit (genesis' time is a
-/// fixed constant, not when a testnet starts).
+/// The first two blocks after genesis carry `start_bits` (the pow limit, or
+/// the testnet's measured starting difficulty): genesis' time is a fixed
+/// constant, not when a testnet starts.
 #[must_use]
 pub fn asert_next_bits(
     pow_limit: Target,
-    pow_limit_bits: CompactTarget,
+    start_bits: CompactTarget,
     block_time_secs: u32,
     half_life_secs: u32,
     view: &dyn ChainView,
 ) -> Option<CompactTarget> {
     let parent_height = view.tip_height();
     if parent_height < 2 {
-        return Some(pow_limit_bits);
+        return Some(start_bits);
     }
     let parent = view.ancestor(parent_height)?;
     let grandparent = view.ancestor(parent_height - 1)?;
     let Ok(parent_target) = Target::from_compact(parent.bits) else {
-        return Some(pow_limit_bits);
+        return Some(start_bits);
     };
     let time_diff = i64::from(parent.time) - i64::from(grandparent.time);
     let exponent: i64 =

@@ -104,7 +104,7 @@ pub enum HeaderError {
         mtp: u32,
     },
     /// Timestamp more than 2 hours in the future of the node's clock.
-    #[error("time-too-new: time {time} is more than 7200 s after node time {now}")]
+    #[error("time-too-new: time {time} is beyond the future limit of node time {now}")]
     TimeTooNew {
         /// header time (Unix s)
         time: u32,

@@ -10,6 +10,7 @@ use super::block::{bitcoin_block_from_bytes, Block, Coinbase};
 use super::hash::BlockHash;
 use super::merkle::merkle_root;
 use super::pow::{CompactTarget, Target};
+use super::time::MAX_FUTURE_BLOCK_TIME_SECS;
 use super::{hash::sha256d, header::BlockHeader};
 
 /// Which network a node runs.
@@ -83,6 +84,13 @@ pub struct Params {
     pub difficulty: DifficultyRule,
     /// Intended seconds between blocks.
     pub block_time_secs: u32,
+    /// Bits of blocks 1 and 2 (the per-block rule starts from them): the
+    /// pow limit unless a testnet is started at a measured difficulty.
+    pub start_bits: CompactTarget,
+    /// How far a header's time may be ahead of node time, seconds (Core's
+    /// `MAX_FUTURE_BLOCK_TIME`, 2 h; a testnet scales it with its block
+    /// time, see [`Params::testnet_at`]).
+    pub max_future_block_time_secs: u64,
     /// Largest serialized block, bytes.
     pub max_block_bytes: usize,
     /// Largest single transaction, bytes.
@@ -139,6 +147,8 @@ impl Params {
                 target_timespan_secs: 14 * 24 * 60 * 60,
             },
             block_time_secs: 600,
+            start_bits: bits,
+            max_future_block_time_secs: MAX_FUTURE_BLOCK_TIME_SECS,
             max_block_bytes: 1_000_000,
             max_tx_bytes: 100_000,
             enforce_bip94: false,
@@ -155,17 +165,64 @@ impl Params {
     /// block times have different genesis hashes and refuse each other.
     #[must_use]
     pub fn testnet(block_time_secs: u32) -> Params {
+        Self::testnet_at(block_time_secs, None)
+    }
+
+    /// A testnet whose blocks 1 and 2 carry `start_bits` instead of the pow
+    /// limit, so the first block already takes about one block time when
+    /// `start_bits` comes from the network's measured hashrate (`powchain
+    /// testnet` does that). The starting bits are part of the network's
+    /// identity like the block time: the id becomes `testnet-bt2-s1e0a3c2f`,
+    /// which changes the genesis hash. Bits easier than the pow limit are
+    /// clamped to it.
+    ///
+    /// The future-time limit is scaled with the block time: 6 block times
+    /// (at most Core's 2 h). The per-block ASERT rule has a half-life of 2
+    /// block times, so one block dated at the limit makes the next target
+    /// at most 2^3 = 8 times easier (and the block after it undoes that),
+    /// where a 2 h limit would let one block reset the target to the pow
+    /// limit.
+    #[must_use]
+    pub fn testnet_at(block_time_secs: u32, start_bits: Option<CompactTarget>) -> Params {
         let block_time_secs = block_time_secs.max(1);
         let bits = CompactTarget(0x1f00ffff);
-        Self::powchain(
+        let pow_limit = Target::from_compact(bits).expect("valid pow limit");
+        let start = start_bits
+            .filter(|b| Target::from_compact(*b).is_ok_and(|t| t <= pow_limit))
+            .filter(|b| *b != bits);
+        let id = match start {
+            Some(s) => format!("testnet-bt{block_time_secs}-s{s}"),
+            None => format!("testnet-bt{block_time_secs}"),
+        };
+        let mut p = Self::powchain(
             Network::Testnet,
-            format!("testnet-bt{block_time_secs}"),
+            id,
             bits,
             DifficultyRule::Asert {
                 half_life_secs: 2 * block_time_secs,
             },
             block_time_secs,
-        )
+        );
+        p.start_bits = start.unwrap_or(bits);
+        p.max_future_block_time_secs =
+            (6 * u64::from(block_time_secs)).min(MAX_FUTURE_BLOCK_TIME_SECS);
+        p
+    }
+
+    /// [`Params::for_network`] with a testnet's starting bits.
+    #[must_use]
+    pub fn for_network_at(
+        network: Network,
+        block_time_secs: Option<u32>,
+        start_bits: Option<CompactTarget>,
+    ) -> Params {
+        match network {
+            Network::Testnet => Params::testnet_at(
+                block_time_secs.unwrap_or(DEFAULT_TESTNET_BLOCK_TIME_SECS),
+                start_bits,
+            ),
+            other => Params::for_network(other, block_time_secs),
+        }
     }
 
     /// Regtest: pow limit `0x207fffff` (Core's regtest limit: about two
@@ -197,6 +254,8 @@ impl Params {
             pow_limit_bits: bits,
             difficulty,
             block_time_secs,
+            start_bits: bits,
+            max_future_block_time_secs: MAX_FUTURE_BLOCK_TIME_SECS,
             max_block_bytes: 1_000_000,
             max_tx_bytes: 100_000,
             enforce_bip94: matches!(difficulty, DifficultyRule::Bitcoin { .. }),

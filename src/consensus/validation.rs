@@ -12,7 +12,7 @@ use super::error::{BlockError, HeaderError};
 use super::header::BlockHeader;
 use super::params::Params;
 use super::pow::Target;
-use super::time::{MAX_FUTURE_BLOCK_TIME_SECS, MAX_TIMEWARP_SECS};
+use super::time::MAX_TIMEWARP_SECS;
 
 /// Context-free proof of work (Core `CheckProofOfWork`): `bits` decodes,
 /// the target is within the pow limit, and the hash meets it. Returns the
@@ -114,7 +114,7 @@ pub fn check_header_context(
             }
         }
     }
-    if u64::from(header.time) > now_secs + MAX_FUTURE_BLOCK_TIME_SECS {
+    if u64::from(header.time) > now_secs + params.max_future_block_time_secs {
         return Err(HeaderError::TimeTooNew {
             time: header.time,
             now: now_secs,

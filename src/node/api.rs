@@ -195,34 +195,54 @@ async fn block_by_hash(
 ) -> ApiResult<BlockView> {
     let hash =
         BlockHash::from_hex(&hash).map_err(|e| err(StatusCode::BAD_REQUEST, e.to_string()))?;
-    let info = s
-        .core()
-        .chain()
-        .block_info(&hash)
-        .ok_or_else(|| err(StatusCode::NOT_FOUND, format!("block {hash} not found")))?;
-    block_view(&s, &info)
+    blocking(move || {
+        let info = s
+            .core()
+            .chain()
+            .block_info(&hash)
+            .ok_or_else(|| err(StatusCode::NOT_FOUND, format!("block {hash} not found")))?;
+        block_view(&s, &info)
+    })
+    .await
 }
 
 async fn block_by_height(State(s): State<Arc<Shared>>, Path(h): Path<u32>) -> ApiResult<BlockView> {
-    let info = s.core().chain().info_at_height(h).ok_or_else(|| {
-        err(
-            StatusCode::NOT_FOUND,
-            format!("no block at height {h} on the best chain"),
-        )
-    })?;
-    block_view(&s, &info)
+    blocking(move || {
+        let info = s.core().chain().info_at_height(h).ok_or_else(|| {
+            err(
+                StatusCode::NOT_FOUND,
+                format!("no block at height {h} on the best chain"),
+            )
+        })?;
+        block_view(&s, &info)
+    })
+    .await
 }
 
-async fn stale(State(s): State<Arc<Shared>>) -> Json<Vec<Stale>> {
-    let core = s.core();
-    let chain = core.chain();
-    Json(
-        chain
-            .stale_blocks()
-            .iter()
-            .map(|b| Stale::of(b, chain.miner_id(&b.hash)))
-            .collect(),
-    )
+/// Runs a handler that reads blocks from the store on tokio's blocking
+/// pool, so store reads never hold up the runtime's workers.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> ApiResult<T> + Send + 'static,
+) -> ApiResult<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+}
+
+async fn stale(State(s): State<Arc<Shared>>) -> ApiResult<Vec<Stale>> {
+    // Miner ids come from each stale block's coinbase: store reads.
+    blocking(move || {
+        let core = s.core();
+        let chain = core.chain();
+        Ok(Json(
+            chain
+                .stale_blocks()
+                .iter()
+                .map(|b| Stale::of(b, chain.miner_id(&b.hash)))
+                .collect(),
+        ))
+    })
+    .await
 }
 
 async fn orphans(State(s): State<Arc<Shared>>) -> Json<Vec<OrphanView>> {

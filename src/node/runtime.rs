@@ -46,7 +46,11 @@ pub async fn run(
     config: NodeConfig,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), NodeError> {
-    let params = Arc::new(Params::for_network(config.network, config.block_time_secs));
+    let params = Arc::new(Params::for_network_at(
+        config.network,
+        config.block_time_secs,
+        config.start_bits,
+    ));
     std::fs::create_dir_all(&config.data_dir).map_err(|e| {
         NodeError::Io(format!(
             "create data dir {}: {e}",
@@ -81,7 +85,7 @@ pub async fn run(
     let core_config = CoreConfig {
         miner_id: config.miner_id.clone(),
         has_miner: config.mine,
-        mining: config.mine,
+        mining: config.mine && !config.paused,
         peers: config.peers.clone(),
         max_peers: config.max_peers,
         ..CoreConfig::new(peer_id)

@@ -72,6 +72,11 @@ pub struct TestnetArgs {
     /// Mining threads per node.
     #[arg(long, default_value_t = 1, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=64))]
     pub threads_per_node: usize,
+    /// Bits of the first blocks, 8 hex digits; by default measured: a short
+    /// bench of all the nodes' mining threads at once, so the first block
+    /// already takes about one block time.
+    #[arg(long, value_parser = crate::cli::node::parse_bits_arg)]
+    pub start_bits: Option<crate::consensus::CompactTarget>,
     /// Seed for the random topology.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
@@ -138,6 +143,25 @@ impl Drop for Cluster {
             let _ = std::fs::remove_dir_all(&self.dir);
         }
     }
+}
+
+/// How long the testnet waits after the last link before mining starts:
+/// three gossipsub heartbeats (500 ms each), so the mesh has formed.
+pub const MESH_SETTLE: Duration = Duration::from_millis(1500);
+
+/// The starting bits for an aggregate hashrate of `hashes_per_sec` and a
+/// block time: target = 2^256 / (hashes_per_sec x block time), so that a
+/// block takes about one block time from the first (work = 2^256 /
+/// (target + 1) expected hashes).
+#[must_use]
+pub fn start_bits_for(
+    hashes_per_sec: f64,
+    block_time_secs: u32,
+) -> crate::consensus::CompactTarget {
+    use ruint::aliases::U256;
+    let expected = (hashes_per_sec * f64::from(block_time_secs)).max(1.0);
+    let expected = U256::from(expected.min(1e30) as u128);
+    crate::consensus::Target(U256::MAX / expected).to_compact()
 }
 
 /// The line a node prints on stderr once its API is bound.
@@ -259,7 +283,31 @@ pub fn run(a: &TestnetArgs) -> Result<TestnetReport, TestnetError> {
         dir: dir.clone(),
         keep: a.keep,
     };
-    // Start every node on port 0.
+    let start_bits = match a.start_bits {
+        Some(b) => b,
+        None => {
+            let threads = a.nodes * a.threads_per_node;
+            let counter = std::sync::atomic::AtomicU64::new(0);
+            let rate = crate::miner::bench::measure_hashrate(
+                crate::miner::Backend::auto(),
+                threads,
+                0.5,
+                &counter,
+            );
+            let bits = start_bits_for(rate, a.block_time);
+            eprintln!(
+                "testnet: {:.2} MH/s measured over {threads} mining threads; starting bits {bits} \
+                 (about {:.0} hashes a block, {} s at that rate)",
+                rate / 1e6,
+                crate::consensus::Target::from_compact(bits)
+                    .map(|t| t.expected_hashes())
+                    .unwrap_or(0.0),
+                a.block_time
+            );
+            bits
+        }
+    };
+    // Start every node on port 0, mining paused.
     for i in 0..a.nodes {
         let node_dir = dir.join(format!("node{i}"));
         let log = std::fs::File::create(dir.join(format!("node{i}.log")))
@@ -276,6 +324,7 @@ pub fn run(a: &TestnetArgs) -> Result<TestnetReport, TestnetError> {
             .arg(&node_dir)
             .args(["--listen", "/ip4/127.0.0.1/tcp/0", "--api", "127.0.0.1:0"])
             .arg("--admin")
+            .args(["--start-bits", &start_bits.to_string(), "--paused"])
             .args([
                 "--mine",
                 "--threads",
@@ -338,6 +387,38 @@ pub fn run(a: &TestnetArgs) -> Result<TestnetReport, TestnetError> {
             .client
             .post::<_, serde_json::Value>("/admin/peer", &serde_json::json!({ "addr": addr }))
             .map_err(|e| TestnetError::Start(format!("link node{d} -> node{l}: {e}")))?;
+    }
+    // Mine only once every node has its topology's peers and gossipsub has
+    // had a few heartbeats to form its mesh.
+    let mut degree = vec![0usize; a.nodes];
+    for &(d, l) in &edges {
+        degree[d] += 1;
+        degree[l] += 1;
+    }
+    let link_deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let statuses = status_all(&cluster.nodes);
+        let linked = statuses
+            .iter()
+            .zip(&degree)
+            .all(|(s, &d)| s.as_ref().is_some_and(|s| s.peers >= d));
+        if linked {
+            break;
+        }
+        if Instant::now() > link_deadline || interrupted.load(Ordering::Acquire) {
+            cluster.keep = true;
+            return Err(TestnetError::Start(format!(
+                "the nodes did not connect within 30 s; see logs in {}",
+                dir.display()
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(MESH_SETTLE);
+    for n in &cluster.nodes {
+        n.client
+            .post::<_, MiningRequest>("/admin/mining", &MiningRequest { enabled: true })
+            .map_err(|e| TestnetError::Start(format!("start mining: {e}")))?;
     }
     eprintln!(
         "testnet: {} nodes, topology {}, block time {} s, {} s{}; logs in {}",
@@ -445,7 +526,15 @@ pub fn run(a: &TestnetArgs) -> Result<TestnetReport, TestnetError> {
             render_table(&statuses, started.elapsed().as_secs(), "final")
         );
     }
-    let report = report::build(a, &cluster.nodes, &statuses, agreed, started_ms, &dir);
+    let report = report::build(
+        a,
+        &cluster.nodes,
+        &statuses,
+        agreed,
+        started_ms,
+        start_bits,
+        &dir,
+    );
     report::print(a, &report, &dir);
     drop(cluster);
     if agreed {

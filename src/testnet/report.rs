@@ -37,8 +37,23 @@ pub(crate) fn build(
     statuses: &[Option<Status>],
     agreed: bool,
     started_ms: u64,
+    start_bits: crate::consensus::CompactTarget,
     dir: &Path,
 ) -> TestnetReport {
+    let steady_from_secs = 5 * u64::from(a.block_time);
+    let steady_ms = started_ms + steady_from_secs * 1000;
+    // The partition window: from the cut to two block times after the heal
+    // (the light side re-orgs once it has synced).
+    let window = a.partition.map(|p| {
+        (
+            started_ms + p.start * 1000,
+            started_ms + p.end * 1000 + 2000 * u64::from(a.block_time),
+        )
+    });
+    let in_window = |t: u64| window.is_some_and(|(s, e)| (s..e).contains(&t));
+    let mut stale_seen: std::collections::HashMap<String, u64> = std::collections::HashMap::new();
+    let (mut reorgs_steady, mut max_steady, mut reorgs_part, mut max_part) =
+        (0u64, 0u64, 0u64, 0u64);
     let heights: Vec<u64> = statuses
         .iter()
         .map(|s| s.as_ref().map_or(0, |v| u64::from(v.height)))
@@ -61,13 +76,24 @@ pub(crate) fn build(
             if from_status != Some(list.len() as u64) || from_metrics != Some(list.len() as u64) {
                 stale_consistent = false;
             }
-            stale_hashes.extend(list.into_iter().map(|s| s.hash));
+            for st in list {
+                let t = stale_seen.entry(st.hash.clone()).or_insert(st.seen_ms);
+                *t = (*t).min(st.seen_ms);
+                stale_hashes.insert(st.hash);
+            }
         } else {
             stale_consistent = false;
         }
         let list = n.client.get::<Vec<Reorg>>("/reorgs").unwrap_or_default();
         for r in &list {
             max_depth = max_depth.max(u64::from(r.depth));
+            if in_window(r.time_ms) {
+                reorgs_part += 1;
+                max_part = max_part.max(u64::from(r.depth));
+            } else if r.time_ms >= steady_ms {
+                reorgs_steady += 1;
+                max_steady = max_steady.max(u64::from(r.depth));
+            }
         }
         reorgs += list.len() as u64;
         per_node_reorgs.push(list.len() as u64);
@@ -116,6 +142,21 @@ pub(crate) fn build(
         }
     }
     let propagation = percentiles(delays);
+    // Best-chain blocks by when node0 stored them.
+    let chain_seen: Vec<u64> = nodes.first().map_or_else(Vec::new, |n0| {
+        (1.max(common_height.saturating_sub(2000))..=common_height)
+            .filter_map(|h| {
+                n0.client
+                    .get::<BlockView>(&format!("/blocks/height/{h}"))
+                    .ok()
+            })
+            .map(|v| v.received_ms)
+            .collect()
+    });
+    let steady = |t: u64| t >= steady_ms && !in_window(t);
+    let stale_steady = stale_seen.values().filter(|&&t| steady(t)).count() as u64;
+    let stale_partition = stale_seen.values().filter(|&&t| in_window(t)).count() as u64;
+    let blocks_steady = chain_seen.iter().filter(|&&t| steady(t)).count() as u64 + stale_steady;
     let stale = stale_hashes.len() as u64;
     let blocks_total = common_height + stale;
     let stale_rate = if blocks_total == 0 {
@@ -149,6 +190,20 @@ pub(crate) fn build(
         topology: a.topology.to_string(),
         partition: a.partition.map(|p| p.to_string()),
         logs: a.keep.then(|| dir.display().to_string()),
+        start_bits: start_bits.to_string(),
+        steady_from_secs,
+        blocks_steady,
+        stale_steady,
+        stale_rate_steady: if blocks_steady == 0 {
+            0.0
+        } else {
+            stale_steady as f64 / blocks_steady as f64
+        },
+        reorgs_steady,
+        max_reorg_depth_steady: max_steady,
+        stale_partition,
+        reorgs_partition: reorgs_part,
+        max_reorg_depth_partition: max_part,
     }
 }
 
@@ -163,11 +218,11 @@ pub(crate) fn print(a: &TestnetArgs, r: &TestnetReport, dir: &Path) {
         return;
     }
     println!(
-        "agreed:            {} (common height {}, heights {:?})",
-        r.agreed, r.common_height, r.heights
+        "agreed:            {} (common height {}, heights {:?}); start bits {}",
+        r.agreed, r.common_height, r.heights, r.start_bits
     );
     println!(
-        "blocks mined:      {} ({} stale, rate {:.1}%; 1-exp(-d/T) with mean d {}, T {} s: {:.2}%)",
+        "blocks mined:      {} over the whole run ({} stale, rate {:.1}%; 1-exp(-d/T) with mean d {}, T {} s: {:.2}%)",
         r.blocks_total,
         r.stale,
         r.stale_rate * 100.0,
@@ -176,7 +231,23 @@ pub(crate) fn print(a: &TestnetArgs, r: &TestnetReport, dir: &Path) {
         r.stale_rate_expected_from_delay * 100.0
     );
     println!(
-        "re-orgs:           {} (deepest {} blocks), per node {:?}",
+        "steady state:      from {} s: {} blocks, {} stale (rate {:.1}%, textbook {:.2}%), {} re-orgs (deepest {})",
+        r.steady_from_secs,
+        r.blocks_steady,
+        r.stale_steady,
+        r.stale_rate_steady * 100.0,
+        r.stale_rate_expected_from_delay * 100.0,
+        r.reorgs_steady,
+        r.max_reorg_depth_steady
+    );
+    if a.partition.is_some() {
+        println!(
+            "partition:         {} stale blocks, {} re-orgs (deepest {}) from the cut to 2 block times after the heal",
+            r.stale_partition, r.reorgs_partition, r.max_reorg_depth_partition
+        );
+    }
+    println!(
+        "re-orgs:           {} over the whole run (deepest {} blocks), per node {:?}",
         r.reorgs, r.max_reorg_depth, r.reorgs_per_node
     );
     println!(
