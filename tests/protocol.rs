@@ -396,3 +396,45 @@ fn invalid_pow_bans_at_once_and_nothing_is_stored() {
         .unwrap();
     net.command(0, Command::Heal).unwrap();
 }
+
+#[test]
+fn a_cheap_fork_from_gossip_is_neither_stored_nor_relayed() {
+    let (mut net, evil) = victim();
+    for _ in 0..20 {
+        net.mine(1);
+    }
+    net.run_for(500);
+    assert_eq!(net.height(0), 20);
+    // A valid block on genesis: proof of work at the regtest limit, a
+    // branch 20 blocks below the tip.
+    let mut fork = regtest_net(1, 0);
+    let b = fork.make_block(0);
+    let stored = net.nodes[0].core.chain().block_count();
+    let out = gossip_block(&mut net, 0, evil, &b);
+    assert_eq!(verdict(&out), Some(Verdict::Ignore));
+    assert_eq!(net.nodes[0].core.chain().block_count(), stored);
+    assert!(!net.nodes[0].core.chain().knows(&b.block_hash()));
+    // A block 1 below the tip is an ordinary race: stored as stale.
+    let mut race = net.make_block(1);
+    race.header.prev_blockhash = net.nodes[0].core.chain().info_at_height(19).unwrap().hash;
+    let coinbase = powchain::consensus::Coinbase {
+        height: 20,
+        extranonce: 77,
+        miner_id: "race".into(),
+    }
+    .encode();
+    race.txdata = vec![coinbase];
+    race.header.merkle_root =
+        powchain::consensus::merkle::merkle_root(&[powchain::consensus::sha256d(&race.txdata[0])])
+            .root;
+    race.header.bits = net.params().pow_limit_bits;
+    while !powchain::consensus::Target::from_compact(race.header.bits)
+        .unwrap()
+        .is_met_by(&race.header.block_hash())
+    {
+        race.header.nonce += 1;
+    }
+    let out = gossip_block(&mut net, 0, evil, &race);
+    assert_eq!(verdict(&out), Some(Verdict::Accept));
+    assert_eq!(net.nodes[0].core.chain().stale_count(), 1);
+}

@@ -32,6 +32,7 @@ use crate::consensus::pow::Work;
 use crate::consensus::{BlockError, BlockHash, BlockHeader, Params};
 
 pub use orphans::{OrphanLimits, OrphanPool, OrphanReject};
+pub use query::BranchPosition;
 pub use store::{BlockStore, MemStore, RedbStore, StoreError, StoredBlock};
 
 /// Why a block was not accepted.

@@ -120,4 +120,37 @@ impl ChainStore {
         tips.sort_by(|a, b| b.height.cmp(&a.height).then(a.hash.cmp(&b.hash)));
         tips
     }
+
+    /// Where a header on a known parent would sit: how many blocks below
+    /// the best tip its branch leaves the best chain (0 when it extends
+    /// the tip), and the chainwork it would have. `None` for an unknown
+    /// parent. Walks parent links up to the best chain.
+    #[must_use]
+    pub fn branch_position(
+        &self,
+        header: &crate::consensus::BlockHeader,
+    ) -> Option<BranchPosition> {
+        let &parent = self.ids.get(&header.prev_blockhash)?;
+        let mut cur = parent;
+        while !self.entries[cur as usize].in_active {
+            cur = self.entries[cur as usize].parent;
+        }
+        let fork_height = self.entries[cur as usize].height;
+        let work = crate::consensus::Target::from_compact(header.bits)
+            .map(|t| t.to_work())
+            .unwrap_or_default();
+        Some(BranchPosition {
+            fork_depth: self.height() - fork_height,
+            chainwork: self.entries[parent as usize].chainwork + work,
+        })
+    }
+}
+
+/// See [`ChainStore::branch_position`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BranchPosition {
+    /// Blocks between the fork point and the best tip.
+    pub fork_depth: u32,
+    /// The block's chainwork.
+    pub chainwork: crate::consensus::Work,
 }

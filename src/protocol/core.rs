@@ -34,6 +34,15 @@ pub const HANDSHAKE_INTERVAL_SECS: u64 = 5;
 pub const REDIAL_SECS: u64 = 2;
 /// Sync requests in flight at once, over all peers.
 pub const MAX_SYNCS_IN_FLIGHT: usize = 2;
+/// A gossip block whose branch leaves the best chain more than this many
+/// blocks below the tip, with less chainwork than the tip, is neither
+/// stored nor relayed: an anti-DoS rule in the spirit of Core's
+/// `AcceptBlock`, which does not process unrequested blocks with less work
+/// than its tip. Such a branch cannot become best soon, and a fork off an
+/// old block at an easy target costs little work. A branch that really
+/// has more work still arrives: its peer's handshake claims the work, and
+/// blocks this node requested by sync are not held to this rule.
+pub const MAX_UNREQUESTED_FORK_DEPTH: u32 = 6;
 /// Sync requests a peer may send per second before it is penalised and
 /// refused (each may cost up to [`RESPONSE_BLOCK_BYTES`] of reads).
 pub const MAX_REQUESTS_PER_SEC: u32 = 10;
@@ -889,6 +898,29 @@ impl NodeCore {
         // parent; orphans are never relayed (Core relays only blocks it can
         // connect), and failures wait for `accept_block`'s verdict.
         let precheck = self.chain.precheck(&block, now_ms);
+        if matches!(precheck, Ok(Precheck::Valid)) {
+            if let Some(pos) = self.chain.branch_position(&block.header) {
+                if pos.fork_depth > MAX_UNREQUESTED_FORK_DEPTH
+                    && pos.chainwork < self.chain.chainwork()
+                {
+                    tracing::info!(%hash, fork_depth = pos.fork_depth, "low-work fork from gossip neither stored nor relayed");
+                    out.push(Output::Verdict {
+                        peer,
+                        id,
+                        verdict: Verdict::Ignore,
+                    });
+                    out.push(Output::Event(NodeEvent::Rejected {
+                        hash: Some(hash),
+                        peer: Some(peer),
+                        reason: format!(
+                            "low-work fork {} blocks below the tip (unrequested)",
+                            pos.fork_depth
+                        ),
+                    }));
+                    return Ok(());
+                }
+            }
+        }
         match &precheck {
             Ok(Precheck::Valid) => {
                 out.push(Output::Verdict {
