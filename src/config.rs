@@ -231,6 +231,14 @@ impl NodeConfig {
             Some(p) => FileConfig::load(p)?,
             None => FileConfig::default(),
         };
+        Self::merge(f, o)
+    }
+
+    /// Merges a parsed file and flags into a validated config.
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`] for an invalid value.
+    pub fn merge(f: FileConfig, o: Overrides) -> Result<NodeConfig, ConfigError> {
         let network: Network = o
             .network
             .or(f.network)

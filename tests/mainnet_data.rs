@@ -269,3 +269,22 @@ fn genesis_of_another_network_is_refused() {
     let e = verify_header_chain(&Params::regtest(), &headers[..10], NOW, |_| {}).unwrap_err();
     assert_eq!((e.height, e.rule), (0, "bad-genesis"));
 }
+
+/// Inputs the fuzzers found crashing, kept as regressions (fuzz/, issue 11).
+#[test]
+fn fuzz_regressions_are_refused_cleanly() {
+    // A block of a real header and a transaction count of zero: the
+    // coinbase-height rule indexed the missing coinbase (found by the
+    // `block` target, 2026-11-23).
+    let bytes = std::fs::read(common::test_data(
+        "fuzz-regressions/block-no-transactions.bin",
+    ))
+    .unwrap();
+    let block = powchain::consensus::Block::decode(&bytes, 1_000_000).unwrap();
+    assert!(block.txdata.is_empty());
+    let params = Params::regtest();
+    assert_eq!(
+        powchain::consensus::check_block_at_height(&params, &block, 1),
+        Err(powchain::consensus::BlockError::NoTransactions)
+    );
+}

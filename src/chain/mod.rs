@@ -33,7 +33,7 @@ use crate::consensus::{BlockError, BlockHash, BlockHeader, Params};
 
 pub use orphans::{OrphanLimits, OrphanPool, OrphanReject};
 pub use query::BranchPosition;
-pub use store::{BlockStore, MemStore, RedbStore, StoreError, StoredBlock};
+pub use store::{BlockStore, MemStore, RedbStore, StoreError, StoredBlock, StoredHeader};
 
 /// Why a block was not accepted.
 #[derive(Debug, Error)]
@@ -277,8 +277,10 @@ impl ChainStore {
             max_invalid: 10_000,
             work_cache: (crate::consensus::CompactTarget(0), Work::ZERO),
         };
-        let mut loaded: Vec<StoredBlock> = Vec::new();
-        cs.store.load_all(&mut |b| loaded.push(b))?;
+        // Only headers are read back (88 bytes a block): a store of any
+        // size reopens in memory proportional to its block count.
+        let mut loaded: Vec<StoredHeader> = Vec::new();
+        cs.store.load_headers(&mut |h| loaded.push(h))?;
         if loaded.is_empty() {
             let g = StoredBlock {
                 seq: 0,
@@ -286,10 +288,14 @@ impl ChainStore {
                 bytes: params.genesis.encode(),
             };
             cs.store.put_blocks(std::slice::from_ref(&g))?;
-            loaded.push(g);
+            loaded.push(StoredHeader {
+                seq: 0,
+                received_ms: g.received_ms,
+                header: Some(params.genesis.header.encode()),
+            });
         }
         for rec in loaded {
-            let header = match rec.bytes.get(..80).map(BlockHeader::decode_slice) {
+            let header = match rec.header.as_ref().map(|h| BlockHeader::decode_slice(h)) {
                 Some(Ok(h)) => h,
                 _ => {
                     return Err(StoreError::Corrupt {

@@ -72,6 +72,26 @@ pub struct StoredBlock {
     pub bytes: Vec<u8>,
 }
 
+/// What a reopen needs of one stored block: its sequence number, arrival
+/// time and 80-byte header (the body stays on disk).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StoredHeader {
+    /// Arrival sequence number (0 = genesis).
+    pub seq: u64,
+    /// When it was received, Unix milliseconds.
+    pub received_ms: u64,
+    /// The header's 80 bytes, or `None` for a record too short to hold one.
+    pub header: Option<[u8; 80]>,
+}
+
+fn header_prefix(bytes: &[u8]) -> Option<[u8; 80]> {
+    bytes.get(..80).map(|h| {
+        let mut a = [0u8; 80];
+        a.copy_from_slice(h);
+        a
+    })
+}
+
 /// Where accepted blocks live.
 pub trait BlockStore: Send {
     /// Writes `blocks` atomically and durably: when this returns `Ok`, a
@@ -89,7 +109,7 @@ pub trait BlockStore: Send {
     ///
     /// # Errors
     /// [`StoreError`] on a read failure.
-    fn load_all(&self, visit: &mut dyn FnMut(StoredBlock)) -> Result<(), StoreError>;
+    fn load_headers(&self, visit: &mut dyn FnMut(StoredHeader)) -> Result<(), StoreError>;
 }
 
 /// Blocks in memory (tests, benchmarks, `verify` tools).
@@ -108,12 +128,12 @@ impl BlockStore for MemStore {
     fn get_block(&self, seq: u64) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self.blocks.get(&seq).map(|(_, b)| b.clone()))
     }
-    fn load_all(&self, visit: &mut dyn FnMut(StoredBlock)) -> Result<(), StoreError> {
+    fn load_headers(&self, visit: &mut dyn FnMut(StoredHeader)) -> Result<(), StoreError> {
         for (&seq, (ms, bytes)) in &self.blocks {
-            visit(StoredBlock {
+            visit(StoredHeader {
                 seq,
                 received_ms: *ms,
-                bytes: bytes.clone(),
+                header: header_prefix(bytes),
             });
         }
         Ok(())
@@ -171,7 +191,7 @@ impl BlockStore for RedbStore {
             .and_then(|v| v.value().get(8..).map(<[u8]>::to_vec)))
     }
 
-    fn load_all(&self, visit: &mut dyn FnMut(StoredBlock)) -> Result<(), StoreError> {
+    fn load_headers(&self, visit: &mut dyn FnMut(StoredHeader)) -> Result<(), StoreError> {
         let txn = self.db.begin_read()?;
         let table = txn.open_table(BLOCKS)?;
         for item in table.iter()? {
@@ -185,10 +205,10 @@ impl BlockStore for RedbStore {
             }
             let mut ms = [0u8; 8];
             ms.copy_from_slice(&v[..8]);
-            visit(StoredBlock {
+            visit(StoredHeader {
                 seq: k.value(),
                 received_ms: u64::from_le_bytes(ms),
-                bytes: v[8..].to_vec(),
+                header: header_prefix(&v[8..]),
             });
         }
         Ok(())

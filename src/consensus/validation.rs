@@ -140,15 +140,16 @@ pub fn check_block(params: &Params, block: &Block, height: u32) -> Result<(), Bl
 /// above the size limit.
 ///
 /// # Errors
-/// [`BlockError::BadCoinbaseHeight`], [`BlockError::TooLarge`] or a
-/// coinbase decoding error.
+/// [`BlockError::NoTransactions`], [`BlockError::BadCoinbaseHeight`],
+/// [`BlockError::TooLarge`] or a coinbase decoding error.
 pub fn check_block_at_height(
     params: &Params,
     block: &Block,
     height: u32,
 ) -> Result<(), BlockError> {
     if params.mining_allowed {
-        let cb = Coinbase::decode(&block.txdata[0])?;
+        let first = block.txdata.first().ok_or(BlockError::NoTransactions)?;
+        let cb = Coinbase::decode(first)?;
         if cb.height != height {
             return Err(BlockError::BadCoinbaseHeight {
                 got: cb.height,

@@ -938,7 +938,29 @@ impl NodeCore {
                 });
                 return Ok(());
             }
-            Ok(Precheck::Orphan) | Err(_) => {}
+            Ok(Precheck::Orphan) => {}
+            // A body that fails a context-free rule (proof of work, size,
+            // merkle root, mutation) is not remembered by the chain store
+            // (it may be a corrupted copy of a valid block), so hashing it
+            // again in `accept_block` would only double the cost of junk:
+            // the verdict is given here. Contextual failures still go
+            // through `accept_block`, which remembers them.
+            Err(e @ ChainError::Invalid { source, .. }) if is_context_free(source) => {
+                self.stats.blocks_rejected += 1;
+                out.push(Output::Verdict {
+                    peer,
+                    id,
+                    verdict: Verdict::Reject,
+                });
+                out.push(Output::Event(NodeEvent::Rejected {
+                    hash: Some(hash),
+                    peer: Some(peer),
+                    reason: e.to_string(),
+                }));
+                self.offence(now_ms, peer, &Offence::Chain(e), &e.to_string(), out);
+                return Ok(());
+            }
+            Err(_) => {}
         }
         let delay_secs = (now_ms as f64 / 1000.0 - f64::from(block.header.time)).max(0.0);
         let res = self
@@ -1180,5 +1202,25 @@ impl NodeCore {
     /// for drivers that mine on demand (`/generate`, the simulator).
     pub fn set_job_tip_to_best(&mut self) {
         self.job_tip = Some(self.chain.tip());
+    }
+}
+
+/// Whether a block error is found without the parent's context (so the
+/// chain store does not remember it and a second check is pure cost).
+fn is_context_free(e: &crate::consensus::BlockError) -> bool {
+    use crate::consensus::{BlockError, HeaderError};
+    match e {
+        BlockError::Header(h) => matches!(
+            h,
+            HeaderError::HighHash { .. }
+                | HeaderError::BadCompact(_)
+                | HeaderError::TargetAboveLimit { .. }
+        ),
+        BlockError::Decode(_)
+        | BlockError::NoTransactions
+        | BlockError::TooLarge { .. }
+        | BlockError::BadMerkleRoot { .. }
+        | BlockError::MutatedMerkle => true,
+        BlockError::BadCoinbase(_) | BlockError::BadCoinbaseHeight { .. } => false,
     }
 }
