@@ -1,7 +1,9 @@
 //! Any bytes as the JSON body of each POST route.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use powchain::api::types::{GenerateRequest, MiningRequest, PartitionRequest, PeerRequest, TxRequest};
+use powchain::api::types::{
+    GenerateRequest, MiningRequest, PartitionRequest, PeerRequest, TxRequest,
+};
 
 fuzz_target!(|data: &[u8]| {
     let _ = serde_json::from_slice::<GenerateRequest>(data);

@@ -210,7 +210,7 @@ impl Block {
         Ok(Block { header, txdata })
     }
 
-    /// Parses hex text (as in `../shared/data/block-*.hex`).
+    /// Parses hex text (as in `tests/data/block-*.hex`).
     ///
     /// # Errors
     /// [`DecodeError`] for bad hex or a bad serialization.
@@ -337,7 +337,7 @@ impl Coinbase {
 }
 
 /// Reads a block in *Bitcoin's own* serialization (self-delimiting legacy
-/// transactions, no length prefix), as in `../shared/data/block-*.hex`,
+/// transactions, no length prefix), as in `tests/data/block-*.hex`,
 /// and returns it with each transaction's bytes as an opaque entry. Segwit
 /// serialization (marker 0x00, flag 0x01) is refused: txids would need the
 /// witness stripped.

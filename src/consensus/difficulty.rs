@@ -170,7 +170,7 @@ mod tests {
 
     #[test]
     fn first_mainnet_retarget_matches_block_32256() {
-        // Height 32256 (README of shared/data): bits became 0x1d00d86a. Times of
+        // Height 32256 (README of tests/data): bits became 0x1d00d86a. Times of
         // heights 30240 and 32255 from the real headers.
         let got = bitcoin_retarget(
             limit(),

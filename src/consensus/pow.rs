@@ -212,7 +212,7 @@ mod tests {
 
     #[test]
     fn difficulty_one_work() {
-        // README of shared/data: the work of one 0x1d00ffff block is 0x100010001.
+        // README of tests/data: the work of one 0x1d00ffff block is 0x100010001.
         let w = t(0x1d00ffff).unwrap().to_work();
         assert_eq!(w.to_short_hex(), "0x100010001");
         assert_eq!(
