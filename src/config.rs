@@ -212,6 +212,14 @@ pub fn parse_bits(text: &str) -> Result<CompactTarget, ConfigError> {
     Ok(bits)
 }
 
+/// [`parse_bits`] for clap's `value_parser` (`--start-bits`).
+///
+/// # Errors
+/// A message for bad bits.
+pub fn parse_bits_arg(s: &str) -> Result<CompactTarget, String> {
+    parse_bits(s).map_err(|e| e.to_string())
+}
+
 fn parse_addrs(v: &[String]) -> Result<Vec<Multiaddr>, ConfigError> {
     v.iter()
         .map(|s| {

@@ -22,7 +22,7 @@ pub struct NodeArgs {
     /// Testnet: bits of blocks 1 and 2, 8 hex digits (`powchain testnet`
     /// sets them from the measured hashrate so the first block takes about
     /// one block time). Part of the network's identity, like the block time.
-    #[arg(long, value_parser = parse_bits_arg)]
+    #[arg(long, value_parser = crate::config::parse_bits_arg)]
     pub start_bits: Option<crate::consensus::CompactTarget>,
     /// With --mine: start with mining paused until `POST /admin/mining`
     /// (`testnet` starts mining once every node has its peers).
@@ -113,12 +113,4 @@ pub fn run(a: NodeArgs) -> Result<(), CliError> {
             .await
             .map_err(|e| failed(e.to_string()))
     })
-}
-
-/// clap value parser of compact bits (8 hex digits).
-///
-/// # Errors
-/// A message for bad bits.
-pub fn parse_bits_arg(s: &str) -> Result<crate::consensus::CompactTarget, String> {
-    crate::config::parse_bits(s).map_err(|e| e.to_string())
 }

@@ -75,7 +75,7 @@ pub struct TestnetArgs {
     /// Bits of the first blocks, 8 hex digits; by default measured: a short
     /// bench of all the nodes' mining threads at once, so the first block
     /// already takes about one block time.
-    #[arg(long, value_parser = crate::cli::node::parse_bits_arg)]
+    #[arg(long, value_parser = crate::config::parse_bits_arg)]
     pub start_bits: Option<crate::consensus::CompactTarget>,
     /// Seed for the random topology.
     #[arg(long, default_value_t = 1)]
@@ -420,6 +420,7 @@ pub fn run(a: &TestnetArgs) -> Result<TestnetReport, TestnetError> {
             .post::<_, MiningRequest>("/admin/mining", &MiningRequest { enabled: true })
             .map_err(|e| TestnetError::Start(format!("start mining: {e}")))?;
     }
+    eprintln!("-- mining started: every node has its topology's peers; timings count from now");
     eprintln!(
         "testnet: {} nodes, topology {}, block time {} s, {} s{}; logs in {}",
         a.nodes,

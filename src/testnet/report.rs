@@ -214,7 +214,7 @@ fn ms(v: Option<f64>) -> String {
 /// Prints the report: one JSON document with `--json`, else text.
 pub(crate) fn print(a: &TestnetArgs, r: &TestnetReport, dir: &Path) {
     if a.json {
-        crate::cli::print_json(r);
+        println!("{}", serde_json::to_string_pretty(r).unwrap_or_default());
         return;
     }
     println!(
