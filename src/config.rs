@@ -315,11 +315,7 @@ impl NodeConfig {
             .unwrap_or_else(|| "auto".into())
             .parse()
             .map_err(ConfigError::Invalid)?;
-        if !backend.is_available() {
-            return Err(ConfigError::Invalid(format!(
-                "backend {backend} is not supported by this CPU"
-            )));
-        }
+        let backend = backend.require().map_err(ConfigError::Invalid)?;
         let miner_id = o
             .miner_id
             .or(f.miner_id)

@@ -126,13 +126,7 @@ impl BackendArg {
             BackendArg::Avx2 => Backend::Avx2,
             BackendArg::Scalar => Backend::Scalar,
         };
-        if b.is_available() {
-            Ok(b)
-        } else {
-            Err(CliError::Usage(format!(
-                "backend {b} is not supported by this CPU"
-            )))
-        }
+        b.require().map_err(CliError::Usage)
     }
 }
 

@@ -201,6 +201,19 @@ impl Backend {
         Self::available()[0]
     }
 
+    /// The backend, or the clean refusal every caller gives (config, CLI)
+    /// where this CPU cannot run it: `scan` on such a backend would panic.
+    ///
+    /// # Errors
+    /// A one-line reason naming the backend.
+    pub fn require(self) -> Result<Backend, String> {
+        if self.is_available() {
+            Ok(self)
+        } else {
+            Err(format!("backend {self} is not supported by this CPU"))
+        }
+    }
+
     /// Hashes nonces `start .. start + count` (wrapping is not allowed:
     /// the range is cut after `u32::MAX`, which is hashed).
     #[must_use]
@@ -268,19 +281,17 @@ mod tests {
     use crate::consensus::pow::CompactTarget;
     use rand::{Rng, SeedableRng};
 
-    /// Whether a test may run `what` here. A CPU without the feature skips
-    /// it with a message, except under `CI=true`: CI machines have SHA-NI
-    /// and AVX2, so there a missing feature fails the test instead of
-    /// letting it pass unrun.
-    fn cpu_has(available: bool, what: &str) -> bool {
-        if available {
+    /// Whether a test can run `backend` here. Where the CPU lacks it, the
+    /// test instead checks that the backend is refused cleanly: `require`
+    /// names it, `available` leaves it out and `auto` never picks it.
+    fn runs_here(backend: Backend) -> bool {
+        if backend.is_available() {
             return true;
         }
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "{what} is not supported by this CPU, and CI=true requires it"
-        );
-        eprintln!("SKIPPED: {what} is not supported by this CPU");
+        let err = backend.require().unwrap_err();
+        assert!(err.contains(backend.name()), "{err}");
+        assert!(!Backend::available().contains(&backend));
+        assert_ne!(Backend::auto(), backend);
         false
     }
 
@@ -292,7 +303,7 @@ mod tests {
         let mut rng = rand::rngs::StdRng::seed_from_u64(7);
         let easy = Target::from_compact(CompactTarget(0x200fffff)).unwrap();
         for backend in Backend::ALL {
-            if !cpu_has(backend.is_available(), &format!("backend {backend}")) {
+            if !runs_here(backend) {
                 continue;
             }
             for _ in 0..20 {
@@ -329,10 +340,11 @@ mod tests {
     #[test]
     fn sha_unit_probe_is_consistent() {
         let probe = shani::probe_sha_unit(200_000);
-        if !cpu_has(probe.is_some(), "SHA-NI") {
+        assert_eq!(probe.is_some(), shani::is_supported());
+        if !runs_here(Backend::ShaNi) {
             return;
         }
-        let u = probe.expect("checked above");
+        let u = probe.expect("SHA-NI is present");
         assert!(u.interval_ns > 0.0 && u.latency_ns > 0.0, "{u:?}");
         assert!(u.interval_ns <= u.latency_ns * 1.25, "{u:?}");
         assert!(u.streams_to_saturate() >= 1);
