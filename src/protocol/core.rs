@@ -465,7 +465,7 @@ impl NodeCore {
 
     fn on_tick(&mut self, now_ms: u64, out: &mut impl Outbox) {
         self.dial_peers(now_ms, out);
-        self.chain_mut_expire(now_ms);
+        self.chain.expire_orphans(now_ms / 1000);
         // Sync requests that were never answered.
         let late: Vec<PeerId> = self
             .peers
@@ -502,10 +502,6 @@ impl NodeCore {
         }
         self.peers.prune(now_ms);
         self.start_syncs(out);
-    }
-
-    fn chain_mut_expire(&mut self, now_ms: u64) {
-        self.chain.expire_orphans(now_ms / 1000);
     }
 
     fn on_command(&mut self, now_ms: u64, c: Command, out: &mut impl Outbox) {
@@ -946,18 +942,7 @@ impl NodeCore {
             // the verdict is given here. Contextual failures still go
             // through `accept_block`, which remembers them.
             Err(e @ ChainError::Invalid { source, .. }) if is_context_free(source) => {
-                self.stats.blocks_rejected += 1;
-                out.push(Output::Verdict {
-                    peer,
-                    id,
-                    verdict: Verdict::Reject,
-                });
-                out.push(Output::Event(NodeEvent::Rejected {
-                    hash: Some(hash),
-                    peer: Some(peer),
-                    reason: e.to_string(),
-                }));
-                self.offence(now_ms, peer, &Offence::Chain(e), &e.to_string(), out);
+                self.reject_gossip_block(now_ms, peer, Some(id), hash, e, out);
                 return Ok(());
             }
             Err(_) => {}
@@ -995,28 +980,41 @@ impl NodeCore {
             }
             Err(ChainError::Store(e)) => return Err(e.into()),
             Err(e) => {
-                self.stats.blocks_rejected += 1;
-                let action = peer_action(&Offence::Chain(&e));
-                if !early {
-                    out.push(Output::Verdict {
-                        peer,
-                        id,
-                        verdict: if action.is_some() {
-                            Verdict::Reject
-                        } else {
-                            Verdict::Ignore
-                        },
-                    });
-                }
-                out.push(Output::Event(NodeEvent::Rejected {
-                    hash: Some(hash),
-                    peer: Some(peer),
-                    reason: e.to_string(),
-                }));
-                self.offence(now_ms, peer, &Offence::Chain(&e), &e.to_string(), out);
+                // After an early Accept the verdict is given already.
+                let verdict_id = (!early).then_some(id);
+                self.reject_gossip_block(now_ms, peer, verdict_id, hash, &e, out);
             }
         }
         Ok(())
+    }
+
+    /// A gossip block the chain refused: the verdict (when `id` is given:
+    /// Reject if the peer is at fault, else Ignore), the event, and the
+    /// table's penalty.
+    fn reject_gossip_block(
+        &mut self,
+        now_ms: u64,
+        peer: PeerId,
+        id: Option<GossipId>,
+        hash: crate::consensus::BlockHash,
+        e: &ChainError,
+        out: &mut impl Outbox,
+    ) {
+        self.stats.blocks_rejected += 1;
+        if let Some(id) = id {
+            let verdict = if peer_action(&Offence::Chain(e)).is_some() {
+                Verdict::Reject
+            } else {
+                Verdict::Ignore
+            };
+            out.push(Output::Verdict { peer, id, verdict });
+        }
+        out.push(Output::Event(NodeEvent::Rejected {
+            hash: Some(hash),
+            peer: Some(peer),
+            reason: e.to_string(),
+        }));
+        self.offence(now_ms, peer, &Offence::Chain(e), &e.to_string(), out);
     }
 
     fn on_tx_gossip(
@@ -1196,12 +1194,6 @@ impl NodeCore {
             self.job_tip = None;
             out.push(Output::MiningJob(None));
         }
-    }
-
-    /// Marks the current tip as the job's tip without handing out a job:
-    /// for drivers that mine on demand (`/generate`, the simulator).
-    pub fn set_job_tip_to_best(&mut self) {
-        self.job_tip = Some(self.chain.tip());
     }
 }
 

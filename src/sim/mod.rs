@@ -450,6 +450,29 @@ impl Network {
             .collect()
     }
 
+    /// Sends a gossip message from `from` to every neighbour but `except`
+    /// (the one it came from), one link latency later.
+    fn forward(
+        &mut self,
+        from: usize,
+        except: Option<usize>,
+        id: GossipId,
+        topic: Topic,
+        data: &Arc<Vec<u8>>,
+    ) {
+        for n in self.neighbours(from) {
+            if Some(n) != except {
+                let d = Delivery::Gossip {
+                    from,
+                    id,
+                    topic,
+                    data: Arc::clone(data),
+                };
+                self.schedule(self.latency_ms, n, d);
+            }
+        }
+    }
+
     fn process(&mut self, from: usize, outputs: Vec<Output>) {
         let lat = self.latency_ms;
         for o in outputs {
@@ -457,19 +480,7 @@ impl Network {
                 Output::Publish { topic, data } => {
                     let id = GossipId::of(&data);
                     self.nodes[from].seen.insert(id);
-                    let data = Arc::new(data);
-                    for n in self.neighbours(from) {
-                        self.schedule(
-                            lat,
-                            n,
-                            Delivery::Gossip {
-                                from,
-                                id,
-                                topic,
-                                data: Arc::clone(&data),
-                            },
-                        );
-                    }
+                    self.forward(from, None, id, topic, &Arc::new(data));
                 }
                 Output::Verdict { peer, id, verdict } => {
                     let Some((topic, data)) = self.nodes[from].pending.remove(&id) else {
@@ -479,20 +490,7 @@ impl Network {
                         continue;
                     }
                     let source = self.index.get(&peer).copied();
-                    for n in self.neighbours(from) {
-                        if Some(n) != source {
-                            self.schedule(
-                                lat,
-                                n,
-                                Delivery::Gossip {
-                                    from,
-                                    id,
-                                    topic,
-                                    data: Arc::clone(&data),
-                                },
-                            );
-                        }
-                    }
+                    self.forward(from, source, id, topic, &data);
                 }
                 Output::SendRequest { peer, id, request } => {
                     if let Some(&to) = self.index.get(&peer) {
