@@ -160,12 +160,6 @@ async fn tips(State(s): State<Arc<Shared>>) -> Json<Vec<Tip>> {
     Json(core.chain().chain_tips().iter().map(Tip::from).collect())
 }
 
-/// The SPEC `header` object of `h` (for `powchain header`).
-#[must_use]
-pub fn header_json(h: &crate::consensus::BlockHeader) -> Header {
-    Header::of(h)
-}
-
 fn block_view(s: &Shared, info: &BlockInfo) -> ApiResult<BlockView> {
     let core = s.core();
     let block = core

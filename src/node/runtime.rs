@@ -259,7 +259,7 @@ fn core_loop(
     };
     shared.core().start(now_ms(), &mut out);
     let mut gauges = GaugeState::default();
-    gauges.update(shared, miner.as_ref());
+    gauges.update(shared);
     let mut next_tick = Instant::now() + Duration::from_secs(1);
     let result = loop {
         let wait = next_tick.saturating_duration_since(Instant::now());
@@ -271,7 +271,7 @@ fn core_loop(
                     break Err(e.into());
                 }
                 gauges.sample_hashrate(shared, miner.as_ref());
-                gauges.update(shared, miner.as_ref());
+                gauges.update(shared);
                 continue;
             }
             Err(RecvTimeoutError::Disconnected) => break Ok(()),
@@ -299,7 +299,7 @@ fn core_loop(
             }
             CoreMsg::Stop => break Ok(()),
         }
-        gauges.update(shared, miner.as_ref());
+        gauges.update(shared);
     };
     if let Some(m) = miner {
         m.shutdown();
@@ -367,7 +367,7 @@ struct GaugeState {
 }
 
 impl GaugeState {
-    fn update(&mut self, shared: &Shared, _miner: Option<&Miner>) {
+    fn update(&mut self, shared: &Shared) {
         let m = &shared.metrics;
         let core = shared.core();
         let chain = core.chain();
