@@ -109,6 +109,14 @@ impl ChainStore {
         BranchView { cs: self, tip }
     }
 
+    /// A view of the branch ending at `hash` (any stored block), for a
+    /// template on a branch that is not the best chain (a traitor's private
+    /// branch); `None` if the block is not stored.
+    #[must_use]
+    pub fn view_at(&self, hash: &BlockHash) -> Option<impl ChainView + '_> {
+        self.ids.get(hash).map(|&id| self.view(id))
+    }
+
     /// A view of the branch ending at the current best tip, for templates.
     #[must_use]
     pub fn tip_view(&self) -> impl ChainView + '_ {

@@ -188,7 +188,7 @@ pub fn is_not_yet_valid(e: &BlockError) -> bool {
 /// Hasher of the block-hash index: foldhash's fast hasher with a
 /// per-process random seed. Only blocks that passed validation enter the
 /// index, so grinding colliding keys costs proof of work.
-type IndexHasher = foldhash::fast::RandomState;
+pub(crate) type IndexHasher = foldhash::fast::RandomState;
 
 /// A block as the API shows it.
 #[derive(Clone, Debug)]
@@ -231,7 +231,7 @@ pub struct ChainStore {
     active: Vec<u32>,
     next_seq: u64,
     orphans: OrphanPool,
-    invalid: HashMap<BlockHash, (Option<u32>, String)>,
+    invalid: HashMap<BlockHash, (Option<u32>, String), IndexHasher>,
     reorgs: VecDeque<ReorgEvent>,
     reorg_count: u64,
     max_invalid: usize,
@@ -271,7 +271,7 @@ impl ChainStore {
             active: Vec::new(),
             next_seq: 0,
             orphans: OrphanPool::new(limits),
-            invalid: HashMap::new(),
+            invalid: HashMap::with_hasher(IndexHasher::default()),
             reorgs: VecDeque::new(),
             reorg_count: 0,
             max_invalid: 10_000,

@@ -62,8 +62,8 @@ pub enum OrphanReject {
 #[derive(Default)]
 pub struct OrphanPool {
     limits: OrphanLimits,
-    by_hash: HashMap<BlockHash, Orphan>,
-    by_parent: HashMap<BlockHash, Vec<BlockHash>>,
+    by_hash: HashMap<BlockHash, Orphan, super::IndexHasher>,
+    by_parent: HashMap<BlockHash, Vec<BlockHash>, super::IndexHasher>,
     per_peer: HashMap<String, usize>,
     bytes: usize,
     evicted: u64,

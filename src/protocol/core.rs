@@ -27,6 +27,10 @@ use crate::consensus::difficulty::next_work_required;
 use crate::consensus::{Block, ChainView, Params, Txid, Work};
 use crate::miner::worker::BlockTemplate;
 
+mod traitor;
+use self::traitor::Traitor;
+use super::strategy::Strategy;
+
 /// Seconds between handshake rounds with every peer (catches up after lost
 /// messages and after a partition heals).
 pub const HANDSHAKE_INTERVAL_SECS: u64 = 5;
@@ -77,6 +81,11 @@ pub struct CoreConfig {
     pub mempool_bytes: usize,
     /// Mempool bounds: count.
     pub mempool_count: usize,
+    /// How this node mines and what it tells peers (honest by default).
+    pub strategy: Strategy,
+    /// Seconds between handshake rounds ([`HANDSHAKE_INTERVAL_SECS`]; the
+    /// simulator stretches it with the block time).
+    pub handshake_interval_secs: u64,
 }
 
 impl CoreConfig {
@@ -92,6 +101,8 @@ impl CoreConfig {
             max_peers: crate::config::DEFAULT_MAX_PEERS,
             mempool_bytes: 16 * 1024 * 1024,
             mempool_count: 50_000,
+            strategy: Strategy::Honest,
+            handshake_interval_secs: HANDSHAKE_INTERVAL_SECS,
         }
     }
 }
@@ -128,6 +139,10 @@ pub struct NodeCore {
     stats: CoreStats,
     /// The time of the input being handled, Unix ms.
     clock_ms: u64,
+    /// A traitor strategy's state.
+    traitor: Traitor,
+    /// Cache of [`NodeCore::peer_name`].
+    peer_names: HashMap<PeerId, String>,
 }
 
 impl NodeCore {
@@ -135,6 +150,7 @@ impl NodeCore {
     #[must_use]
     pub fn new(chain: ChainStore, config: CoreConfig) -> NodeCore {
         let params = Arc::clone(chain.params());
+        let height = chain.height();
         NodeCore {
             mempool: Mempool::new(
                 config.mempool_bytes,
@@ -143,6 +159,7 @@ impl NodeCore {
             ),
             params,
             mining: config.mining && config.has_miner,
+            traitor: Traitor::new(config.strategy, height),
             config,
             chain,
             peers: PeerBook::default(),
@@ -153,6 +170,7 @@ impl NodeCore {
             next_request_id: 0,
             stats: CoreStats::default(),
             clock_ms: 0,
+            peer_names: HashMap::new(),
         }
     }
 
@@ -192,6 +210,12 @@ impl NodeCore {
         self.stats
     }
 
+    /// This node's strategy.
+    #[must_use]
+    pub fn strategy(&self) -> Strategy {
+        self.traitor.strategy
+    }
+
     /// This node's id.
     #[must_use]
     pub fn local_peer_id(&self) -> PeerId {
@@ -204,7 +228,7 @@ impl NodeCore {
         self.clock_ms = now_ms;
         self.dial_peers(now_ms, out);
         self.refresh_job(now_ms, out);
-        self.next_handshake_ms = now_ms + HANDSHAKE_INTERVAL_SECS * 1000;
+        self.next_handshake_ms = now_ms + self.config.handshake_interval_secs * 1000;
     }
 
     /// Handles one input at time `now_ms` (Unix ms).
@@ -293,8 +317,13 @@ impl NodeCore {
                 // A block on a tip that is no longer ours came from an old
                 // job: publishing it would only make a stale block.
                 if self.job_tip == Some(block.header.prev_blockhash) {
-                    match self.accept_own_block(now_ms, block, out) {
-                        Ok(_) => {}
+                    let res = if self.traitor.strategy.is_honest() {
+                        self.accept_own_block(now_ms, block, out).map(|_| ())
+                    } else {
+                        self.traitor_mined(now_ms, block, out)
+                    };
+                    match res {
+                        Ok(()) => {}
                         Err(ChainError::Store(e)) => return Err(e.into()),
                         Err(e) => {
                             tracing::error!("own block rejected: {e}");
@@ -322,6 +351,18 @@ impl NodeCore {
             height: self.chain.height(),
             chainwork: self.chain.chainwork().0.to_be_bytes::<32>(),
         }
+    }
+
+    /// A peer's id as text (base58 once per peer: it is written with
+    /// every block the chain store takes from it).
+    fn peer_name(&mut self, peer: PeerId) -> String {
+        if self.peer_names.len() > 4096 {
+            self.peer_names.clear();
+        }
+        self.peer_names
+            .entry(peer)
+            .or_insert_with(|| peer.to_string())
+            .clone()
     }
 
     fn request_id(&mut self) -> RequestId {
@@ -374,7 +415,7 @@ impl NodeCore {
         out.push(Output::SendRequest {
             peer,
             id,
-            request: SyncRequest::Handshake(self.our_handshake()),
+            request: SyncRequest::Handshake(self.handshake_for(&peer)),
         });
     }
 
@@ -489,7 +530,7 @@ impl NodeCore {
             );
         }
         if now_ms >= self.next_handshake_ms {
-            self.next_handshake_ms = now_ms + HANDSHAKE_INTERVAL_SECS * 1000;
+            self.next_handshake_ms = now_ms + self.config.handshake_interval_secs * 1000;
             let peers: Vec<PeerId> = self
                 .peers
                 .iter()
@@ -587,7 +628,7 @@ impl NodeCore {
         let response = match request {
             SyncRequest::Handshake(hs) => {
                 if self.on_handshake(now_ms, peer, hs, out) {
-                    SyncResponse::Handshake(self.our_handshake())
+                    SyncResponse::Handshake(self.handshake_for(&peer))
                 } else {
                     SyncResponse::Refused("wrong network".into())
                 }
@@ -608,7 +649,10 @@ impl NodeCore {
                 } else {
                     let max = max_blocks.min(MAX_BLOCKS_PER_RESPONSE) as usize;
                     match self.chain.blocks_after(&locator, max, RESPONSE_BLOCK_BYTES) {
-                        Ok(v) => SyncResponse::Blocks(BlockBatch::from_serialized(&v)),
+                        Ok(mut v) => {
+                            self.traitor_filter_blocks(&peer, &mut v);
+                            SyncResponse::Blocks(BlockBatch::from_serialized(&v))
+                        }
                         Err(e) => {
                             tracing::error!("cannot read blocks for a peer: {e}");
                             SyncResponse::Refused("read failure".into())
@@ -794,8 +838,8 @@ impl NodeCore {
         let results = if blocks.is_empty() {
             Vec::new()
         } else {
-            self.chain
-                .accept_blocks(blocks, Some(&peer.to_string()), now_ms)
+            let name = self.peer_name(peer);
+            self.chain.accept_blocks(blocks, Some(&name), now_ms)
         };
         let mut worst: Option<ChainError> = None;
         for r in results {
@@ -898,6 +942,7 @@ impl NodeCore {
             if let Some(pos) = self.chain.branch_position(&block.header) {
                 if pos.fork_depth > MAX_UNREQUESTED_FORK_DEPTH
                     && pos.chainwork < self.chain.chainwork()
+                    && !self.sees_every_fork()
                 {
                     tracing::info!(%hash, fork_depth = pos.fork_depth, "low-work fork from gossip neither stored nor relayed");
                     out.push(Output::Verdict {
@@ -919,12 +964,20 @@ impl NodeCore {
         }
         match &precheck {
             Ok(Precheck::Valid) => {
-                out.push(Output::Verdict {
-                    peer,
-                    id,
-                    verdict: Verdict::Accept,
-                });
-                self.stats.blocks_relayed += 1;
+                if self.relays_others() {
+                    out.push(Output::Verdict {
+                        peer,
+                        id,
+                        verdict: Verdict::Accept,
+                    });
+                    self.stats.blocks_relayed += 1;
+                } else {
+                    out.push(Output::Verdict {
+                        peer,
+                        id,
+                        verdict: Verdict::Ignore,
+                    });
+                }
             }
             Ok(Precheck::Known) => {
                 out.push(Output::Verdict {
@@ -948,9 +1001,8 @@ impl NodeCore {
             Err(_) => {}
         }
         let delay_secs = (now_ms as f64 / 1000.0 - f64::from(block.header.time)).max(0.0);
-        let res = self
-            .chain
-            .accept_block(block, Some(&peer.to_string()), now_ms);
+        let name = self.peer_name(peer);
+        let res = self.chain.accept_block(block, Some(&name), now_ms);
         let early = matches!(precheck, Ok(Precheck::Valid));
         match res {
             Ok(update) => {
@@ -1118,6 +1170,12 @@ impl NodeCore {
                 );
             }
         }
+        if !self.traitor.strategy.is_honest()
+            && matches!(source, BlockSource::Gossip(_) | BlockSource::Sync(_))
+            && !update.added.is_empty()
+        {
+            self.traitor_public_blocks(now_ms, &update.added, out);
+        }
         for h in &update.added {
             if let Some(info) = self.chain.block_info(h) {
                 out.push(Output::Event(NodeEvent::Block {
@@ -1187,7 +1245,7 @@ impl NodeCore {
             return;
         }
         if self.mining {
-            let t = self.template();
+            let t = self.mining_template();
             self.job_tip = Some(t.prev_blockhash);
             out.push(Output::MiningJob(Some(t)));
         } else {

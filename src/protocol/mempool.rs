@@ -173,6 +173,16 @@ impl Mempool {
         out
     }
 
+    /// Drops one transaction (a traitor's own, abandoned); false if absent.
+    pub fn remove(&mut self, id: &Txid) -> bool {
+        if !self.txs.contains_key(id) {
+            return false;
+        }
+        self.forget(id);
+        self.order.retain(|t| t != id);
+        true
+    }
+
     /// Removes the transactions a connected block included.
     pub fn remove_block(&mut self, block: &Block) {
         let ids: HashSet<Txid> = block.txids().into_iter().skip(1).collect();

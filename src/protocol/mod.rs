@@ -29,6 +29,7 @@ pub mod core;
 pub mod mempool;
 pub mod messages;
 pub mod peers;
+pub mod strategy;
 
 use libp2p::{Multiaddr, PeerId};
 
@@ -39,6 +40,7 @@ use crate::miner::worker::BlockTemplate;
 pub use self::core::{CoreConfig, CoreError, CoreStats, NodeCore};
 pub use messages::{Handshake, SyncRequest, SyncResponse};
 pub use peers::{peer_action, Offence, PeerAction, PeerBook, ProtocolFault};
+pub use strategy::{SpamKind, Strategy, TraitorEvent};
 
 /// Gossip topics.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -290,6 +292,8 @@ pub enum NodeEvent {
         /// whether this banned it
         banned: bool,
     },
+    /// What a traitor strategy did (never emitted by an honest node).
+    Traitor(TraitorEvent),
 }
 
 /// Receives a core's outputs as they are decided.
