@@ -15,10 +15,12 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let default_level = if matches!(cli.command, powchain::cli::Command::Node(_)) {
-        "info"
-    } else {
-        "warn"
+    // The simulator runs thousands of cores: their per-block logs would
+    // drown the report (RUST_LOG still turns them on).
+    let default_level = match cli.command {
+        powchain::cli::Command::Node(_) => "info",
+        powchain::cli::Command::Sim(_) => "error",
+        _ => "warn",
     };
     tracing_subscriber::fmt()
         .with_env_filter(

@@ -9,6 +9,7 @@ pub mod bench;
 pub mod header;
 pub mod mine_header;
 pub mod node;
+pub mod sim;
 pub mod status;
 pub mod verify_headers;
 
@@ -98,6 +99,8 @@ pub enum Command {
     VerifyHeaders(verify_headers::VerifyHeadersArgs),
     /// Spawn N real node processes on loopback, mine, optionally partition, and report.
     Testnet(crate::testnet::TestnetArgs),
+    /// Run the real protocol core in virtual time: double-spend, selfish, network.
+    Sim(sim::SimArgs),
 }
 
 /// A miner backend on the command line.
@@ -192,5 +195,6 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Header(a) => header::run(&a),
         Command::VerifyHeaders(a) => verify_headers::run(&a),
         Command::Testnet(a) => crate::testnet::run(&a).map(|_| ()).map_err(CliError::from),
+        Command::Sim(a) => sim::run(&a),
     }
 }

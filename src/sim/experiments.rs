@@ -377,14 +377,14 @@ fn selfish_point(alpha: f64, gamma: f64, cfg: &SelfishConfig, seed: u64) -> Self
         // block found now: which honest miners are on the pool's block?
         let race = net.traitor_events[seen..]
             .iter()
-            .filter_map(|(_, _, e)| match e {
+            .rev()
+            .find_map(|(_, _, e)| match e {
                 TraitorEvent::Published {
                     hashes,
                     why: "match",
                 } => hashes.last().copied(),
                 _ => None,
-            })
-            .last();
+            });
         seen = net.traitor_events.len();
         if let Some(r) = race {
             let on_pool: f64 = (1..=n)
@@ -558,6 +558,9 @@ pub struct NetworkReport {
     pub seconds: f64,
     /// peak resident memory of the process, bytes (not deterministic)
     pub peak_rss_bytes: u64,
+    /// every arrival delay, ms, sorted (for the plot; not in the JSON)
+    #[serde(skip)]
+    pub arrival_ms: Vec<u32>,
 }
 
 /// Delay percentiles, ms.
@@ -830,6 +833,7 @@ pub fn network(config: &NetworkConfig, progress: &dyn Fn(u64)) -> Result<Network
         events_per_sec: net.stats.events as f64 / seconds.max(1e-9),
         seconds,
         peak_rss_bytes: peak_rss_bytes(),
+        arrival_ms: arrivals,
     })
 }
 

@@ -1,0 +1,469 @@
+//! `powchain sim`: experiments on the real protocol core in virtual time
+//! (SPEC "Simulation and traitors").
+
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand, ValueEnum};
+
+use super::{default_threads, print_json, progress_bar, CliError};
+use crate::protocol::Strategy;
+use crate::sim::experiments::{self, DoubleSpendConfig, NetworkConfig, SelfishConfig, SimTopology};
+use crate::sim::{plot, LatencyModel};
+
+/// `powchain sim` subcommands.
+#[derive(Debug, Args)]
+pub struct SimArgs {
+    /// The experiment.
+    #[command(subcommand)]
+    pub experiment: Experiment,
+}
+
+/// The experiments.
+#[derive(Debug, Subcommand)]
+pub enum Experiment {
+    /// Nakamoto §11's double spend as Rosenfeld's race, against both closed forms.
+    DoubleSpend(DoubleSpendArgs),
+    /// Eyal–Sirer selfish mining: the pool's revenue against the closed form.
+    Selfish(SelfishArgs),
+    /// A whole network: stale rate, propagation, re-orgs, chain quality, common prefix.
+    Network(NetworkArgs),
+}
+
+/// `sim double-spend` flags.
+#[derive(Debug, Args)]
+pub struct DoubleSpendArgs {
+    /// Attacker hashrate shares: `0.1,0.3` or `0.05..0.45:0.05`.
+    #[arg(long, value_parser = parse_fractions)]
+    pub q: FloatList,
+    /// Confirmations: `6` , `1,2,6` or `0..10`.
+    #[arg(long, value_parser = parse_counts)]
+    pub z: CountList,
+    /// Rounds per (q, z).
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
+    pub trials: u64,
+    /// Seed: same seed and arguments, same JSON.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Worker threads (default: all cores; the result does not depend on it).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Write the success-vs-z plot here.
+    #[arg(long)]
+    pub svg: Option<PathBuf>,
+    /// One JSON document on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `sim selfish` flags.
+#[derive(Debug, Args)]
+pub struct SelfishArgs {
+    /// Pool shares: `0.1,0.3` or `0.1..0.45:0.05`.
+    #[arg(long, value_parser = parse_fractions)]
+    pub alpha: FloatList,
+    /// Tie-breaking shares to build the network for: `0,0.5,1`.
+    #[arg(long, value_parser = parse_fractions)]
+    pub gamma: FloatList,
+    /// Blocks mined per (alpha, gamma).
+    #[arg(long, default_value_t = 20_000, value_parser = clap::value_parser!(u64).range(10..=100_000_000))]
+    pub blocks: u64,
+    /// Honest nodes (equal shares).
+    #[arg(long, default_value_t = 20, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(2..=1000))]
+    pub honest_nodes: usize,
+    /// Seed.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Worker threads (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Write the revenue-vs-alpha plot here.
+    #[arg(long)]
+    pub svg: Option<PathBuf>,
+    /// One JSON document on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Topology of `sim network`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum TopologyArg {
+    /// Random D-regular graph.
+    Random,
+    /// A line.
+    Line,
+    /// A ring.
+    Ring,
+    /// Everyone linked to everyone.
+    Full,
+}
+
+/// `sim network` flags.
+#[derive(Debug, Args)]
+pub struct NetworkArgs {
+    /// Nodes.
+    #[arg(long, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(2..=100_000))]
+    pub nodes: usize,
+    /// Blocks to mine.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    pub blocks: u64,
+    /// Mean block interval, seconds.
+    #[arg(long, default_value_t = 600.0)]
+    pub block_time: f64,
+    /// Degree of the random regular graph.
+    #[arg(long, default_value_t = 8, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1000))]
+    pub degree: usize,
+    /// Topology.
+    #[arg(long, value_enum, default_value_t = TopologyArg::Random)]
+    pub topology: TopologyArg,
+    /// Link latency: `fixed:MS`, `uniform:LO-HI` or `bitcoin`.
+    #[arg(long, default_value = "bitcoin")]
+    pub latency: LatencyModel,
+    /// Link bandwidth, Mbit/s (default unlimited).
+    #[arg(long)]
+    pub bandwidth_mbit: Option<f64>,
+    /// Probability that a message is lost.
+    #[arg(long, default_value_t = 0.0)]
+    pub loss: f64,
+    /// Partition the two halves from START to END simulated seconds.
+    #[arg(long, value_parser = parse_window)]
+    pub partition: Option<(f64, f64)>,
+    /// A traitor: NODE:STRATEGY (repeatable).
+    #[arg(long, value_parser = parse_adversary)]
+    pub adversary: Vec<(usize, Strategy)>,
+    /// A node's hashrate share: NODE:FRACTION (repeatable; the rest share equally).
+    #[arg(long, value_parser = parse_share)]
+    pub hashrate_share: Vec<(usize, f64)>,
+    /// Seed.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Write the propagation plot here.
+    #[arg(long)]
+    pub svg: Option<PathBuf>,
+    /// One JSON document on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// A parsed list of fractions.
+#[derive(Clone, Debug)]
+pub struct FloatList(pub Vec<f64>);
+
+/// A parsed list of counts.
+#[derive(Clone, Debug)]
+pub struct CountList(pub Vec<u32>);
+
+/// `0.1,0.3` or `LO..HI:STEP` (inclusive), each in [0, 1].
+fn parse_fractions(s: &str) -> Result<FloatList, String> {
+    let mut out = Vec::new();
+    for part in s.split(',') {
+        if let Some((lo, rest)) = part.split_once("..") {
+            let (hi, step) = rest.split_once(':').unwrap_or((rest, "0.05"));
+            let lo: f64 = lo
+                .trim()
+                .parse()
+                .map_err(|_| format!("bad number {lo:?}"))?;
+            let hi: f64 = hi
+                .trim()
+                .parse()
+                .map_err(|_| format!("bad number {hi:?}"))?;
+            let step: f64 = step
+                .trim()
+                .parse()
+                .map_err(|_| format!("bad step {step:?}"))?;
+            if step.is_nan() || step <= 0.0 || hi < lo {
+                return Err(format!("bad range {part:?}"));
+            }
+            let n = ((hi - lo) / step + 1e-9).floor() as u64;
+            if n > 10_000 {
+                return Err(format!("range {part:?} has too many points"));
+            }
+            for i in 0..=n {
+                out.push(((lo + i as f64 * step) * 1e9).round() / 1e9);
+            }
+        } else {
+            out.push(
+                part.trim()
+                    .parse()
+                    .map_err(|_| format!("bad number {part:?}"))?,
+            );
+        }
+    }
+    if out.is_empty() || out.iter().any(|x| !(0.0..=1.0).contains(x)) {
+        return Err(format!("{s:?}: every value must be in [0, 1]"));
+    }
+    Ok(FloatList(out))
+}
+
+/// `6`, `1,2,6` or `LO..HI` (inclusive).
+fn parse_counts(s: &str) -> Result<CountList, String> {
+    let mut out = Vec::new();
+    for part in s.split(',') {
+        if let Some((lo, hi)) = part.split_once("..") {
+            let lo: u32 = lo.trim().parse().map_err(|_| format!("bad count {lo:?}"))?;
+            let hi: u32 = hi.trim().parse().map_err(|_| format!("bad count {hi:?}"))?;
+            if hi < lo || hi > 1000 {
+                return Err(format!("bad range {part:?} (at most 1000)"));
+            }
+            out.extend(lo..=hi);
+        } else {
+            let z: u32 = part
+                .trim()
+                .parse()
+                .map_err(|_| format!("bad count {part:?}"))?;
+            if z > 1000 {
+                return Err(format!("{z} confirmations: at most 1000"));
+            }
+            out.push(z);
+        }
+    }
+    Ok(CountList(out))
+}
+
+fn parse_window(s: &str) -> Result<(f64, f64), String> {
+    let (a, b) = s
+        .split_once(':')
+        .ok_or_else(|| format!("{s:?}: expected START:END seconds"))?;
+    let a: f64 = a.parse().map_err(|_| format!("bad start {a:?}"))?;
+    let b: f64 = b.parse().map_err(|_| format!("bad end {b:?}"))?;
+    if !(0.0..b).contains(&a) {
+        return Err(format!("{s:?}: need 0 <= START < END"));
+    }
+    Ok((a, b))
+}
+
+/// `NODE:STRATEGY`.
+pub fn parse_adversary(s: &str) -> Result<(usize, Strategy), String> {
+    let (node, strategy) = s
+        .split_once(':')
+        .ok_or_else(|| format!("{s:?}: expected NODE:STRATEGY"))?;
+    let node: usize = node
+        .parse()
+        .map_err(|_| format!("bad node index {node:?}"))?;
+    let strategy: Strategy = strategy.parse().map_err(|e| format!("{e}"))?;
+    Ok((node, strategy))
+}
+
+/// `NODE:FRACTION`.
+pub fn parse_share(s: &str) -> Result<(usize, f64), String> {
+    let (node, f) = s
+        .split_once(':')
+        .ok_or_else(|| format!("{s:?}: expected NODE:FRACTION"))?;
+    let node: usize = node
+        .parse()
+        .map_err(|_| format!("bad node index {node:?}"))?;
+    let f: f64 = f.parse().map_err(|_| format!("bad fraction {f:?}"))?;
+    if f.is_nan() || f <= 0.0 || f > 1.0 {
+        return Err(format!("{s:?}: the fraction must be in (0, 1]"));
+    }
+    Ok((node, f))
+}
+
+/// Runs `powchain sim`.
+///
+/// # Errors
+/// [`CliError::Usage`] for bad arguments, [`CliError::Failed`] when a plot
+/// cannot be written.
+pub fn run(a: &SimArgs) -> Result<(), CliError> {
+    match &a.experiment {
+        Experiment::DoubleSpend(d) => double_spend(d),
+        Experiment::Selfish(s) => selfish(s),
+        Experiment::Network(n) => network(n),
+    }
+}
+
+fn double_spend(a: &DoubleSpendArgs) -> Result<(), CliError> {
+    let config = DoubleSpendConfig {
+        qs: a.q.0.clone(),
+        zs: a.z.0.clone(),
+        trials: a.trials,
+        seed: a.seed,
+        threads: a.threads.unwrap_or_else(default_threads),
+    };
+    let total = a.trials * (config.qs.len() * config.zs.len()) as u64;
+    let pb = progress_bar(
+        Some(total),
+        "{msg} [{bar:30}] {human_pos}/{human_len} rounds ({per_sec}, eta {eta})",
+        "double-spend",
+    );
+    let report = experiments::double_spend(&config, &|n| pb.set_position(n));
+    pb.finish_and_clear();
+    if let Some(path) = &a.svg {
+        plot::double_spend_svg(&report, path).map_err(|e| super::failed(e.to_string()))?;
+    }
+    if a.json {
+        print_json(&report);
+    } else {
+        println!(
+            "{:>5} {:>3} {:>9} {:>10} {:>23} {:>10} {:>10}",
+            "q", "z", "trials", "p_sim", "95% interval", "Rosenfeld", "Nakamoto"
+        );
+        for r in &report.results {
+            println!(
+                "{:>5} {:>3} {:>9} {:>10.6} [{:>9.6}, {:>9.6}] {:>10.6} {:>10.6}",
+                r.q, r.z, r.trials, r.p_sim, r.ci95[0], r.ci95[1], r.p_rosenfeld, r.p_nakamoto
+            );
+        }
+        eprintln!("{:.1} s, seed {}", report.seconds, report.seed);
+    }
+    Ok(())
+}
+
+fn selfish(a: &SelfishArgs) -> Result<(), CliError> {
+    let config = SelfishConfig {
+        alphas: a.alpha.0.clone(),
+        gammas: a.gamma.0.clone(),
+        blocks: a.blocks,
+        honest_nodes: a.honest_nodes,
+        seed: a.seed,
+        threads: a.threads.unwrap_or_else(default_threads),
+    };
+    if config.alphas.iter().any(|&x| x >= 0.5) {
+        return Err(CliError::Usage(
+            "alpha must be below 0.5 (at 0.5 or more the pool is the majority)".into(),
+        ));
+    }
+    let total = a.blocks * (config.alphas.len() * config.gammas.len()) as u64;
+    let pb = progress_bar(
+        Some(total),
+        "{msg} [{bar:30}] {human_pos}/{human_len} blocks (eta {eta})",
+        "selfish",
+    );
+    let report = experiments::selfish(&config, &|n| pb.set_position(n));
+    pb.finish_and_clear();
+    if let Some(path) = &a.svg {
+        plot::selfish_svg(&report, path).map_err(|e| super::failed(e.to_string()))?;
+    }
+    if a.json {
+        print_json(&report);
+    } else {
+        println!(
+            "{:>5} {:>5} {:>9} {:>8} {:>19} {:>11} {:>9} {:>7}",
+            "alpha",
+            "gamma",
+            "realised",
+            "revenue",
+            "95% interval",
+            "Eyal-Sirer",
+            "threshold",
+            "stale"
+        );
+        for r in &report.results {
+            println!(
+                "{:>5} {:>5} {:>9.3} {:>8.4} [{:>7.4}, {:>7.4}] {:>11.4} {:>9.4} {:>7.4}",
+                r.alpha,
+                r.gamma,
+                r.gamma_realised,
+                r.revenue_sim,
+                r.ci95[0],
+                r.ci95[1],
+                r.revenue_eyal_sirer,
+                r.threshold,
+                r.stale_rate
+            );
+        }
+        eprintln!("{:.1} s, seed {}", report.seconds, report.seed);
+    }
+    Ok(())
+}
+
+fn network(a: &NetworkArgs) -> Result<(), CliError> {
+    if a.block_time.is_nan() || a.block_time <= 0.0 {
+        return Err(CliError::Usage("--block-time must be positive".into()));
+    }
+    if !(0.0..1.0).contains(&a.loss) {
+        return Err(CliError::Usage("--loss must be in [0, 1)".into()));
+    }
+    let config = NetworkConfig {
+        nodes: a.nodes,
+        blocks: a.blocks,
+        block_time_secs: a.block_time,
+        degree: a.degree,
+        topology: match a.topology {
+            TopologyArg::Random => SimTopology::RandomRegular,
+            TopologyArg::Line => SimTopology::Line,
+            TopologyArg::Ring => SimTopology::Ring,
+            TopologyArg::Full => SimTopology::Full,
+        },
+        latency: a.latency,
+        bandwidth_bytes_per_sec: a.bandwidth_mbit.map(|m| (m * 125_000.0).max(1.0) as u64),
+        loss: a.loss,
+        partition: a.partition,
+        adversaries: a.adversary.clone(),
+        shares: a.hashrate_share.clone(),
+        seed: a.seed,
+    };
+    let pb = progress_bar(
+        Some(a.blocks),
+        "{msg} [{bar:30}] {human_pos}/{human_len} blocks (eta {eta})",
+        "network",
+    );
+    let report = experiments::network(&config, &|n| pb.set_position(n)).map_err(CliError::Usage)?;
+    pb.finish_and_clear();
+    if let Some(path) = &a.svg {
+        plot::propagation_svg(
+            &report.arrival_ms,
+            report.stale_rate,
+            report.stale_rate_model,
+            path,
+        )
+        .map_err(|e| super::failed(e.to_string()))?;
+    }
+    if a.json {
+        print_json(&report);
+    } else {
+        let r = &report;
+        println!(
+            "{} nodes, {} blocks mined, best chain {}, stale {} (rate {:.4}; model 1-e^(-d/T) {:.4} for d = {:.0} ms)",
+            r.nodes, r.blocks_mined, r.best_chain, r.stale, r.stale_rate, r.stale_rate_model, r.propagation_mean_ms
+        );
+        println!(
+            "propagation p50 {} ms, p90 {} ms, p99 {} ms; re-orgs {} (deepest {}); chain growth {:.3} per block time",
+            r.propagation_ms.p50, r.propagation_ms.p90, r.propagation_ms.p99, r.reorgs, r.max_reorg_depth, r.chain_growth_per_block_time
+        );
+        println!(
+            "chain quality {:.4}; common prefix violated up to {} blocks",
+            r.chain_quality, r.common_prefix_max
+        );
+        eprintln!(
+            "{} events in {:.1} s ({:.0}/s), peak RSS {} MiB, seed {}",
+            r.events,
+            r.seconds,
+            r.events_per_sec,
+            r.peak_rss_bytes / (1 << 20),
+            r.seed
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lists_and_ranges_parse() {
+        assert_eq!(parse_fractions("0.1,0.3").unwrap().0, vec![0.1, 0.3]);
+        assert_eq!(
+            parse_fractions("0.1..0.3:0.1").unwrap().0,
+            vec![0.1, 0.2, 0.3]
+        );
+        assert!(parse_fractions("1.5").is_err());
+        assert!(parse_fractions("0.3..0.1").is_err());
+        assert_eq!(parse_counts("0..3").unwrap().0, vec![0, 1, 2, 3]);
+        assert_eq!(parse_counts("1,6").unwrap().0, vec![1, 6]);
+        assert!(parse_counts("5..2").is_err());
+        assert_eq!(
+            parse_adversary("0:double-spend:6").unwrap(),
+            (
+                0,
+                Strategy::DoubleSpend {
+                    confirmations: 6,
+                    give_up_behind: crate::protocol::strategy::DEFAULT_GIVE_UP_BEHIND
+                }
+            )
+        );
+        assert!(parse_adversary("x:selfish").is_err());
+        assert!(parse_share("1:0").is_err());
+        assert_eq!(parse_window("10:20").unwrap(), (10.0, 20.0));
+    }
+}
