@@ -79,6 +79,12 @@ pub struct FileConfig {
     pub mdns: Option<bool>,
     /// Most connected peers.
     pub max_peers: Option<usize>,
+    /// Strategy: `honest` (default), `selfish`, `double-spend:Z`, ...
+    pub strategy: Option<String>,
+    /// Hashrate cap of the miner, H/s.
+    pub max_hashrate: Option<f64>,
+    /// Testnet: hold the difficulty at the start bits.
+    pub fixed_difficulty: Option<bool>,
 }
 
 impl FileConfig {
@@ -131,6 +137,14 @@ pub struct NodeConfig {
     pub max_peers: usize,
     /// Serve the `/admin/*` routes (SPEC "API access"; `testnet` sets it).
     pub admin: bool,
+    /// Traitor strategy (honest by default).
+    pub strategy: crate::protocol::Strategy,
+    /// Cap of the miner's hashrate, H/s (testnets give each node its share
+    /// of the machine this way).
+    pub max_hashrate: Option<f64>,
+    /// Testnet: difficulty held at the start bits
+    /// ([`crate::consensus::Params::with_fixed_difficulty`]).
+    pub fixed_difficulty: bool,
 }
 
 /// Default limit on connected peers.
@@ -196,6 +210,12 @@ pub struct Overrides {
     pub max_peers: Option<usize>,
     /// `--admin`
     pub admin: bool,
+    /// `--strategy`
+    pub strategy: Option<crate::protocol::Strategy>,
+    /// `--max-hashrate`
+    pub max_hashrate: Option<f64>,
+    /// `--fixed-difficulty`
+    pub fixed_difficulty: bool,
 }
 
 /// Parses 8 hex digits of compact bits, refusing encodings that are not a
@@ -276,9 +296,18 @@ impl NodeConfig {
                 "start bits apply to testnet only".into(),
             ));
         }
-        let params_id =
-            crate::consensus::Params::for_network_at(network, block_time_secs, start_bits)
-                .network_id;
+        let fixed_difficulty = o.fixed_difficulty || f.fixed_difficulty.unwrap_or(false);
+        if fixed_difficulty && (network != Network::Testnet || start_bits.is_none()) {
+            return Err(ConfigError::Invalid(
+                "a fixed difficulty applies to a testnet with start bits only".into(),
+            ));
+        }
+        let mut params =
+            crate::consensus::Params::for_network_at(network, block_time_secs, start_bits);
+        if fixed_difficulty {
+            params = params.with_fixed_difficulty();
+        }
+        let params_id = params.network_id;
         let listen = if o.listen.is_empty() {
             f.listen
                 .unwrap_or_else(|| vec![format!("/ip4/0.0.0.0/tcp/{}", default_p2p_port(network))])
@@ -343,6 +372,25 @@ impl NodeConfig {
                 .unwrap_or(DEFAULT_MAX_PEERS)
                 .max(1),
             admin: o.admin,
+            strategy: match (o.strategy, f.strategy) {
+                (Some(s), _) => s,
+                (None, Some(text)) => {
+                    text.parse()
+                        .map_err(|e: crate::protocol::strategy::StrategyParseError| {
+                            ConfigError::Invalid(e.to_string())
+                        })?
+                }
+                (None, None) => crate::protocol::Strategy::Honest,
+            },
+            fixed_difficulty,
+            max_hashrate: match o.max_hashrate.or(f.max_hashrate) {
+                Some(h) if h.is_nan() || h <= 0.0 => {
+                    return Err(ConfigError::Invalid(format!(
+                        "max hashrate {h} H/s must be positive"
+                    )))
+                }
+                other => other,
+            },
         })
     }
 }

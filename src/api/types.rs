@@ -438,4 +438,32 @@ pub struct TestnetReport {
     pub reorgs_partition: u64,
     /// The deepest of them.
     pub max_reorg_depth_partition: u64,
+    /// With traitors or hashrate shares: each miner's share of the
+    /// hashrate and of the final best chain (Eyal–Sirer's relative revenue).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub miners: Option<Vec<MinerShare>>,
+    /// With traitors: the honest share of the final best chain (Garay–
+    /// Kiayias–Leonardos' chain quality).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chain_quality: Option<f64>,
+    /// With traitors: the deepest suffix on which two honest nodes'
+    /// chains disagreed at any one-second sample (common prefix).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub common_prefix_max: Option<u64>,
+}
+
+/// One miner of a testnet with traitors (SPEC `testnet` `miners`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct MinerShare {
+    /// `node0` …
+    pub node: String,
+    /// Its strategy.
+    pub strategy: String,
+    /// Its share of the testnet's hashrate (enforced by a per-node cap).
+    pub hashrate_share: f64,
+    /// Its share of the blocks mined (stale ones included), as counted by
+    /// the node: the share it really had.
+    pub mined_share: f64,
+    /// Its share of the final best chain of the first honest node.
+    pub chain_share: f64,
 }

@@ -63,6 +63,18 @@ pub struct NodeArgs {
     /// by default, `testnet` passes it.
     #[arg(long)]
     pub admin: bool,
+    /// How this node mines and what it tells peers: honest (default),
+    /// selfish, double-spend:Z[:GIVE_UP], withhold, equivocate, spam-invalid.
+    #[arg(long)]
+    pub strategy: Option<crate::protocol::Strategy>,
+    /// Cap the miner at this many hashes per second (a node's share of the
+    /// machine on a testnet).
+    #[arg(long)]
+    pub max_hashrate: Option<f64>,
+    /// Testnet: hold the difficulty at --start-bits (part of the network's
+    /// identity); `testnet` passes it with --hashrate-share or --adversary.
+    #[arg(long, requires = "start_bits")]
+    pub fixed_difficulty: bool,
 }
 
 /// Runs `powchain node` until SIGINT/SIGTERM.
@@ -87,6 +99,9 @@ pub fn run(a: NodeArgs) -> Result<(), CliError> {
         mdns: a.mdns,
         max_peers: a.max_peers,
         admin: a.admin,
+        strategy: a.strategy,
+        max_hashrate: a.max_hashrate,
+        fixed_difficulty: a.fixed_difficulty,
     };
     let config = crate::config::NodeConfig::resolve(a.config.as_deref(), overrides)
         .map_err(|e| CliError::Usage(e.to_string()))?;

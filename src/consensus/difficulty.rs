@@ -19,7 +19,9 @@ use super::pow::{CompactTarget, Target};
 #[must_use]
 pub fn next_work_required(params: &Params, view: &dyn ChainView) -> Option<CompactTarget> {
     match params.difficulty {
-        DifficultyRule::Fixed => Some(params.pow_limit_bits),
+        // Regtest's start bits are its pow limit; a fixed-difficulty
+        // testnet holds its start bits.
+        DifficultyRule::Fixed => Some(params.start_bits),
         DifficultyRule::Bitcoin {
             interval,
             target_timespan_secs,

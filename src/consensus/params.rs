@@ -209,6 +209,22 @@ impl Params {
         p
     }
 
+    /// This testnet with its difficulty held at its start bits
+    /// ([`DifficultyRule::Fixed`]) and `-fixed` appended to its network
+    /// id (nodes with and without it refuse each other). For experiments
+    /// that assume a constant difficulty, as Eyal & Sirer's and Rosenfeld's
+    /// models do: a testnet whose miners are capped (`--hashrate-share`)
+    /// has a known hashrate, so the start bits give the block time. Other
+    /// networks are returned unchanged.
+    #[must_use]
+    pub fn with_fixed_difficulty(mut self) -> Params {
+        if self.network == Network::Testnet {
+            self.difficulty = DifficultyRule::Fixed;
+            self.network_id.push_str("-fixed");
+        }
+        self
+    }
+
     /// [`Params::for_network`] with a testnet's starting bits.
     #[must_use]
     pub fn for_network_at(

@@ -65,6 +65,8 @@ struct Shared {
     shutdown: AtomicBool,
     /// Per thread: the job generation it is hashing now (0 = idle).
     working_on: Vec<AtomicU64>,
+    /// Per-thread cap, H/s (`None`: flat out).
+    cap_per_thread: Option<f64>,
 }
 
 /// A pool of mining threads fed with [`BlockTemplate`]s.
@@ -83,7 +85,20 @@ impl Miner {
         threads: usize,
         on_found: impl Fn(FoundBlock) + Send + Sync + 'static,
     ) -> Miner {
+        Miner::start_capped(backend, threads, None, on_found)
+    }
+
+    /// [`Miner::start`] with the total hashrate held under `max_hashrate`
+    /// H/s: each thread sleeps when it is ahead of its share, so a node
+    /// gets a stated share of a shared machine (testnet `--hashrate-share`).
+    pub fn start_capped(
+        backend: Backend,
+        threads: usize,
+        max_hashrate: Option<f64>,
+        on_found: impl Fn(FoundBlock) + Send + Sync + 'static,
+    ) -> Miner {
         let shared = Arc::new(Shared {
+            cap_per_thread: max_hashrate.map(|h| h / threads.max(1) as f64),
             job: Mutex::new(None),
             wake: Condvar::new(),
             generation: AtomicU64::new(0),
@@ -236,6 +251,9 @@ fn mine_loop(
     on_found: &(dyn Fn(FoundBlock) + Send + Sync),
 ) {
     let mut last_done: u64 = 0;
+    // Hashrate cap: hashes done since `pace_start`, held under cap × time.
+    let mut pace_start = Instant::now();
+    let mut paced: u64 = 0;
     loop {
         let (gen, template, started) = {
             let mut job = shared.job.lock().expect("miner job lock");
@@ -268,6 +286,26 @@ fn mine_loop(
                 let count = (u64::from(u32::MAX) + 1 - nonce).min(u64::from(CHUNK_NONCES)) as u32;
                 let r = backend.scan(&input, nonce as u32, count);
                 shared.hashes.fetch_add(r.hashes, Ordering::Relaxed);
+                if let Some(cap) = shared.cap_per_thread {
+                    paced += r.hashes;
+                    loop {
+                        let allowed = cap * pace_start.elapsed().as_secs_f64();
+                        if allowed > paced as f64 + cap {
+                            // More than a second of unused credit (idle
+                            // time): start counting afresh, no burst.
+                            pace_start = Instant::now();
+                            paced = 0;
+                            break;
+                        }
+                        if paced as f64 <= allowed
+                            || shared.generation.load(Ordering::Acquire) != gen
+                        {
+                            break;
+                        }
+                        let wait = ((paced as f64 - allowed) / cap).min(0.005);
+                        std::thread::sleep(std::time::Duration::from_secs_f64(wait));
+                    }
+                }
                 if let Some(&n) = r.solutions.first() {
                     let mut header = header;
                     header.nonce = n;

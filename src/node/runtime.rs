@@ -46,11 +46,12 @@ pub async fn run(
     config: NodeConfig,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), NodeError> {
-    let params = Arc::new(Params::for_network_at(
-        config.network,
-        config.block_time_secs,
-        config.start_bits,
-    ));
+    let mut params =
+        Params::for_network_at(config.network, config.block_time_secs, config.start_bits);
+    if config.fixed_difficulty {
+        params = params.with_fixed_difficulty();
+    }
+    let params = Arc::new(params);
     std::fs::create_dir_all(&config.data_dir).map_err(|e| {
         NodeError::Io(format!(
             "create data dir {}: {e}",
@@ -88,6 +89,7 @@ pub async fn run(
         mining: config.mine && !config.paused,
         peers: config.peers.clone(),
         max_peers: config.max_peers,
+        strategy: config.strategy,
         ..CoreConfig::new(peer_id)
     };
     let (cmd_tx, cmd_rx) = std::sync::mpsc::channel::<CoreMsg>();
@@ -125,9 +127,14 @@ pub async fn run(
 
     let found_tx = cmd_tx.clone();
     let miner = config.mine.then(|| {
-        Miner::start(config.backend, config.threads, move |f| {
-            let _ = found_tx.send(CoreMsg::Input(Input::Mined(f.block)));
-        })
+        Miner::start_capped(
+            config.backend,
+            config.threads,
+            config.max_hashrate,
+            move |f| {
+                let _ = found_tx.send(CoreMsg::Input(Input::Mined(f.block)));
+            },
+        )
     });
     let (net_tx, net_rx) = unbounded_channel::<Output>();
     let core_shared = Arc::clone(&shared);

@@ -549,6 +549,9 @@ impl NodeCore {
         match c {
             Command::SetMining(on) => {
                 tracing::info!(mining = on, "mining switched");
+                if !on {
+                    self.traitor_stop(out);
+                }
                 self.mining = on && self.config.has_miner;
                 self.refresh_job(now_ms, out);
             }

@@ -169,7 +169,8 @@ pub enum TraitorEvent {
     Published {
         /// the blocks
         hashes: Vec<BlockHash>,
-        /// `match`, `override`, `lead` (SM1's cases) or `double-spend`
+        /// `match`, `override`, `lead` (SM1's cases), `stop` (mining
+        /// switched off: a private lead is cashed in) or `double-spend`
         why: &'static str,
     },
     /// The selfish miner gave up its private branch for the public chain.

@@ -401,6 +401,10 @@ fn selfish_point(alpha: f64, gamma: f64, cfg: &SelfishConfig, seed: u64) -> Self
         };
         net.mine_job(who);
     }
+    // The pool stops: it publishes a private lead, as a finite run must to
+    // count what the long-run analysis counts.
+    net.command(0, crate::protocol::Command::SetMining(false))
+        .expect("in-memory store never fails");
     net.run_for(60_000);
     // The final best chain of an honest node, genesis excluded.
     let chain = net.nodes[1].core.chain();

@@ -83,10 +83,65 @@ pub struct TestnetArgs {
     /// Keep the node data dirs and logs (printed at the end).
     #[arg(long)]
     pub keep: bool,
+    /// A traitor: NODE:STRATEGY, node index from 0 (repeatable).
+    #[arg(long, value_parser = crate::cli::sim::parse_adversary)]
+    pub adversary: Vec<(usize, crate::protocol::Strategy)>,
+    /// A node's share of the hashrate: NODE:FRACTION (repeatable; the
+    /// others share the rest equally). Enforced by a per-node hashrate cap
+    /// (80% of the measured machine rate shared out), so shares hold on a
+    /// 2-core machine. With shares or traitors the difficulty is held at
+    /// the start bits (`node --fixed-difficulty`): the capped hashrate is
+    /// known, and the papers' models assume a constant difficulty.
+    #[arg(long, value_parser = crate::cli::sim::parse_share)]
+    pub hashrate_share: Vec<(usize, f64)>,
     /// Print one JSON document.
     #[arg(long)]
     pub json: bool,
 }
+
+impl TestnetArgs {
+    /// Node `i`'s strategy.
+    #[must_use]
+    pub fn strategy(&self, i: usize) -> crate::protocol::Strategy {
+        self.adversary
+            .iter()
+            .rev()
+            .find(|(n, _)| *n == i)
+            .map(|(_, s)| *s)
+            .unwrap_or_default()
+    }
+
+    /// Whether any node has a strategy or a share set (the report then
+    /// adds miners, chain quality and common prefix).
+    #[must_use]
+    pub fn staged(&self) -> bool {
+        !self.adversary.is_empty() || !self.hashrate_share.is_empty()
+    }
+
+    /// Each node's hashrate share: the ones given, the rest split equally.
+    #[must_use]
+    pub fn shares(&self) -> Vec<f64> {
+        let mut shares: Vec<Option<f64>> = vec![None; self.nodes];
+        for &(i, f) in &self.hashrate_share {
+            if i < self.nodes {
+                shares[i] = Some(f);
+            }
+        }
+        let given: f64 = shares.iter().flatten().sum();
+        let unset = shares.iter().filter(|s| s.is_none()).count();
+        let rest = if unset > 0 {
+            (1.0 - given).max(0.0) / unset as f64
+        } else {
+            0.0
+        };
+        shares.into_iter().map(|s| s.unwrap_or(rest)).collect()
+    }
+}
+
+/// Share of the measured machine hashrate handed out as caps when shares
+/// are enforced: below 1, so that every cap binds and the CPU is not the
+/// limit.
+pub const CAP_BUDGET: f64 = 0.8;
 
 /// One node process of the testnet.
 pub(crate) struct NodeProc {
@@ -253,6 +308,31 @@ pub fn run(a: &TestnetArgs) -> Result<TestnetReport, TestnetError> {
             )));
         }
     }
+    for &(i, _) in a.adversary.iter().chain(
+        a.hashrate_share
+            .iter()
+            .map(|(i, _)| (*i, crate::protocol::Strategy::Honest))
+            .collect::<Vec<_>>()
+            .iter(),
+    ) {
+        if i >= a.nodes {
+            return Err(TestnetError::Usage(format!(
+                "node {i} is not among the {} nodes (indices from 0)",
+                a.nodes
+            )));
+        }
+    }
+    let given: f64 = a.hashrate_share.iter().map(|(_, f)| f).sum();
+    if given > 1.0 + 1e-9 {
+        return Err(TestnetError::Usage(format!(
+            "hashrate shares add up to {given}, more than 1"
+        )));
+    }
+    if (0..a.nodes).all(|i| !a.strategy(i).is_honest()) {
+        return Err(TestnetError::Usage(
+            "at least one node must be honest".into(),
+        ));
+    }
     let edges = a.topology.edges(a.nodes, a.seed);
     let interrupted = Arc::new(AtomicBool::new(false));
     {
@@ -283,18 +363,35 @@ pub fn run(a: &TestnetArgs) -> Result<TestnetReport, TestnetError> {
         dir: dir.clone(),
         keep: a.keep,
     };
+    // With shares, every node's miner is capped at its share of 80% of
+    // the measured rate.
+    let mut caps: Option<Vec<f64>> = None;
     let start_bits = match a.start_bits {
-        Some(b) => b,
-        None => {
+        Some(b) if !a.staged() => b,
+        given => {
             let threads = a.nodes * a.threads_per_node;
             let counter = std::sync::atomic::AtomicU64::new(0);
-            let rate = crate::miner::bench::measure_hashrate(
+            let mut rate = crate::miner::bench::measure_hashrate(
                 crate::miner::Backend::auto(),
                 threads,
                 0.5,
                 &counter,
             );
-            let bits = start_bits_for(rate, a.block_time);
+            if a.staged() {
+                let budget = rate * CAP_BUDGET;
+                caps = Some(a.shares().iter().map(|s| s * budget).collect());
+                eprintln!(
+                    "testnet: hashrate caps (H/s): {}",
+                    a.shares()
+                        .iter()
+                        .enumerate()
+                        .map(|(i, s)| format!("node{i} {:.0} ({:.0}%)", s * budget, s * 100.0))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+                rate = budget;
+            }
+            let bits = given.unwrap_or_else(|| start_bits_for(rate, a.block_time));
             eprintln!(
                 "testnet: {:.2} MH/s measured over {threads} mining threads; starting bits {bits} \
                  (about {:.0} hashes a block, {} s at that rate)",
@@ -332,6 +429,16 @@ pub fn run(a: &TestnetArgs) -> Result<TestnetReport, TestnetError> {
                 "--miner-id",
                 &format!("node{i}"),
             ]);
+        let strategy = a.strategy(i);
+        if !strategy.is_honest() {
+            cmd.args(["--strategy", &strategy.to_string()]);
+        }
+        if let Some(c) = &caps {
+            // Capped miners make a known hashrate: hold the difficulty
+            // there, as the selfish-mining and double-spend models assume.
+            cmd.args(["--max-hashrate", &format!("{:.0}", c[i].max(1.0))])
+                .arg("--fixed-difficulty");
+        }
         if std::env::var_os("RUST_LOG").is_none() {
             cmd.env("RUST_LOG", "info,libp2p=warn");
         }
@@ -437,6 +544,10 @@ pub fn run(a: &TestnetArgs) -> Result<TestnetReport, TestnetError> {
     let started = Instant::now();
     let started_ms = crate::node::now_ms();
     let half = a.nodes / 2;
+    let honest: Vec<usize> = (0..a.nodes)
+        .filter(|&i| a.strategy(i).is_honest())
+        .collect();
+    let mut common_prefix_max = 0u64;
     let mut partitioned = false;
     let mut healed = false;
     let mut last_lines = 0usize;
@@ -482,6 +593,10 @@ pub fn run(a: &TestnetArgs) -> Result<TestnetReport, TestnetError> {
             "connected"
         };
         let statuses = status_all(&cluster.nodes);
+        if a.staged() {
+            common_prefix_max =
+                common_prefix_max.max(report::disagreement(&cluster.nodes, &statuses, &honest));
+        }
         let table = render_table(&statuses, elapsed, phase);
         if tty {
             if last_lines > 0 {
@@ -511,9 +626,12 @@ pub fn run(a: &TestnetArgs) -> Result<TestnetReport, TestnetError> {
     let mut statuses;
     let agreed = loop {
         statuses = status_all(&cluster.nodes);
+        // Traitors may keep private tips: agreement is the honest nodes'.
         let tips: Vec<Option<&str>> = statuses
             .iter()
-            .map(|s| s.as_ref().map(|v| v.tip.as_str()))
+            .enumerate()
+            .filter(|(i, _)| honest.contains(i))
+            .map(|(_, s)| s.as_ref().map(|v| v.tip.as_str()))
             .collect();
         let all_same = tips.iter().all(|t| t.is_some() && *t == tips[0]);
         if all_same || Instant::now() > settle_deadline || interrupted.load(Ordering::Acquire) {
@@ -527,7 +645,7 @@ pub fn run(a: &TestnetArgs) -> Result<TestnetReport, TestnetError> {
             render_table(&statuses, started.elapsed().as_secs(), "final")
         );
     }
-    let report = report::build(
+    let mut report = report::build(
         a,
         &cluster.nodes,
         &statuses,
@@ -536,6 +654,10 @@ pub fn run(a: &TestnetArgs) -> Result<TestnetReport, TestnetError> {
         start_bits,
         &dir,
     );
+    if a.staged() {
+        report::add_traitor_figures(a, &cluster.nodes, &honest, &mut report);
+        report.common_prefix_max = Some(common_prefix_max);
+    }
     report::print(a, &report, &dir);
     drop(cluster);
     if agreed {

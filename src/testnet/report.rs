@@ -5,7 +5,9 @@ use std::collections::HashSet;
 use std::path::Path;
 
 use super::{NodeProc, TestnetArgs};
-use crate::api::types::{BlockView, DelayPercentiles, Reorg, Stale, Status, TestnetReport};
+use crate::api::types::{
+    BlockView, DelayPercentiles, MinerShare, Reorg, Stale, Status, TestnetReport,
+};
 
 /// The value at fraction `p` (0..=1) of sorted samples, nearest rank;
 /// `None` with no samples.
@@ -204,6 +206,7 @@ pub(crate) fn build(
         stale_partition,
         reorgs_partition: reorgs_part,
         max_reorg_depth_partition: max_part,
+        ..TestnetReport::default()
     }
 }
 
@@ -259,9 +262,127 @@ pub(crate) fn print(a: &TestnetArgs, r: &TestnetReport, dir: &Path) {
         ms(r.propagation_all_ms.p50),
         ms(r.propagation_all_ms.p99),
     );
+    if let Some(miners) = &r.miners {
+        for m in miners {
+            println!(
+                "miner {:<6}       {:<14} hashrate share {:>5.1}%, mined {:>5.1}%, best chain {:>5.1}%",
+                m.node,
+                m.strategy,
+                m.hashrate_share * 100.0,
+                m.mined_share * 100.0,
+                m.chain_share * 100.0
+            );
+        }
+    }
+    if let (Some(q), Some(k)) = (r.chain_quality, r.common_prefix_max) {
+        println!(
+            "chain quality:     {:.1}% of the best chain honest; common prefix: honest nodes disagreed on up to {k} blocks",
+            q * 100.0
+        );
+    }
     if a.keep {
         println!("logs and data:     {}", dir.display());
     }
+}
+
+/// The block hash at `height` on `node`'s best chain.
+fn hash_at(node: &NodeProc, height: u32) -> Option<String> {
+    node.client
+        .get::<BlockView>(&format!("/blocks/height/{height}"))
+        .ok()
+        .map(|b| b.header.hash)
+}
+
+/// The longest suffix on which two honest nodes' best chains disagree now:
+/// for each pair of distinct tips, the higher tip's height minus the
+/// height of their last common block (found by comparing hashes height by
+/// height from the lower tip down, at most 500 steps).
+pub(crate) fn disagreement(
+    nodes: &[NodeProc],
+    statuses: &[Option<Status>],
+    honest: &[usize],
+) -> u64 {
+    let mut reps: Vec<(usize, &Status)> = Vec::new();
+    for &i in honest {
+        if let Some(Some(s)) = statuses.get(i) {
+            if !reps.iter().any(|(_, r)| r.tip == s.tip) {
+                reps.push((i, s));
+            }
+        }
+    }
+    let mut worst = 0u64;
+    for (k, &(a, sa)) in reps.iter().enumerate() {
+        for &(b, sb) in &reps[k + 1..] {
+            let mut h = sa.height.min(sb.height);
+            let mut steps = 0;
+            while h > 0 && steps < 500 {
+                match (hash_at(&nodes[a], h), hash_at(&nodes[b], h)) {
+                    (Some(x), Some(y)) if x == y => break,
+                    (None, _) | (_, None) => break,
+                    _ => {}
+                }
+                h -= 1;
+                steps += 1;
+            }
+            worst = worst.max(u64::from(sa.height.max(sb.height) - h));
+        }
+    }
+    worst
+}
+
+/// Adds each miner's hashrate share, mined share and share of the final
+/// best chain (read block by block from the first honest node), and the
+/// honest share of that chain (chain quality).
+pub(crate) fn add_traitor_figures(
+    a: &TestnetArgs,
+    nodes: &[NodeProc],
+    honest: &[usize],
+    report: &mut TestnetReport,
+) {
+    let shares = a.shares();
+    let reference = honest.first().copied().unwrap_or(0);
+    let height = report.heights.get(reference).copied().unwrap_or(0) as u32;
+    let mut by_miner: std::collections::HashMap<String, u64> = std::collections::HashMap::new();
+    let mut counted = 0u64;
+    for h in 1..=height {
+        if let Ok(b) = nodes[reference]
+            .client
+            .get::<BlockView>(&format!("/blocks/height/{h}"))
+        {
+            counted += 1;
+            *by_miner.entry(b.miner_id.unwrap_or_default()).or_insert(0) += 1;
+        }
+    }
+    let mined: Vec<f64> = nodes
+        .iter()
+        .map(|n| {
+            n.client
+                .metric("powchain_blocks_mined_total")
+                .ok()
+                .flatten()
+                .unwrap_or(0.0)
+        })
+        .collect();
+    let mined_total: f64 = mined.iter().sum::<f64>().max(1.0);
+    let mut honest_blocks = 0u64;
+    let miners = (0..a.nodes)
+        .map(|i| {
+            let name = format!("node{i}");
+            let in_chain = by_miner.get(&name).copied().unwrap_or(0);
+            if honest.contains(&i) {
+                honest_blocks += in_chain;
+            }
+            MinerShare {
+                node: name,
+                strategy: a.strategy(i).to_string(),
+                hashrate_share: shares[i],
+                mined_share: mined[i] / mined_total,
+                chain_share: in_chain as f64 / counted.max(1) as f64,
+            }
+        })
+        .collect();
+    report.miners = Some(miners);
+    report.chain_quality = Some(honest_blocks as f64 / counted.max(1) as f64);
 }
 
 #[cfg(test)]

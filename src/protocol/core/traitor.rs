@@ -372,6 +372,18 @@ impl NodeCore {
         }
     }
 
+    /// Mining stops: a selfish miner cashes in a private lead (it would win
+    /// anyway: no more public blocks are coming), so a finite run counts
+    /// the blocks the long-run analysis counts.
+    pub(super) fn traitor_stop(&mut self, out: &mut impl Outbox) {
+        if self.traitor.strategy == Strategy::Selfish
+            && self.traitor.private_height > self.traitor.public_height
+        {
+            self.publish_withheld(u32::MAX, "stop", out);
+            self.traitor.private_len = 0;
+        }
+    }
+
     /// SM1's "others found a block" (Eyal & Sirer 2014, Algorithm 1).
     fn selfish_on_public(&mut self, delta_prev: i64, height: u32, out: &mut impl Outbox) {
         match delta_prev {
