@@ -110,7 +110,7 @@ pub fn double_spend_svg(report: &DoubleSpendReport, path: &Path) -> Result<(), P
         .configure_series_labels()
         .background_style(WHITE.mix(0.9))
         .border_style(BLACK)
-        .position(SeriesLabelPosition::UpperRight)
+        .position(SeriesLabelPosition::LowerLeft)
         .draw()
         .map_err(|e| err(path, e))?;
     root.present().map_err(|e| err(path, e))
