@@ -397,3 +397,117 @@ fn a_connection_flood_cannot_take_the_configured_peers_slot() {
         "{established} hostile connections were let in"
     );
 }
+
+/// Peak resident memory of a process (VmHWM), bytes.
+fn peak_rss(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<u64>().ok())
+        })
+        .map_or(0, |kb| kb * 1024)
+}
+
+/// A peer under `keys` identities at once that claims all the chainwork
+/// there is and answers every block request with a full-size batch
+/// (about 16 MiB) of junk, for `secs` seconds.
+fn run_liars(addr: Multiaddr, params: Params, keys: usize, secs: u64) {
+    use libp2p::request_response;
+    use powchain::protocol::messages::{BlockBatch, Handshake, PROTOCOL_VERSION};
+    use powchain::protocol::{SyncRequest, SyncResponse};
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    // CompactSize 500, then junk that is not 500 blocks.
+    let mut junk = vec![0xfd, 0xf4, 0x01];
+    junk.resize(powchain::protocol::messages::MAX_RESPONSE_BYTES - 64 * 1024, 0xab);
+    rt.block_on(async move {
+        let mut tasks = Vec::new();
+        for _ in 0..keys {
+            let addr = addr.clone();
+            let params = params.clone();
+            let junk = junk.clone();
+            tasks.push(tokio::spawn(async move {
+                let key = libp2p::identity::Keypair::generate_ed25519();
+                let mut swarm = powchain::p2p::build_swarm(
+                    key,
+                    &params,
+                    false,
+                    powchain::p2p::connection_limits(64, 0),
+                )
+                .unwrap();
+                swarm.dial(addr).unwrap();
+                let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+                while let Ok(ev) = tokio::time::timeout_at(deadline, swarm.select_next_some()).await
+                {
+                    if let SwarmEvent::Behaviour(BehaviourEvent::Sync(
+                        request_response::Event::Message {
+                            message: request_response::Message::Request { request, channel, .. },
+                            ..
+                        },
+                    )) = ev
+                    {
+                        let answer = match request {
+                            SyncRequest::Handshake(_) => SyncResponse::Handshake(Handshake {
+                                version: PROTOCOL_VERSION,
+                                network_id: params.network_id.clone(),
+                                genesis: params.genesis_hash,
+                                tip: BlockHash([7; 32]),
+                                height: 1_000_000,
+                                chainwork: [0xff; 32],
+                            }),
+                            SyncRequest::GetBlocks { .. } => {
+                                SyncResponse::Blocks(BlockBatch(junk.clone()))
+                            }
+                        };
+                        let _ = swarm.behaviour_mut().sync.send_response(channel, answer);
+                    }
+                }
+            }));
+        }
+        for t in tasks {
+            let _ = t.await;
+        }
+    });
+}
+
+/// Issue 11, attack 2 on real processes: four identities claim the most
+/// chainwork and answer block requests with 16 MiB batches of junk. The
+/// node's peak memory grows by well under 200 MB, every liar is banned,
+/// and the node keeps following its honest peer.
+#[test]
+fn oversized_sync_responses_cost_little_memory_and_get_the_liars_banned() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = regtest(&dir, "a", &[]);
+    let b = regtest(&dir, "b", &[a.addr()]);
+    b.post("/generate", &json!({ "blocks": 2 })).unwrap();
+    let tip = get(&b.api, "/status").unwrap()["tip"].clone();
+    wait_for("A to follow B", 20, || {
+        get(&a.api, "/status").is_some_and(|s| s["tip"] == tip)
+    });
+    let before = peak_rss(a.child.id());
+    let params = Params::regtest();
+    let addr: Multiaddr = a.addr().parse().unwrap();
+    let liars = std::thread::spawn(move || run_liars(addr, params, 4, 10));
+    wait_for("every liar to be banned", 30, || a.status_u64("banned") >= 4);
+    liars.join().unwrap();
+    let after = peak_rss(a.child.id());
+    let grew = after.saturating_sub(before);
+    eprintln!(
+        "node A peak RSS: {} MiB before, {} MiB after ({} MiB more)",
+        before >> 20,
+        after >> 20,
+        grew >> 20
+    );
+    assert!(before > 0, "VmHWM readable");
+    assert!(grew < 200 << 20, "peak memory grew by {} MiB", grew >> 20);
+    // The honest peer still leads A.
+    let hash = b.post("/generate", &json!({ "blocks": 1 })).unwrap()[0].clone();
+    wait_for("A to follow B after the attack", 20, || {
+        get(&a.api, "/status").is_some_and(|s| s["tip"] == hash)
+    });
+}
