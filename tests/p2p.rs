@@ -424,7 +424,10 @@ fn run_liars(addr: Multiaddr, params: Params, keys: usize, secs: u64) {
         .unwrap();
     // CompactSize 500, then junk that is not 500 blocks.
     let mut junk = vec![0xfd, 0xf4, 0x01];
-    junk.resize(powchain::protocol::messages::MAX_RESPONSE_BYTES - 64 * 1024, 0xab);
+    junk.resize(
+        powchain::protocol::messages::MAX_RESPONSE_BYTES - 64 * 1024,
+        0xab,
+    );
     rt.block_on(async move {
         let mut tasks = Vec::new();
         for _ in 0..keys {
@@ -446,7 +449,10 @@ fn run_liars(addr: Multiaddr, params: Params, keys: usize, secs: u64) {
                 {
                     if let SwarmEvent::Behaviour(BehaviourEvent::Sync(
                         request_response::Event::Message {
-                            message: request_response::Message::Request { request, channel, .. },
+                            message:
+                                request_response::Message::Request {
+                                    request, channel, ..
+                                },
                             ..
                         },
                     )) = ev
@@ -493,7 +499,9 @@ fn oversized_sync_responses_cost_little_memory_and_get_the_liars_banned() {
     let params = Params::regtest();
     let addr: Multiaddr = a.addr().parse().unwrap();
     let liars = std::thread::spawn(move || run_liars(addr, params, 4, 10));
-    wait_for("every liar to be banned", 30, || a.status_u64("banned") >= 4);
+    wait_for("every liar to be banned", 30, || {
+        a.status_u64("banned") >= 4
+    });
     liars.join().unwrap();
     let after = peak_rss(a.child.id());
     let grew = after.saturating_sub(before);
