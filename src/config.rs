@@ -302,12 +302,17 @@ impl NodeConfig {
                 "a fixed difficulty applies to a testnet with start bits only".into(),
             ));
         }
-        let mut params =
-            crate::consensus::Params::for_network_at(network, block_time_secs, start_bits);
-        if fixed_difficulty {
-            params = params.with_fixed_difficulty();
-        }
-        let params_id = params.network_id;
+        // The id only (building the params would mine a genesis block).
+        let params_id = match network {
+            Network::Testnet => crate::consensus::Params::testnet_id(
+                block_time_secs
+                    .unwrap_or(crate::consensus::params::DEFAULT_TESTNET_BLOCK_TIME_SECS),
+                start_bits,
+                fixed_difficulty,
+            ),
+            Network::Mainnet => "mainnet".to_string(),
+            Network::Regtest => "regtest".to_string(),
+        };
         let listen = if o.listen.is_empty() {
             f.listen
                 .unwrap_or_else(|| vec![format!("/ip4/0.0.0.0/tcp/{}", default_p2p_port(network))])

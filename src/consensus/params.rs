@@ -185,15 +185,9 @@ impl Params {
     #[must_use]
     pub fn testnet_at(block_time_secs: u32, start_bits: Option<CompactTarget>) -> Params {
         let block_time_secs = block_time_secs.max(1);
-        let bits = CompactTarget(0x1f00ffff);
-        let pow_limit = Target::from_compact(bits).expect("valid pow limit");
-        let start = start_bits
-            .filter(|b| Target::from_compact(*b).is_ok_and(|t| t <= pow_limit))
-            .filter(|b| *b != bits);
-        let id = match start {
-            Some(s) => format!("testnet-bt{block_time_secs}-s{s}"),
-            None => format!("testnet-bt{block_time_secs}"),
-        };
+        let bits = CompactTarget(TESTNET_POW_LIMIT_BITS);
+        let start = testnet_start_bits(start_bits);
+        let id = Params::testnet_id(block_time_secs, start_bits, false);
         let mut p = Self::powchain(
             Network::Testnet,
             id,
@@ -223,6 +217,26 @@ impl Params {
             self.network_id.push_str("-fixed");
         }
         self
+    }
+
+    /// The network id [`Params::testnet_at`] (and, with `fixed`,
+    /// [`Params::with_fixed_difficulty`]) would give, without building the
+    /// genesis block (config validation needs only the id).
+    #[must_use]
+    pub fn testnet_id(
+        block_time_secs: u32,
+        start_bits: Option<CompactTarget>,
+        fixed: bool,
+    ) -> String {
+        let block_time_secs = block_time_secs.max(1);
+        let mut id = match testnet_start_bits(start_bits) {
+            Some(s) => format!("testnet-bt{block_time_secs}-s{s}"),
+            None => format!("testnet-bt{block_time_secs}"),
+        };
+        if fixed {
+            id.push_str("-fixed");
+        }
+        id
     }
 
     /// [`Params::for_network`] with a testnet's starting bits.
@@ -321,8 +335,41 @@ fn powchain_genesis(network_id: &str, bits: CompactTarget, target: Target) -> Bl
     }
 }
 
+/// The testnet's pow limit, compact.
+const TESTNET_POW_LIMIT_BITS: u32 = 0x1f00_ffff;
+
+/// Start bits that change a testnet: a valid target at or below the pow
+/// limit, other than the pow limit itself.
+fn testnet_start_bits(start_bits: Option<CompactTarget>) -> Option<CompactTarget> {
+    let limit =
+        Target::from_compact(CompactTarget(TESTNET_POW_LIMIT_BITS)).expect("valid pow limit");
+    start_bits
+        .filter(|b| Target::from_compact(*b).is_ok_and(|t| t <= limit))
+        .filter(|b| b.0 != TESTNET_POW_LIMIT_BITS)
+}
+
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    #[test]
+    fn testnet_ids_without_building_the_genesis_match() {
+        for (bt, start) in [
+            (2, None),
+            (1, Some(CompactTarget(0x1d3b_6d89))),
+            (5, Some(CompactTarget(0x1f00_ffff))),
+        ] {
+            let p = Params::testnet_at(bt, start);
+            assert_eq!(Params::testnet_id(bt, start, false), p.network_id);
+            assert_eq!(
+                Params::testnet_id(bt, start, true),
+                p.with_fixed_difficulty().network_id
+            );
+        }
+        assert_eq!(Params::regtest().network_id, "regtest");
+        assert_eq!(Params::mainnet().network_id, "mainnet");
+    }
+
     use super::*;
 
     #[test]
