@@ -370,8 +370,6 @@ mod tests {
         assert_eq!(Params::mainnet().network_id, "mainnet");
     }
 
-    use super::*;
-
     #[test]
     fn mainnet_genesis_hash() {
         let p = Params::mainnet();
