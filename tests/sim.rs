@@ -157,3 +157,87 @@ fn double_spend_is_deterministic_across_threads() {
     assert_eq!(one.results, two.results);
     assert_eq!(one.results[0].trials, 2500);
 }
+
+/// The commands as a user runs them: one JSON document on stdout, an SVG
+/// file, exit 0; a bad argument exits 2.
+#[test]
+fn sim_commands_print_json_and_draw() {
+    let bin = env!("CARGO_BIN_EXE_powchain");
+    let dir = tempfile::tempdir().unwrap();
+    let svg = dir.path().join("sweep.svg");
+    let out = std::process::Command::new(bin)
+        .args([
+            "sim",
+            "network",
+            "--nodes",
+            "20",
+            "--blocks",
+            "60",
+            "--block-time",
+            "20",
+            "--degree",
+            "4",
+            "--sweep-latency",
+            "20,4000",
+            "--json",
+            "--svg",
+        ])
+        .arg(&svg)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let runs = v["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 2);
+    let stale = |i: usize| runs[i]["report"]["stale_rate"].as_f64().unwrap();
+    assert!(
+        stale(1) > stale(0),
+        "4 s links make more stale blocks than 20 ms ones"
+    );
+    let text = std::fs::read_to_string(&svg).unwrap();
+    assert!(text.starts_with("<svg") && text.contains("<circle"));
+
+    let svg = dir.path().join("ds.svg");
+    let out = std::process::Command::new(bin)
+        .args([
+            "sim",
+            "double-spend",
+            "--q",
+            "0.25",
+            "--z",
+            "0..2",
+            "--trials",
+            "300",
+            "--json",
+            "--svg",
+        ])
+        .arg(&svg)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["results"].as_array().unwrap().len(), 3);
+    for k in [
+        "q",
+        "z",
+        "trials",
+        "successes",
+        "p_sim",
+        "ci95",
+        "p_nakamoto",
+        "p_rosenfeld",
+    ] {
+        assert!(v["results"][0].get(k).is_some(), "{k}");
+    }
+    assert!(std::fs::metadata(&svg).unwrap().len() > 1000);
+
+    let out = std::process::Command::new(bin)
+        .args(["sim", "selfish", "--alpha", "0.7", "--gamma", "0"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}

@@ -136,12 +136,36 @@ pub struct NetworkArgs {
     /// Seed.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
-    /// Write the propagation plot here.
+    /// Sweep: run once per fixed link latency in this list (ms, e.g.
+    /// `100,1000,5000`) instead of --latency, and plot the stale rate
+    /// against the measured delay beside 1 - e^(-d/T).
+    #[arg(long, value_parser = parse_latencies)]
+    pub sweep_latency: Option<CountList>,
+    /// Write the plot here (propagation, or stale rate vs delay with
+    /// --sweep-latency).
     #[arg(long)]
     pub svg: Option<PathBuf>,
     /// One JSON document on stdout.
     #[arg(long)]
     pub json: bool,
+}
+
+/// `sim network --sweep-latency` output: one run per latency.
+#[derive(Debug, serde::Serialize)]
+pub struct SweepReport {
+    /// the seed
+    pub seed: u64,
+    /// one run per latency, in the order given
+    pub runs: Vec<SweepRun>,
+}
+
+/// One run of a sweep.
+#[derive(Debug, serde::Serialize)]
+pub struct SweepRun {
+    /// the fixed one-way link latency, ms
+    pub latency_ms: u32,
+    /// the run
+    pub report: experiments::NetworkReport,
 }
 
 /// A parsed list of fractions.
@@ -215,6 +239,25 @@ fn parse_counts(s: &str) -> Result<CountList, String> {
             }
             out.push(z);
         }
+    }
+    Ok(CountList(out))
+}
+
+/// `100,1000,5000`: link latencies, ms (at most 600,000, at most 50).
+fn parse_latencies(s: &str) -> Result<CountList, String> {
+    let mut out = Vec::new();
+    for part in s.split(',') {
+        let ms: u32 = part
+            .trim()
+            .parse()
+            .map_err(|_| format!("bad latency {part:?}"))?;
+        if ms > 600_000 {
+            return Err(format!("{ms} ms: at most 600000"));
+        }
+        out.push(ms);
+    }
+    if out.len() > 50 {
+        return Err("at most 50 latencies".into());
     }
     Ok(CountList(out))
 }
@@ -392,6 +435,9 @@ fn network(a: &NetworkArgs) -> Result<(), CliError> {
         shares: a.hashrate_share.clone(),
         seed: a.seed,
     };
+    if let Some(list) = &a.sweep_latency {
+        return sweep(a, &config, &list.0);
+    }
     let pb = progress_bar(
         Some(a.blocks),
         "{msg} [{bar:30}] {human_pos}/{human_len} blocks (eta {eta})",
@@ -432,6 +478,61 @@ fn network(a: &NetworkArgs) -> Result<(), CliError> {
             r.peak_rss_bytes / (1 << 20),
             r.seed
         );
+    }
+    Ok(())
+}
+
+fn sweep(a: &NetworkArgs, base: &NetworkConfig, latencies: &[u32]) -> Result<(), CliError> {
+    let pb = progress_bar(
+        Some(a.blocks * latencies.len() as u64),
+        "{msg} [{bar:30}] {human_pos}/{human_len} blocks (eta {eta})",
+        "sweep",
+    );
+    let mut runs = Vec::new();
+    for (k, &ms) in latencies.iter().enumerate() {
+        let config = NetworkConfig {
+            latency: LatencyModel::Fixed(u64::from(ms)),
+            ..base.clone()
+        };
+        let done = k as u64 * a.blocks;
+        let report = experiments::network(&config, &|n| pb.set_position(done + n))
+            .map_err(CliError::Usage)?;
+        runs.push(SweepRun {
+            latency_ms: ms,
+            report,
+        });
+    }
+    pb.finish_and_clear();
+    if let Some(path) = &a.svg {
+        let points: Vec<plot::StalePoint> = runs
+            .iter()
+            .map(|r| plot::StalePoint {
+                delay_ms: r.report.propagation_mean_ms,
+                stale_rate: r.report.stale_rate,
+                blocks: r.report.blocks_mined,
+            })
+            .collect();
+        plot::stale_vs_delay_svg(&points, a.block_time * 1000.0, path)
+            .map_err(|e| super::failed(e.to_string()))?;
+    }
+    let report = SweepReport { seed: a.seed, runs };
+    if a.json {
+        print_json(&report);
+    } else {
+        println!(
+            "{:>10} {:>14} {:>10} {:>10} {:>8}",
+            "link ms", "mean delay ms", "stale", "model", "re-orgs"
+        );
+        for r in &report.runs {
+            println!(
+                "{:>10} {:>14.0} {:>10.4} {:>10.4} {:>8}",
+                r.latency_ms,
+                r.report.propagation_mean_ms,
+                r.report.stale_rate,
+                r.report.stale_rate_model,
+                r.report.reorgs
+            );
+        }
     }
     Ok(())
 }

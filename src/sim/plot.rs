@@ -232,3 +232,86 @@ pub fn propagation_svg(
         .map_err(|e| err(path, e))?;
     root.present().map_err(|e| err(path, e))
 }
+
+/// One run of a latency sweep.
+#[derive(Clone, Copy, Debug)]
+pub struct StalePoint {
+    /// mean block arrival delay, ms
+    pub delay_ms: f64,
+    /// stale blocks / blocks mined
+    pub stale_rate: f64,
+    /// blocks mined (for the interval)
+    pub blocks: u64,
+}
+
+/// Stale rate against the mean propagation delay: each run with its 95%
+/// (Wilson) interval, and the textbook 1 − e^(−d/T).
+///
+/// # Errors
+/// [`PlotError`] when the file cannot be written.
+pub fn stale_vs_delay_svg(
+    points: &[StalePoint],
+    block_time_ms: f64,
+    path: &Path,
+) -> Result<(), PlotError> {
+    let root = SVGBackend::new(path, (800, 520)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| err(path, e))?;
+    let xmax = points.iter().map(|p| p.delay_ms).fold(1.0, f64::max) * 1.1;
+    let ymax = points
+        .iter()
+        .map(|p| {
+            super::stats::wilson95((p.stale_rate * p.blocks as f64).round() as u64, p.blocks)[1]
+        })
+        .fold(
+            super::stats::stale_rate_model(xmax, block_time_ms),
+            f64::max,
+        )
+        * 1.1;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(
+            format!(
+                "Stale rate vs propagation delay, T = {:.0} s",
+                block_time_ms / 1000.0
+            ),
+            ("sans-serif", 18),
+        )
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(60)
+        .build_cartesian_2d(0f64..xmax, 0f64..ymax.max(1e-3))
+        .map_err(|e| err(path, e))?;
+    chart
+        .configure_mesh()
+        .x_desc("mean delay from discovery to arrival, ms")
+        .y_desc("stale blocks / blocks mined")
+        .draw()
+        .map_err(|e| err(path, e))?;
+    let curve: Vec<(f64, f64)> = (0..=200)
+        .map(|i| {
+            let d = xmax * f64::from(i) / 200.0;
+            (d, super::stats::stale_rate_model(d, block_time_ms))
+        })
+        .collect();
+    chart
+        .draw_series(LineSeries::new(curve, COLOURS[1].stroke_width(2)))
+        .map_err(|e| err(path, e))?
+        .label("1 - exp(-d/T)")
+        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], COLOURS[1].stroke_width(2)));
+    chart
+        .draw_series(points.iter().map(|p| {
+            let [lo, hi] =
+                super::stats::wilson95((p.stale_rate * p.blocks as f64).round() as u64, p.blocks);
+            ErrorBar::new_vertical(p.delay_ms, lo, p.stale_rate, hi, COLOURS[0].filled(), 8)
+        }))
+        .map_err(|e| err(path, e))?
+        .label("simulated, 95% interval")
+        .legend(|(x, y)| Circle::new((x + 10, y), 3, COLOURS[0].filled()));
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK)
+        .position(SeriesLabelPosition::UpperLeft)
+        .draw()
+        .map_err(|e| err(path, e))?;
+    root.present().map_err(|e| err(path, e))
+}
