@@ -352,6 +352,28 @@ fn testnet_start_bits(start_bits: Option<CompactTarget>) -> Option<CompactTarget
 mod tests {
     use super::*;
 
+    /// Issue 11, item 10: one block dated at the future limit must not
+    /// reset a testnet's per-block ASERT target. The limit is 6 block
+    /// times against a half-life of 2 block times: at most 2^3 = 8 times
+    /// easier for one block. Mainnet and regtest keep Core's 2 h.
+    #[test]
+    fn testnet_future_limit_scales_with_its_block_time() {
+        for bt in [1u32, 2, 10, 600, 3600] {
+            let p = Params::testnet_at(bt, None);
+            let DifficultyRule::Asert { half_life_secs } = p.difficulty else {
+                panic!("testnet uses ASERT");
+            };
+            assert_eq!(half_life_secs, 2 * bt);
+            assert_eq!(
+                p.max_future_block_time_secs,
+                (6 * u64::from(bt)).min(MAX_FUTURE_BLOCK_TIME_SECS)
+            );
+            assert!(p.max_future_block_time_secs / u64::from(half_life_secs) <= 3);
+        }
+        assert_eq!(Params::mainnet().max_future_block_time_secs, 7200);
+        assert_eq!(Params::regtest().max_future_block_time_secs, 7200);
+    }
+
     #[test]
     fn testnet_ids_without_building_the_genesis_match() {
         for (bt, start) in [
