@@ -28,7 +28,7 @@ pub struct NodeArgs {
     /// (`testnet` starts mining once every node has its peers).
     #[arg(long, requires = "mine")]
     pub paused: bool,
-    /// Data directory (default ~/.powchain/<network id>).
+    /// Data directory (default `~/.powchain/<network id>`).
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
     /// Listen multiaddr (repeatable; port 0 picks a free port, reported in
@@ -64,7 +64,7 @@ pub struct NodeArgs {
     #[arg(long)]
     pub admin: bool,
     /// How this node mines and what it tells peers: honest (default),
-    /// selfish, double-spend:Z[:GIVE_UP], withhold, equivocate, spam-invalid.
+    /// selfish, `double-spend:Z[:GIVE_UP]`, withhold, equivocate, spam-invalid.
     #[arg(long)]
     pub strategy: Option<crate::protocol::Strategy>,
     /// Cap the miner at this many hashes per second (a node's share of the
