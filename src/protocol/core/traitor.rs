@@ -3,7 +3,7 @@
 //! private branch, and what is hidden from peers (see
 //! [`crate::protocol::strategy`] for the strategies and their sources).
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
 
 use libp2p::PeerId;
 
@@ -17,13 +17,6 @@ use crate::protocol::strategy::{SpamKind, Strategy, TraitorEvent};
 use crate::protocol::{BlockSource, NodeEvent, Outbox, Output, Topic};
 
 /// An own block kept private.
-#[derive(Clone, Debug)]
-struct Withheld {
-    hash: BlockHash,
-    height: u32,
-    bytes: Vec<u8>,
-}
-
 /// A double-spend round (Rosenfeld 2014's race).
 #[derive(Clone, Debug)]
 struct Round {
@@ -52,10 +45,9 @@ struct Equivocation {
 #[derive(Debug, Default)]
 pub(super) struct Traitor {
     pub(super) strategy: Strategy,
-    /// Own blocks stored but not published, lowest first.
-    withheld: Vec<Withheld>,
-    /// Hashes of blocks never to be served (the withheld ones).
-    hidden: HashSet<BlockHash>,
+    /// Own blocks stored but not published (never served), by height: they
+    /// form one private branch. Their bytes stay in the chain store only.
+    withheld: BTreeMap<u32, BlockHash>,
     /// Height of the longest chain the public knows: blocks from peers
     /// and blocks this node published.
     public_height: u32,
@@ -291,17 +283,11 @@ impl NodeCore {
         block: Block,
         out: &mut impl Outbox,
     ) -> Result<ChainUpdate, ChainError> {
-        let bytes = block.encode();
         let hash = block.block_hash();
         let update = self.chain.accept_block(block, None, now_ms)?;
         self.stats.blocks_mined += 1;
         let height = self.chain.block_info(&hash).map_or(0, |i| i.height);
-        self.traitor.withheld.push(Withheld {
-            hash,
-            height,
-            bytes,
-        });
-        self.traitor.hidden.insert(hash);
+        self.traitor.withheld.insert(height, hash);
         self.traitor.private_height = height;
         self.traitor_event(TraitorEvent::Withheld { hash, height }, out);
         self.apply_update(now_ms, &update, &BlockSource::Mined, out);
@@ -311,20 +297,28 @@ impl NodeCore {
     /// Publishes the withheld blocks at heights up to `max_height`, lowest
     /// first.
     fn publish_withheld(&mut self, max_height: u32, why: &'static str, out: &mut impl Outbox) {
-        let (now, later): (Vec<Withheld>, Vec<Withheld>) =
-            std::mem::take(&mut self.traitor.withheld)
-                .into_iter()
-                .partition(|w| w.height <= max_height);
-        self.traitor.withheld = later;
+        let now = match max_height.checked_add(1) {
+            Some(first_kept) => {
+                let later = self.traitor.withheld.split_off(&first_kept);
+                std::mem::replace(&mut self.traitor.withheld, later)
+            }
+            None => std::mem::take(&mut self.traitor.withheld),
+        };
         if now.is_empty() {
             return;
         }
         let mut hashes = Vec::with_capacity(now.len());
-        for w in now {
-            self.traitor.hidden.remove(&w.hash);
-            self.traitor.public_height = self.traitor.public_height.max(w.height);
-            hashes.push(w.hash);
-            self.publish_block(w.bytes, out);
+        for (height, hash) in now {
+            self.traitor.public_height = self.traitor.public_height.max(height);
+            match self.chain.block_bytes(&hash) {
+                Ok(Some(bytes)) => {
+                    hashes.push(hash);
+                    self.publish_block(bytes, out);
+                }
+                Ok(None) | Err(_) => {
+                    tracing::error!(%hash, "a withheld block cannot be read back; not published");
+                }
+            }
         }
         self.traitor_event(TraitorEvent::Published { hashes, why }, out);
     }
@@ -390,7 +384,6 @@ impl NodeCore {
             i64::MIN..=0 => {
                 // They win: adopt the public chain.
                 self.traitor.withheld.clear();
-                self.traitor.hidden.clear();
                 self.traitor.private_len = 0;
                 self.traitor.private_height = self.chain.height().max(height);
                 self.traitor_event(TraitorEvent::Adopted { height }, out);
@@ -435,7 +428,6 @@ impl NodeCore {
             true
         } else if public >= r.private_height + give_up_behind {
             self.traitor.withheld.clear();
-            self.traitor.hidden.clear();
             // The conflicting transaction came back to the mempool when the
             // private branch lost the best chain; it is abandoned.
             let conflict = Txid(sha256d(&self.conflict_tx(r.number)));
@@ -518,11 +510,11 @@ impl NodeCore {
                 hs.chainwork = e.chainwork;
             }
         }
-        if !self.traitor.hidden.is_empty() {
+        if !self.traitor.withheld.is_empty() {
             let mut h = self.chain.height();
             while h > 0 {
                 match self.chain.info_at_height(h) {
-                    Some(i) if self.traitor.hidden.contains(&i.hash) => h -= 1,
+                    Some(i) if self.is_withheld(&i.hash, h) => h -= 1,
                     _ => break,
                 }
             }
@@ -535,6 +527,11 @@ impl NodeCore {
         hs
     }
 
+    /// Whether `hash`, stored at `height`, is a withheld block.
+    fn is_withheld(&self, hash: &BlockHash, height: u32) -> bool {
+        self.traitor.withheld.get(&height) == Some(hash)
+    }
+
     /// Cuts hidden blocks out of a sync answer (a traitor never serves its
     /// private branch) and gives the equivocator's second half its block.
     pub(super) fn traitor_filter_blocks(&self, peer: &PeerId, blocks: &mut Vec<Vec<u8>>) {
@@ -542,7 +539,12 @@ impl NodeCore {
             return;
         }
         if let Some(cut) = blocks.iter().position(|b| {
-            b.len() >= 80 && self.traitor.hidden.contains(&BlockHash(sha256d(&b[..80])))
+            b.len() >= 80 && {
+                let hash = BlockHash(sha256d(&b[..80]));
+                self.chain
+                    .block_info(&hash)
+                    .is_some_and(|i| self.is_withheld(&hash, i.height))
+            }
         }) {
             blocks.truncate(cut);
         }
