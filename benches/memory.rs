@@ -19,15 +19,7 @@ use powchain::consensus::merkle::merkle_root;
 use powchain::consensus::{sha256d, BlockHash, BlockHeader, Params};
 
 fn status_kb(field: &str) -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with(field))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-        })
-        .unwrap_or(0)
+    powchain::sim::experiments::proc_status_kb(None, field).unwrap_or(0)
 }
 
 /// Resets VmHWM to the current RSS; returns the current RSS, KiB.

@@ -400,15 +400,7 @@ fn a_connection_flood_cannot_take_the_configured_peers_slot() {
 
 /// Peak resident memory of a process (VmHWM), bytes.
 fn peak_rss(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<u64>().ok())
-        })
-        .map_or(0, |kb| kb * 1024)
+    powchain::sim::experiments::proc_status_kb(Some(pid), "VmHWM:").map_or(0, |kb| kb * 1024)
 }
 
 /// A peer under `keys` identities at once that claims all the chainwork

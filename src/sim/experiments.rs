@@ -70,19 +70,28 @@ fn parallel<T: Send>(jobs: usize, threads: usize, f: impl Fn(usize) -> T + Sync)
         .collect()
 }
 
-/// Peak resident memory of this process, bytes (`VmHWM` of
-/// `/proc/self/status`; 0 where that file does not exist).
+/// A kB field of `/proc/PID/status` (`/proc/self/status` for `None`),
+/// e.g. `"VmHWM:"` (peak resident memory) or `"VmRSS:"`, in KiB; `None`
+/// where the file or the field does not exist.
+#[must_use]
+pub fn proc_status_kb(pid: Option<u32>, field: &str) -> Option<u64> {
+    let path = pid.map_or_else(
+        || "/proc/self/status".to_string(),
+        |p| format!("/proc/{p}/status"),
+    );
+    std::fs::read_to_string(path).ok().and_then(|s| {
+        s.lines()
+            .find(|l| l.starts_with(field))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|kb| kb.parse::<u64>().ok())
+    })
+}
+
+/// Peak resident memory of this process, bytes (`VmHWM`; 0 where
+/// `/proc` does not exist).
 #[must_use]
 pub fn peak_rss_bytes() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<u64>().ok())
-        })
-        .map_or(0, |kb| kb * 1024)
+    proc_status_kb(None, "VmHWM:").map_or(0, |kb| kb * 1024)
 }
 
 // ----- double spend --------------------------------------------------------
