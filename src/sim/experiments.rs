@@ -379,8 +379,7 @@ fn selfish_point(alpha: f64, gamma: f64, cfg: &SelfishConfig, seed: u64) -> Self
     let mut gamma_samples = Vec::new();
     let mut seen = 0usize;
     for _ in 0..cfg.blocks {
-        let u: f64 = 1.0 - net.rng().random::<f64>();
-        let gap = (-u.ln() * SIM_BLOCK_TIME_MS).round().max(1.0) as u64;
+        let gap = net.draw_gap_ms(SIM_BLOCK_TIME_MS);
         net.run_for(gap);
         // A match published since the last discovery is decided by the
         // block found now: which honest miners are on the pool's block?
@@ -402,12 +401,7 @@ fn selfish_point(alpha: f64, gamma: f64, cfg: &SelfishConfig, seed: u64) -> Self
                 .sum();
             gamma_samples.push(on_pool / honest_share);
         }
-        let x: f64 = net.rng().random::<f64>();
-        let who = if x < alpha {
-            0
-        } else {
-            1 + (((x - alpha) / honest_share * n as f64) as usize).min(n - 1)
-        };
+        let who = net.draw_miner();
         net.mine_job(who);
     }
     // The pool stops: it publishes a private lead, as a finite run must to
@@ -742,9 +736,7 @@ pub fn network(config: &NetworkConfig, progress: &dyn Fn(u64)) -> Result<Network
     });
     let mut common_prefix_max = 0;
     for k in 0..config.blocks {
-        let u: f64 = 1.0 - net.rng().random::<f64>();
-        let gap = (-u.ln() * block_ms).round().max(1.0) as u64;
-        let due = net.now_ms() + gap;
+        let due = net.now_ms() + net.draw_gap_ms(block_ms);
         if let Some((from, to, cut)) = &mut partition {
             if !*cut && *from <= due && net.now_ms() <= *from {
                 net.run_for(*from - net.now_ms());
@@ -766,16 +758,7 @@ pub fn network(config: &NetworkConfig, progress: &dyn Fn(u64)) -> Result<Network
         if tips.len() > 1 {
             common_prefix_max = common_prefix_max.max(common_prefix_k(&net, &tips));
         }
-        let x: f64 = net.rng().random::<f64>();
-        let mut acc = 0.0;
-        let mut who = n - 1;
-        for (i, node) in net.nodes.iter().enumerate() {
-            acc += node.hashrate_share;
-            if x < acc {
-                who = i;
-                break;
-            }
-        }
+        let who = net.draw_miner();
         net.mine_job(who);
         if k % 64 == 0 {
             progress(k);

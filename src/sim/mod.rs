@@ -625,20 +625,30 @@ impl Network {
     /// that block at the node drawn by hashrate share, and returns the
     /// node and the block.
     pub fn mine_next(&mut self, block_time_ms: f64) -> (usize, BlockHash) {
-        let u: f64 = 1.0 - self.rng.random::<f64>();
-        let gap = (-u.ln() * block_time_ms).round().max(1.0) as u64;
+        let gap = self.draw_gap_ms(block_time_ms);
         self.run_for(gap);
+        let who = self.draw_miner();
+        let hash = self.mine_job(who);
+        (who, hash)
+    }
+
+    /// The wait until the next block discovery of the Poisson process with
+    /// mean spacing `block_time_ms`: an exponential draw, ms (at least 1).
+    pub fn draw_gap_ms(&mut self, block_time_ms: f64) -> u64 {
+        let u: f64 = 1.0 - self.rng.random::<f64>();
+        (-u.ln() * block_time_ms).round().max(1.0) as u64
+    }
+
+    /// The node that finds the next block, drawn by hashrate share.
+    pub fn draw_miner(&mut self) -> usize {
         let mut x: f64 = self.rng.random::<f64>();
-        let mut who = self.nodes.len() - 1;
         for (i, n) in self.nodes.iter().enumerate() {
             if x < n.hashrate_share {
-                who = i;
-                break;
+                return i;
             }
             x -= n.hashrate_share;
         }
-        let hash = self.mine_job(who);
-        (who, hash)
+        self.nodes.len() - 1
     }
 
     /// Draws from the run's random stream (for experiment set-up that must
