@@ -12,6 +12,22 @@ use serde_json::{json, Value};
 
 use common::{get, get_text, post_to, wait_for, Node, BIN};
 
+/// Runs `powchain testnet ARGS` (with `--json`), requires exit 0 and
+/// returns the report.
+fn run_testnet(args: &[&str]) -> Value {
+    let out = Command::new(BIN)
+        .arg("testnet")
+        .args(args)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let report: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("bad JSON ({e}); stderr:\n{stderr}"));
+    eprintln!("{report:#}");
+    assert!(out.status.success(), "testnet failed: {stderr}");
+    report
+}
+
 /// The tests of this file mine on real processes and measure what the
 /// mining does (block rates, hashrate shares, propagation): two of them at
 /// once on a 2-core machine starve each other's miners. They run one at a
@@ -48,28 +64,19 @@ fn spawn_node(dir: &std::path::Path, peers: &[String], id: &str) -> Node {
 #[test]
 fn three_node_testnet_partitions_reorgs_and_agrees() {
     let _serial = one_at_a_time();
-    let out = Command::new(BIN)
-        .args([
-            "testnet",
-            "--nodes",
-            "3",
-            "--duration",
-            "28",
-            "--block-time",
-            "1",
-            // 14 s apart: the lone node (a third of the hashrate) finds
-            // blocks within seconds once ASERT lowers its difficulty.
-            "--partition",
-            "6:20",
-            "--json",
-        ])
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let report: Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("bad JSON ({e}); stderr:\n{stderr}"));
-    eprintln!("{report:#}");
-    assert!(out.status.success(), "testnet failed: {stderr}");
+    let report = run_testnet(&[
+        "--nodes",
+        "3",
+        "--duration",
+        "28",
+        "--block-time",
+        "1",
+        // 14 s apart: the lone node (a third of the hashrate) finds
+        // blocks within seconds once ASERT lowers its difficulty.
+        "--partition",
+        "6:20",
+        "--json",
+    ]);
     assert_eq!(report["agreed"], true);
     assert_eq!(report["nodes"], 3);
     assert!(report["common_height"].as_u64().unwrap() >= 10);
@@ -451,32 +458,24 @@ fn a_selfish_miner_earns_more_than_its_hashrate_share() {
     // The testnet caps the miners at 80% of the rate it measures; a
     // target 8 times easier than one block a second at that rate.
     let bits = powchain::testnet::start_bits_for(rate * powchain::testnet::CAP_BUDGET / 8.0, 1);
-    let out = Command::new(BIN)
-        .args([
-            "testnet",
-            "--nodes",
-            "3",
-            "--duration",
-            "75",
-            "--block-time",
-            "1",
-            "--topology",
-            "full",
-            "--adversary",
-            "0:selfish",
-            "--hashrate-share",
-            "0:0.45",
-            "--start-bits",
-            &bits.to_string(),
-            "--json",
-        ])
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let report: Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("bad JSON ({e}); stderr:\n{stderr}"));
-    eprintln!("{report:#}");
-    assert!(out.status.success(), "testnet failed: {stderr}");
+    let bits = bits.to_string();
+    let report = run_testnet(&[
+        "--nodes",
+        "3",
+        "--duration",
+        "75",
+        "--block-time",
+        "1",
+        "--topology",
+        "full",
+        "--adversary",
+        "0:selfish",
+        "--hashrate-share",
+        "0:0.45",
+        "--start-bits",
+        &bits,
+        "--json",
+    ]);
     assert_eq!(report["agreed"], true, "the honest nodes agree");
     let miners = report["miners"].as_array().unwrap();
     assert_eq!(miners.len(), 3);
