@@ -314,8 +314,13 @@ pub struct BenchResult {
     pub ratio_to_reference: f64,
     /// Against OpenSSL's SHA-256 on one thread, when measured.
     pub ratio_to_openssl: Option<f64>,
-    /// Fraction of the SHA unit's rnds2 ceiling (sha-ni only).
+    /// Fraction of the SHA unit's `sha256rnds2` ceiling, per thread
+    /// (SHA-NI kernels only).
     pub fraction_of_sha_unit_ceiling: Option<f64>,
+    /// Fraction of the op-mix ceiling (the kernel's whole instruction mix
+    /// issued dependency-free), per thread (SHA-NI kernels only).
+    #[serde(default)]
+    pub fraction_of_op_mix_ceiling: Option<f64>,
 }
 
 /// `powchain mine-header --json`.

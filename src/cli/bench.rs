@@ -17,11 +17,19 @@ pub enum BenchBackend {
     Auto,
     /// Every backend this CPU runs.
     All,
-    /// SHA-NI.
-    #[value(name = "sha-ni", alias = "shani")]
+    /// SHA-NI, two streams.
+    #[value(name = "sha-ni", alias = "shani", alias = "sha-ni-2")]
     ShaNi,
+    /// SHA-NI, three streams.
+    #[value(name = "sha-ni-3")]
+    ShaNi3,
+    /// SHA-NI, four streams.
+    #[value(name = "sha-ni-4")]
+    ShaNi4,
     /// AVX2.
     Avx2,
+    /// AVX-512F (builds with the `avx512` feature only).
+    Avx512,
     /// Portable Rust.
     Scalar,
 }
@@ -56,7 +64,10 @@ pub fn run(a: &BenchArgs) -> Result<(), CliError> {
         BenchBackend::All => Backend::available(),
         BenchBackend::Auto => vec![BackendArg::Auto.resolve()?],
         BenchBackend::ShaNi => vec![BackendArg::ShaNi.resolve()?],
+        BenchBackend::ShaNi3 => vec![BackendArg::ShaNi3.resolve()?],
+        BenchBackend::ShaNi4 => vec![BackendArg::ShaNi4.resolve()?],
         BenchBackend::Avx2 => vec![BackendArg::Avx2.resolve()?],
+        BenchBackend::Avx512 => vec![BackendArg::Avx512.resolve()?],
         BenchBackend::Scalar => vec![BackendArg::Scalar.resolve()?],
     };
     let cores = default_threads();
@@ -96,7 +107,37 @@ pub fn run(a: &BenchArgs) -> Result<(), CliError> {
             crate::miner::sha256d::shani::RNDS2_PER_NONCE,
             u.ceiling_hashes_per_sec() / 1e6
         );
+        let m = crate::miner::sha256d::shani::OP_MIX;
+        eprintln!(
+            "op mix: {} rnds2, {} msg1, {} msg2, {} paddd, {} shuffles, {} palignr per nonce, \
+             dependency-free: {:.2} ns -> ceiling {:.2} MH/s per thread",
+            m.rnds2,
+            m.msg1,
+            m.msg2,
+            m.paddd,
+            m.shuffle,
+            m.palignr,
+            u.op_mix_ns,
+            u.op_mix_ceiling_hashes_per_sec() / 1e6
+        );
     }
+    let plan = crate::miner::Backend::plan(
+        &crate::miner::ScanInput::new(
+            [0x5a; 80],
+            crate::consensus::Target(ruint::aliases::U256::ZERO),
+        ),
+        0.03,
+    );
+    eprintln!(
+        "auto: {} (timed {})",
+        plan.chosen,
+        plan.timings
+            .iter()
+            .map(|(b, r)| format!("{b} {:.2}", r / 1e6))
+            .collect::<Vec<_>>()
+            .join(", ")
+            + " MH/s, best of 3 x 10 ms each"
+    );
     let mut results = Vec::new();
     for b in &backends {
         for &t in &thread_list {
@@ -115,11 +156,22 @@ pub fn run(a: &BenchArgs) -> Result<(), CliError> {
             if let Some(o) = openssl {
                 line += &format!(", {:.2}x openssl", rate / o);
             }
+            let sha_ni = matches!(b, Backend::ShaNi | Backend::ShaNi3 | Backend::ShaNi4);
             let of_ceiling = sha_unit
-                .filter(|_| *b == Backend::ShaNi)
+                .filter(|_| sha_ni)
                 .map(|u| rate / (u.ceiling_hashes_per_sec() * t as f64));
-            if let Some(c) = of_ceiling {
-                line += &format!(", {:.0}% of the SHA unit's ceiling", c * 100.0);
+            let of_op_mix = sha_unit
+                .filter(|_| sha_ni)
+                .map(|u| rate / (u.op_mix_ceiling_hashes_per_sec() * t as f64));
+            if let (Some(c), Some(o)) = (of_ceiling, of_op_mix) {
+                line += &format!(
+                    ", {:.0}% of the rnds2 ceiling, {:.0}% of the op-mix ceiling",
+                    c * 100.0,
+                    o * 100.0
+                );
+            }
+            if *b == plan.chosen {
+                line += ", auto's choice";
             }
             eprintln!("{line})");
             results.push(BenchResult {
@@ -129,6 +181,7 @@ pub fn run(a: &BenchArgs) -> Result<(), CliError> {
                 ratio_to_reference: rate / reference,
                 ratio_to_openssl: openssl.map(|o| rate / o),
                 fraction_of_sha_unit_ceiling: of_ceiling,
+                fraction_of_op_mix_ceiling: of_op_mix,
             });
         }
     }
@@ -146,8 +199,21 @@ pub fn run(a: &BenchArgs) -> Result<(), CliError> {
                 "rnds2_interval_ns": u.interval_ns,
                 "rnds2_per_nonce": crate::miner::sha256d::shani::RNDS2_PER_NONCE,
                 "ceiling_hashes_per_sec_per_thread": u.ceiling_hashes_per_sec(),
+                "op_mix": {
+                    "rnds2": crate::miner::sha256d::shani::OP_MIX.rnds2,
+                    "msg1": crate::miner::sha256d::shani::OP_MIX.msg1,
+                    "msg2": crate::miner::sha256d::shani::OP_MIX.msg2,
+                    "paddd": crate::miner::sha256d::shani::OP_MIX.paddd,
+                    "shuffle": crate::miner::sha256d::shani::OP_MIX.shuffle,
+                    "palignr": crate::miner::sha256d::shani::OP_MIX.palignr,
+                    "ns_per_nonce": u.op_mix_ns,
+                },
+                "op_mix_ceiling_hashes_per_sec_per_thread": u.op_mix_ceiling_hashes_per_sec(),
             })),
-            "auto": Backend::auto().name(),
+            "auto": plan.chosen.name(),
+            "auto_timings": plan.timings.iter().map(|(b, r)| json!({
+                "backend": b.name(), "hashes_per_sec": r,
+            })).collect::<Vec<_>>(),
         }));
     }
     Ok(())

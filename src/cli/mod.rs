@@ -109,10 +109,18 @@ pub enum BackendArg {
     /// The fastest present on this CPU.
     Auto,
     /// Two interleaved SHA-NI streams.
-    #[value(name = "sha-ni", alias = "shani")]
+    #[value(name = "sha-ni", alias = "shani", alias = "sha-ni-2")]
     ShaNi,
+    /// Three interleaved SHA-NI streams.
+    #[value(name = "sha-ni-3")]
+    ShaNi3,
+    /// Four interleaved SHA-NI streams.
+    #[value(name = "sha-ni-4")]
+    ShaNi4,
     /// 8 lanes of AVX2.
     Avx2,
+    /// 16 lanes of AVX-512F (builds with the `avx512` feature only).
+    Avx512,
     /// Portable Rust.
     Scalar,
 }
@@ -126,7 +134,10 @@ impl BackendArg {
         let b = match self {
             BackendArg::Auto => Backend::auto(),
             BackendArg::ShaNi => Backend::ShaNi,
+            BackendArg::ShaNi3 => Backend::ShaNi3,
+            BackendArg::ShaNi4 => Backend::ShaNi4,
             BackendArg::Avx2 => Backend::Avx2,
+            BackendArg::Avx512 => Backend::Avx512,
             BackendArg::Scalar => Backend::Scalar,
         };
         b.require().map_err(CliError::Usage)

@@ -24,6 +24,10 @@ use crate::consensus::{sha256d, BlockHash};
 
 #[cfg(target_arch = "x86_64")]
 pub mod avx2;
+#[cfg(all(target_arch = "x86_64", feature = "avx512"))]
+pub mod avx512;
+#[cfg(target_arch = "x86_64")]
+mod lanes;
 pub mod scalar;
 #[cfg(target_arch = "x86_64")]
 pub mod shani;
@@ -77,6 +81,20 @@ pub(crate) fn big_sigma0(x: u32) -> u32 {
 #[inline(always)]
 pub(crate) fn big_sigma1(x: u32) -> u32 {
     x.rotate_right(6) ^ x.rotate_right(11) ^ x.rotate_right(25)
+}
+
+/// FIPS 180-4 4.1.2: the small sigma σ0 of the message schedule
+/// (rotations 7, 18, shift 3).
+#[inline(always)]
+pub(crate) fn small_sigma0(x: u32) -> u32 {
+    x.rotate_right(7) ^ x.rotate_right(18) ^ (x >> 3)
+}
+
+/// FIPS 180-4 4.1.2: the small sigma σ1 of the message schedule
+/// (rotations 17, 19, shift 10).
+#[inline(always)]
+pub(crate) fn small_sigma1(x: u32) -> u32 {
+    x.rotate_right(17) ^ x.rotate_right(19) ^ (x >> 10)
 }
 
 /// FIPS 180-4 4.1.2: Ch(e, f, g).
@@ -145,6 +163,22 @@ pub struct ScanResult {
     pub solutions: Vec<u32>,
 }
 
+/// Seconds [`Backend::auto`] times each backend for.
+pub const PLAN_SECONDS: f64 = 0.006;
+
+/// Nonces per timed call in [`Backend::plan`]: about 0.15 ms on the SHA-NI
+/// kernels, 2.4 ms on the scalar one.
+const PLAN_CHUNK: u32 = 4096;
+
+/// What [`Backend::plan`] measured.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Plan {
+    /// The fastest backend.
+    pub chosen: Backend,
+    /// Every available backend with its one-thread rate, H/s.
+    pub timings: Vec<(Backend, f64)>,
+}
+
 /// A hashing backend.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 pub enum Backend {
@@ -152,13 +186,27 @@ pub enum Backend {
     Scalar,
     /// x86-64 SHA extensions (SHA-NI), two interleaved nonces.
     ShaNi,
+    /// SHA-NI, three interleaved nonces.
+    ShaNi3,
+    /// SHA-NI, four interleaved nonces.
+    ShaNi4,
     /// x86-64 AVX2, eight nonces per instruction.
     Avx2,
+    /// x86-64 AVX-512F, sixteen nonces per instruction; only in builds
+    /// with the `avx512` cargo feature, refused elsewhere.
+    Avx512,
 }
 
 impl Backend {
     /// Every backend this build knows, fastest first.
-    pub const ALL: [Backend; 3] = [Backend::ShaNi, Backend::Avx2, Backend::Scalar];
+    pub const ALL: [Backend; 6] = [
+        Backend::ShaNi,
+        Backend::ShaNi3,
+        Backend::ShaNi4,
+        Backend::Avx512,
+        Backend::Avx2,
+        Backend::Scalar,
+    ];
 
     /// The name used on the command line.
     #[must_use]
@@ -166,7 +214,24 @@ impl Backend {
         match self {
             Backend::Scalar => "scalar",
             Backend::ShaNi => "sha-ni",
+            Backend::ShaNi3 => "sha-ni-3",
+            Backend::ShaNi4 => "sha-ni-4",
             Backend::Avx2 => "avx2",
+            Backend::Avx512 => "avx512",
+        }
+    }
+
+    /// Nonces hashed side by side: the SHA-NI kernels' stream count, the
+    /// SIMD backends' lane count, 1 for scalar.
+    #[must_use]
+    pub fn streams(&self) -> usize {
+        match self {
+            Backend::Scalar => 1,
+            Backend::ShaNi => 2,
+            Backend::ShaNi3 => 3,
+            Backend::ShaNi4 => 4,
+            Backend::Avx2 => 8,
+            Backend::Avx512 => 16,
         }
     }
 
@@ -176,11 +241,15 @@ impl Backend {
         match self {
             Backend::Scalar => true,
             #[cfg(target_arch = "x86_64")]
-            Backend::ShaNi => shani::is_supported(),
+            Backend::ShaNi | Backend::ShaNi3 | Backend::ShaNi4 => shani::is_supported(),
             #[cfg(target_arch = "x86_64")]
             Backend::Avx2 => avx2::is_supported(),
+            #[cfg(all(target_arch = "x86_64", feature = "avx512"))]
+            Backend::Avx512 => avx512::is_supported(),
+            #[cfg(not(all(target_arch = "x86_64", feature = "avx512")))]
+            Backend::Avx512 => false,
             #[cfg(not(target_arch = "x86_64"))]
-            Backend::ShaNi | Backend::Avx2 => false,
+            Backend::ShaNi | Backend::ShaNi3 | Backend::ShaNi4 | Backend::Avx2 => false,
         }
     }
 
@@ -193,12 +262,58 @@ impl Backend {
             .collect()
     }
 
-    /// The fastest backend present. The ranking (sha-ni, then avx2, then
-    /// scalar) is the one `powchain bench --backend all` measures here:
-    /// about 17.6, 4.2 and 1.3 MH/s on one thread; see README.
+    /// The fastest backend on this CPU, chosen once per process by
+    /// [`Backend::plan`] (like FFTW's planner: measured, not assumed),
+    /// timed on a template of the miner's shape (any header: a kernel's
+    /// speed does not depend on the header's bytes, and at a real target
+    /// the early exit rejects all but about one nonce in 2^32). Costs about
+    /// 30 ms at the first call.
     #[must_use]
     pub fn auto() -> Backend {
-        Self::available()[0]
+        static CHOICE: std::sync::OnceLock<Backend> = std::sync::OnceLock::new();
+        *CHOICE.get_or_init(|| {
+            let mut header = [0u8; 80];
+            header[..4].copy_from_slice(&0x2000_0000u32.to_le_bytes());
+            header[72..76].copy_from_slice(&0x1d00_ffffu32.to_le_bytes());
+            let target = Target::from_compact(crate::consensus::pow::CompactTarget(0x1d00_ffff))
+                .expect("mainnet's first target is valid");
+            let plan = Backend::plan(&ScanInput::new(header, target), PLAN_SECONDS);
+            tracing::debug!(?plan, "miner backend chosen by measurement");
+            plan.chosen
+        })
+    }
+
+    /// Times every backend this CPU runs on `input` for about `seconds`
+    /// each (best of three runs of a third of it, after a warm-up) and
+    /// picks the fastest.
+    #[must_use]
+    pub fn plan(input: &ScanInput, seconds: f64) -> Plan {
+        let rate = |b: Backend, secs: f64| {
+            let started = std::time::Instant::now();
+            let mut hashes = 0u64;
+            let mut nonce = 0u32;
+            while started.elapsed().as_secs_f64() < secs {
+                let r = b.scan(input, nonce, PLAN_CHUNK);
+                hashes += r.hashes;
+                nonce = nonce.wrapping_add(PLAN_CHUNK);
+            }
+            hashes as f64 / started.elapsed().as_secs_f64()
+        };
+        let available = Backend::available();
+        let _ = rate(available[0], seconds / 3.0); // clock ramp
+        let timings: Vec<(Backend, f64)> = available
+            .into_iter()
+            .map(|b| {
+                let best = (0..3).map(|_| rate(b, seconds / 3.0)).fold(0.0, f64::max);
+                (b, best)
+            })
+            .collect();
+        let chosen = timings
+            .iter()
+            .copied()
+            .max_by(|a, b| a.1.total_cmp(&b.1))
+            .map_or(Backend::Scalar, |(b, _)| b);
+        Plan { chosen, timings }
     }
 
     /// The backend, or the clean refusal every caller gives (config, CLI)
@@ -209,6 +324,8 @@ impl Backend {
     pub fn require(self) -> Result<Backend, String> {
         if self.is_available() {
             Ok(self)
+        } else if self == Backend::Avx512 && !cfg!(feature = "avx512") {
+            Err("backend avx512 is not in this build (cargo feature `avx512`)".into())
         } else {
             Err(format!("backend {self} is not supported by this CPU"))
         }
@@ -225,20 +342,24 @@ impl Backend {
         match self {
             Backend::Scalar => scalar::scan(input, start, count, &mut solutions),
             #[cfg(target_arch = "x86_64")]
-            Backend::ShaNi => {
+            Backend::ShaNi | Backend::ShaNi3 | Backend::ShaNi4 => {
                 assert!(
                     shani::is_supported(),
                     "sha-ni backend on a CPU without SHA-NI"
                 );
-                shani::scan(input, start, count, &mut solutions);
+                shani::scan(input, self.streams(), start, count, &mut solutions);
             }
             #[cfg(target_arch = "x86_64")]
             Backend::Avx2 => {
                 assert!(avx2::is_supported(), "avx2 backend on a CPU without AVX2");
                 avx2::scan(input, start, count, &mut solutions);
             }
+            #[cfg(all(target_arch = "x86_64", feature = "avx512"))]
+            Backend::Avx512 => avx512::scan(input, start, count, &mut solutions),
+            #[cfg(not(all(target_arch = "x86_64", feature = "avx512")))]
+            Backend::Avx512 => panic!("the avx512 backend is not in this build"),
             #[cfg(not(target_arch = "x86_64"))]
-            Backend::ShaNi | Backend::Avx2 => {
+            Backend::ShaNi | Backend::ShaNi3 | Backend::ShaNi4 | Backend::Avx2 => {
                 unreachable!("x86-64 backends are never available elsewhere")
             }
         }
@@ -260,12 +381,16 @@ impl FromStr for Backend {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
             "scalar" => Ok(Backend::Scalar),
-            "sha-ni" | "shani" => Ok(Backend::ShaNi),
+            "sha-ni" | "shani" | "sha-ni-2" => Ok(Backend::ShaNi),
+            "sha-ni-3" => Ok(Backend::ShaNi3),
+            "sha-ni-4" => Ok(Backend::ShaNi4),
             "avx2" => Ok(Backend::Avx2),
             "auto" => Ok(Backend::auto()),
+            "avx512" if cfg!(feature = "avx512") => Ok(Backend::Avx512),
             "avx512" => Err(
                 "the avx512 backend is not in this build: it was never run on \
-                 a CPU with AVX-512, so it is not offered (see README, Miner)"
+                 a CPU with AVX-512, so it is built only with `--features avx512` \
+                 (see README, Miner)"
                     .into(),
             ),
             other => Err(format!(
@@ -350,6 +475,24 @@ mod tests {
         assert!(u.streams_to_saturate() >= 1);
         let c = u.ceiling_hashes_per_sec();
         assert!((c * u.interval_ns * 61.0 / 1e9 - 1.0).abs() < 1e-9);
+        // The op mix holds the 61 rnds2 and more: never faster than they
+        // are alone (10% for timing noise).
+        assert!(u.op_mix_ns > 0.0, "{u:?}");
+        assert!(u.op_mix_ceiling_hashes_per_sec() <= c * 1.1, "{u:?}");
+    }
+
+    /// The planner times every available backend and keeps the fastest
+    /// it timed; `auto` is one of the available backends.
+    #[test]
+    fn the_planner_keeps_the_fastest_backend_it_timed() {
+        let input = ScanInput::new([3u8; 80], Target(ruint::aliases::U256::ZERO));
+        let plan = Backend::plan(&input, 0.003);
+        let names: Vec<Backend> = plan.timings.iter().map(|t| t.0).collect();
+        assert_eq!(names, Backend::available());
+        assert!(plan.timings.iter().all(|t| t.1 > 0.0), "{plan:?}");
+        let best = plan.timings.iter().map(|t| t.1).fold(0.0, f64::max);
+        assert!(plan.timings.contains(&(plan.chosen, best)), "{plan:?}");
+        assert!(Backend::available().contains(&Backend::auto()));
     }
 
     #[test]
