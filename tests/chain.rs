@@ -335,3 +335,89 @@ fn precheck_agrees_with_accept_and_stores_nothing() {
         BlockStatus::Connected
     );
 }
+
+/// The fork tree (`GET /tree`): a 30-block chain with a stale block at
+/// height 20, an invalid block at 25 and an orphan. Every non-best block
+/// is listed with its status; the best chain is shown near the fork, the
+/// window's ends and the tip, the rest collapsed into hidden runs that,
+/// with the shown blocks, cover every best-chain height exactly once.
+#[test]
+fn the_fork_tree_lists_every_fork_and_collapses_straight_runs() {
+    use powchain::chain::{TreeStatus, TREE_CONTEXT};
+    let (p, mut cs) = store();
+    let main = regtest_chain(&p, p.genesis_hash, 0, t0(&p), 30, 0);
+    for b in &main {
+        cs.accept_block(b.clone(), None, NOW_MS).unwrap();
+    }
+    let stale = regtest_block(&p, main[18].block_hash(), 20, t0(&p) + 19, 9, vec![]);
+    cs.accept_block(stale.clone(), Some("pa"), NOW_MS).unwrap();
+    let bad = regtest_block(&p, main[23].block_hash(), 99, t0(&p) + 24, 8, vec![]);
+    assert!(cs.accept_block(bad.clone(), Some("evil"), NOW_MS).is_err());
+    let missing = regtest_block(&p, main[29].block_hash(), 31, t0(&p) + 40, 7, vec![]);
+    let orphan = regtest_block(&p, missing.block_hash(), 32, t0(&p) + 41, 7, vec![]);
+    cs.accept_block(orphan.clone(), Some("pb"), NOW_MS).unwrap();
+
+    let t = cs.tree(None, None);
+    assert_eq!(t.tip, main[29].block_hash());
+    let find = |h| t.blocks.iter().find(|b| b.hash == h).unwrap();
+    let s = find(stale.block_hash());
+    assert_eq!(
+        (s.status, s.height, s.prev),
+        (TreeStatus::Stale, Some(20), main[18].block_hash())
+    );
+    let i = find(bad.block_hash());
+    assert_eq!(
+        (i.status, i.height, i.prev),
+        (TreeStatus::Invalid, Some(25), main[23].block_hash())
+    );
+    let o = find(orphan.block_hash());
+    assert_eq!((o.status, o.height), (TreeStatus::Orphan, Some(32)));
+    // The tip, the fork's neighbourhood and the window's bottom are drawn.
+    let active: Vec<u32> = t
+        .blocks
+        .iter()
+        .filter(|b| b.status == TreeStatus::Active)
+        .map(|b| b.height.unwrap())
+        .collect();
+    for h in [0, 19, 24, 28, 29, 30] {
+        assert!(active.contains(&h), "height {h} not drawn: {active:?}");
+    }
+    // Straight stretches are hidden: 3..=16 (fork at 19 shows 17..=21).
+    assert!(!t.hidden.is_empty(), "{:?}", t.hidden);
+    assert_eq!(t.hidden[0].from_height, 1 + TREE_CONTEXT);
+    let hidden: u32 = t.hidden.iter().map(|h| h.count).sum();
+    assert_eq!(
+        hidden as usize + active.len(),
+        31,
+        "{:?} {active:?}",
+        t.hidden
+    );
+    for h in &t.hidden {
+        assert_eq!(h.count, h.to_height - h.from_height + 1);
+        assert!(!active
+            .iter()
+            .any(|a| (h.from_height..=h.to_height).contains(a)));
+    }
+    // A window: heights 20..=22 only, no collapse needed.
+    let w = cs.tree(Some(20), Some(22));
+    assert!(w
+        .blocks
+        .iter()
+        .all(|b| (20..=22).contains(&b.height.unwrap())));
+    assert_eq!(w.blocks.len(), 4, "3 best-chain blocks and the stale one");
+    assert!(w.hidden.is_empty());
+    // Each block is also found alone, as the event stream reports it.
+    assert_eq!(
+        cs.tree_block(&stale.block_hash()).unwrap().status,
+        TreeStatus::Stale
+    );
+    assert_eq!(
+        cs.tree_block(&bad.block_hash()).unwrap().status,
+        TreeStatus::Invalid
+    );
+    assert_eq!(
+        cs.tree_block(&orphan.block_hash()).unwrap().status,
+        TreeStatus::Orphan
+    );
+    assert!(cs.tree_block(&missing.block_hash()).is_none());
+}

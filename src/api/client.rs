@@ -7,7 +7,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use thiserror::Error;
 
-use super::types::{ErrorBody, Status};
+use super::types::{ErrorBody, Status, TreeView};
 
 /// A failed API call.
 #[derive(Debug, Error)]
@@ -120,6 +120,14 @@ impl ApiClient {
         }
     }
 
+    fn stream_broken(&self, why: &str) -> ApiError {
+        ApiError::Body {
+            api: self.api.clone(),
+            path: "/events".into(),
+            message: why.to_string(),
+        }
+    }
+
     fn read<T: DeserializeOwned>(
         &self,
         path: &str,
@@ -190,6 +198,90 @@ impl ApiClient {
                 status: status.as_u16(),
                 message: text,
             })
+        }
+    }
+
+    /// `GET /tree` over heights `from..=to` (each optional).
+    ///
+    /// # Errors
+    /// [`ApiError`].
+    pub fn tree(&self, from: Option<u32>, to: Option<u32>) -> Result<TreeView, ApiError> {
+        let mut q = Vec::new();
+        if let Some(f) = from {
+            q.push(format!("from_height={f}"));
+        }
+        if let Some(t) = to {
+            q.push(format!("to_height={t}"));
+        }
+        let path = if q.is_empty() {
+            "/tree".to_string()
+        } else {
+            format!("/tree?{}", q.join("&"))
+        };
+        self.get(&path)
+    }
+
+    /// `GET /events`: calls `on_event(kind, data)` for every server-sent
+    /// event until the node closes the stream or `on_event` returns
+    /// `false`. No timeout while the stream is open (the node sends a
+    /// keep-alive comment every 15 s). Lines longer than 1 MiB end the
+    /// stream with an error.
+    ///
+    /// # Errors
+    /// [`ApiError`] when the node cannot be reached, refuses, or the
+    /// stream breaks.
+    pub fn events(&self, mut on_event: impl FnMut(&str, &str) -> bool) -> Result<(), ApiError> {
+        use std::io::{BufRead, Read};
+        let resp = self
+            .agent
+            .get(&self.url("/events"))
+            .config()
+            .timeout_global(None)
+            .build()
+            .call()
+            .map_err(|e| self.transport(e))?;
+        let status = resp.status();
+        if !status.is_success() {
+            return Err(ApiError::Refused {
+                api: self.api.clone(),
+                path: "/events".into(),
+                status: status.as_u16(),
+                message: String::new(),
+            });
+        }
+        let mut reader = std::io::BufReader::new(resp.into_body().into_reader());
+        let (mut kind, mut data) = (String::new(), String::new());
+        let mut line = Vec::new();
+        loop {
+            line.clear();
+            let n = (&mut reader)
+                .take(1 << 20)
+                .read_until(b'\n', &mut line)
+                .map_err(|e| self.stream_broken(&e.to_string()))?;
+            if n == 0 {
+                return Ok(());
+            }
+            if line.last() != Some(&b'\n') && n == 1 << 20 {
+                return Err(self.stream_broken("an event line over 1 MiB"));
+            }
+            let text = String::from_utf8_lossy(&line);
+            let text = text.trim_end_matches(['\r', '\n']);
+            if text.is_empty() {
+                if !data.is_empty()
+                    && !on_event(if kind.is_empty() { "message" } else { &kind }, &data)
+                {
+                    return Ok(());
+                }
+                kind.clear();
+                data.clear();
+            } else if let Some(v) = text.strip_prefix("event:") {
+                kind = v.trim_start().to_string();
+            } else if let Some(v) = text.strip_prefix("data:") {
+                if !data.is_empty() {
+                    data.push('\n');
+                }
+                data.push_str(v.strip_prefix(' ').unwrap_or(v));
+            }
         }
     }
 

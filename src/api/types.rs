@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::chain::{BlockInfo, ChainTip, ReorgEvent};
+use crate::chain::{BlockInfo, ChainTip, HiddenRun, ReorgEvent, TreeBlock, TreeStatus};
 use crate::consensus::{BlockHeader, Target};
 
 /// `GET /status`, `powchain status --json`.
@@ -199,6 +199,20 @@ pub struct OrphanView {
     pub age_secs: u64,
     /// Serialized size, bytes.
     pub size: usize,
+}
+
+impl OrphanView {
+    /// The JSON shape of an orphan at `now_secs` (Unix seconds).
+    #[must_use]
+    pub fn of(o: &crate::chain::orphans::Orphan, now_secs: u64) -> OrphanView {
+        OrphanView {
+            hash: o.hash.to_string(),
+            prev_blockhash: o.block.header.prev_blockhash.to_string(),
+            from_peer: o.from_peer.clone(),
+            age_secs: now_secs.saturating_sub(o.received_secs),
+            size: o.size,
+        }
+    }
 }
 
 /// One entry of `GET /reorgs`.
@@ -471,4 +485,96 @@ pub struct MinerShare {
     pub mined_share: f64,
     /// Its share of the final best chain of the first honest node.
     pub chain_share: f64,
+}
+
+/// `GET /tree` (SPEC): the block tree near the tip.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TreeView {
+    /// The best tip's hash.
+    pub tip: String,
+    /// Every block drawn, by height then arrival.
+    pub blocks: Vec<TreeBlockView>,
+    /// Straight runs of the best chain left out.
+    pub hidden: Vec<HiddenView>,
+}
+
+/// One block of [`TreeView`]; also the data of an `event: block` on
+/// `GET /events`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TreeBlockView {
+    /// Hash.
+    pub hash: String,
+    /// Its (claimed) parent.
+    pub prev: String,
+    /// Height (`null` for an orphan whose coinbase height does not decode).
+    pub height: Option<u32>,
+    /// Miner id from the coinbase, when the block is stored and has one.
+    pub miner: Option<String>,
+    /// `active`, `stale`, `invalid` or `orphan`.
+    pub status: String,
+    /// Chainwork as hex (stored blocks).
+    pub chainwork: Option<String>,
+    /// When it reached this node, Unix ms.
+    pub received_ms: Option<u64>,
+}
+
+impl TreeBlockView {
+    /// The JSON shape of `b` with its miner id.
+    #[must_use]
+    pub fn of(b: &TreeBlock, miner: Option<String>) -> TreeBlockView {
+        TreeBlockView {
+            hash: b.hash.to_string(),
+            prev: b.prev.to_string(),
+            height: b.height,
+            miner,
+            status: match b.status {
+                TreeStatus::Active => "active",
+                TreeStatus::Stale => "stale",
+                TreeStatus::Invalid => "invalid",
+                TreeStatus::Orphan => "orphan",
+            }
+            .to_string(),
+            chainwork: b.chainwork.map(|w| w.to_hex()),
+            received_ms: b.received_ms,
+        }
+    }
+}
+
+/// A collapsed run of the best chain in [`TreeView`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HiddenView {
+    /// First hidden height.
+    pub from_height: u32,
+    /// Last hidden height.
+    pub to_height: u32,
+    /// Blocks hidden.
+    pub count: u32,
+}
+
+impl From<&HiddenRun> for HiddenView {
+    fn from(h: &HiddenRun) -> HiddenView {
+        HiddenView {
+            from_height: h.from_height,
+            to_height: h.to_height,
+            count: h.count,
+        }
+    }
+}
+
+/// Data of an `event: tip` on `GET /events`: the new best tip.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TipEvent {
+    /// Hash.
+    pub hash: String,
+    /// Height.
+    pub height: u32,
+}
+
+/// Data of an `event: peer` on `GET /events`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerEvent {
+    /// The peer's id.
+    pub peer: String,
+    /// Connected (true) or gone.
+    pub connected: bool,
 }

@@ -209,6 +209,7 @@ impl ChainStore {
         &mut self,
         hash: BlockHash,
         height: Option<u32>,
+        prev: BlockHash,
         reason: String,
     ) {
         if self.invalid.len() >= self.max_invalid {
@@ -216,7 +217,7 @@ impl ChainStore {
                 self.invalid.remove(&k);
             }
         }
-        self.invalid.insert(hash, (height, reason));
+        self.invalid.insert(hash, (height, reason, prev));
     }
 
     pub(super) fn accept_one(
@@ -246,10 +247,11 @@ impl ChainStore {
                 let height = self
                     .invalid
                     .get(&ancestor)
-                    .and_then(|(h, _)| h.map(|h| h + 1));
+                    .and_then(|(h, _, _)| h.map(|h| h + 1));
                 self.remember_invalid(
                     hash,
                     height,
+                    block.header.prev_blockhash,
                     format!("descends from invalid block {ancestor}"),
                 );
                 return Err(ChainError::InvalidAncestor { hash, ancestor });
@@ -309,7 +311,12 @@ impl ChainStore {
         let mut queue = vec![hash];
         while let Some(p) = queue.pop() {
             for o in self.orphans.take_children(&p) {
-                self.remember_invalid(o.hash, None, format!("descends from invalid block {p}"));
+                self.remember_invalid(
+                    o.hash,
+                    None,
+                    o.block.header.prev_blockhash,
+                    format!("descends from invalid block {p}"),
+                );
                 queue.push(o.hash);
             }
         }
@@ -330,7 +337,12 @@ impl ChainStore {
             // taken when offered again later.
             if !is_not_yet_valid(&source) {
                 let height = self.entries[parent as usize].height + 1;
-                self.remember_invalid(hash, Some(height), source.to_string());
+                self.remember_invalid(
+                    hash,
+                    Some(height),
+                    block.header.prev_blockhash,
+                    source.to_string(),
+                );
             }
             return Err(ChainError::Invalid { hash, source });
         }

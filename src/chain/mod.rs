@@ -32,7 +32,9 @@ use crate::consensus::pow::Work;
 use crate::consensus::{BlockError, BlockHash, BlockHeader, Params};
 
 pub use orphans::{OrphanLimits, OrphanPool, OrphanReject};
-pub use query::BranchPosition;
+pub use query::{
+    BlockTree, BranchPosition, HiddenRun, TreeBlock, TreeStatus, TREE_CONTEXT, TREE_DEFAULT_SPAN,
+};
 pub use store::{BlockStore, MemStore, RedbStore, StoreError, StoredBlock, StoredHeader};
 
 /// Why a block was not accepted.
@@ -231,7 +233,8 @@ pub struct ChainStore {
     active: Vec<u32>,
     next_seq: u64,
     orphans: OrphanPool,
-    invalid: HashMap<BlockHash, (Option<u32>, String), IndexHasher>,
+    /// Blocks found invalid: height when known, reason, claimed parent.
+    invalid: HashMap<BlockHash, (Option<u32>, String, BlockHash), IndexHasher>,
     reorgs: VecDeque<ReorgEvent>,
     reorg_count: u64,
     max_invalid: usize,

@@ -216,6 +216,12 @@ impl OrphanPool {
         old.len()
     }
 
+    /// The orphan with this hash.
+    #[must_use]
+    pub fn get(&self, hash: &BlockHash) -> Option<&Orphan> {
+        self.by_hash.get(hash)
+    }
+
     /// Every orphan, oldest first.
     #[must_use]
     pub fn list(&self) -> Vec<&Orphan> {

@@ -1,9 +1,10 @@
 //! Queries for the API: block info, stored blocks, stale blocks and
 //! getchaintips-style tips.
 
-use super::{BlockInfo, ChainStore, ChainTip, StoreError};
+use super::{BlockInfo, ChainStore, ChainTip, StoreError, Work};
 use crate::consensus::block::{Block, Coinbase};
 use crate::consensus::BlockHash;
+use serde::Serialize;
 
 impl ChainStore {
     pub(super) fn info(&self, id: u32) -> BlockInfo {
@@ -107,7 +108,7 @@ impl ChainStore {
                 });
             }
         }
-        for (hash, (height, _)) in &self.invalid {
+        for (hash, (height, _, _)) in &self.invalid {
             if let Some(h) = height {
                 tips.push(ChainTip {
                     hash: *hash,
@@ -153,4 +154,245 @@ pub struct BranchPosition {
     pub fork_depth: u32,
     /// The block's chainwork.
     pub chainwork: crate::consensus::Work,
+}
+
+/// Where a block of the fork tree stands (SPEC `GET /tree`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TreeStatus {
+    /// On the best chain.
+    Active,
+    /// Valid, stored, off the best chain.
+    Stale,
+    /// Found invalid (not stored; its claimed parent is kept).
+    Invalid,
+    /// In the orphan pool: its parent is unknown here.
+    Orphan,
+}
+
+/// One block of [`BlockTree`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TreeBlock {
+    /// Its hash.
+    pub hash: BlockHash,
+    /// Its (claimed) parent.
+    pub prev: BlockHash,
+    /// Its height; for an orphan the one its coinbase claims (BIP 34),
+    /// `None` when that does not decode, and for an invalid block the
+    /// one its parent gives, when known.
+    pub height: Option<u32>,
+    /// Where it stands.
+    pub status: TreeStatus,
+    /// Chainwork up to and including it (stored blocks only).
+    pub chainwork: Option<Work>,
+    /// When it reached this node, Unix ms (stored blocks: the index's
+    /// arrival time; orphans: their arrival second).
+    pub received_ms: Option<u64>,
+}
+
+/// A straight run of the best chain left out of [`BlockTree::blocks`]:
+/// heights `from_height..=to_height`, `count` blocks (fork-observer's
+/// "N blocks hidden").
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct HiddenRun {
+    /// First hidden height.
+    pub from_height: u32,
+    /// Last hidden height.
+    pub to_height: u32,
+    /// Blocks hidden.
+    pub count: u32,
+}
+
+/// The block tree near the tip: every stored, invalid and orphan block in
+/// a height window, with the straight stretches of the best chain
+/// collapsed ([`ChainStore::tree`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BlockTree {
+    /// The best tip.
+    pub tip: BlockHash,
+    /// The blocks drawn, by height then arrival.
+    pub blocks: Vec<TreeBlock>,
+    /// The collapsed runs, by height.
+    pub hidden: Vec<HiddenRun>,
+}
+
+/// Heights below the best tip [`ChainStore::tree`] shows by default.
+pub const TREE_DEFAULT_SPAN: u32 = 100;
+
+/// Best-chain blocks kept on each side of a fork, and at the tip, when
+/// straight runs are collapsed.
+pub const TREE_CONTEXT: u32 = 2;
+
+impl ChainStore {
+    /// A block as the fork tree shows it: stored (active or stale),
+    /// remembered as invalid, or in the orphan pool; `None` when unknown.
+    #[must_use]
+    pub fn tree_block(&self, hash: &BlockHash) -> Option<TreeBlock> {
+        if let Some(&id) = self.ids.get(hash) {
+            let e = &self.entries[id as usize];
+            return Some(TreeBlock {
+                hash: e.hash,
+                prev: e.header.prev_blockhash,
+                height: Some(e.height),
+                status: if e.in_active {
+                    TreeStatus::Active
+                } else {
+                    TreeStatus::Stale
+                },
+                chainwork: Some(e.chainwork),
+                received_ms: Some(e.received_ms),
+            });
+        }
+        if let Some((height, _, prev)) = self.invalid.get(hash) {
+            return Some(TreeBlock {
+                hash: *hash,
+                prev: *prev,
+                height: *height,
+                status: TreeStatus::Invalid,
+                chainwork: None,
+                received_ms: None,
+            });
+        }
+        self.orphans.get(hash).map(orphan_tree_block)
+    }
+
+    /// The fork tree in heights `from..=to` (default: the
+    /// [`TREE_DEFAULT_SPAN`] heights up to the highest block known). Every
+    /// non-best block in the window is listed; the best chain is listed
+    /// within [`TREE_CONTEXT`] heights of any of them, of the window's
+    /// ends and of the tip, and the rest of it is collapsed into
+    /// [`HiddenRun`]s. Orphans whose claimed height is unknown are listed
+    /// whatever the window. Costs one pass over the index.
+    #[must_use]
+    pub fn tree(&self, from: Option<u32>, to: Option<u32>) -> BlockTree {
+        let orphans: Vec<TreeBlock> = self
+            .orphans
+            .list()
+            .into_iter()
+            .map(orphan_tree_block)
+            .collect();
+        let top = self
+            .entries
+            .iter()
+            .map(|e| e.height)
+            .chain(orphans.iter().filter_map(|o| o.height))
+            .max()
+            .unwrap_or(0);
+        let to = to.unwrap_or(top);
+        let from = from
+            .unwrap_or(to.saturating_sub(TREE_DEFAULT_SPAN - 1))
+            .min(to);
+        let in_window = |h: u32| (from..=to).contains(&h);
+
+        let mut forks: Vec<TreeBlock> = Vec::new();
+        for e in &self.entries {
+            if !e.in_active && in_window(e.height) {
+                forks.push(TreeBlock {
+                    hash: e.hash,
+                    prev: e.header.prev_blockhash,
+                    height: Some(e.height),
+                    status: TreeStatus::Stale,
+                    chainwork: Some(e.chainwork),
+                    received_ms: Some(e.received_ms),
+                });
+            }
+        }
+        for (hash, (height, _, prev)) in &self.invalid {
+            if height.is_none_or(in_window) {
+                forks.push(TreeBlock {
+                    hash: *hash,
+                    prev: *prev,
+                    height: *height,
+                    status: TreeStatus::Invalid,
+                    chainwork: None,
+                    received_ms: None,
+                });
+            }
+        }
+        forks.extend(
+            orphans
+                .into_iter()
+                .filter(|o| o.height.is_none_or(in_window)),
+        );
+
+        // Best-chain heights to show: near a fork, the window's ends and
+        // the tip.
+        let best_top = self.height().min(to);
+        let mut shown = vec![false; (best_top.saturating_sub(from) + 1) as usize];
+        let mut mark = |h: u32| {
+            let lo = h.saturating_sub(TREE_CONTEXT).max(from);
+            let hi = h.saturating_add(TREE_CONTEXT).min(best_top);
+            for x in lo..=hi {
+                if x >= from && x <= best_top {
+                    shown[(x - from) as usize] = true;
+                }
+            }
+        };
+        for f in &forks {
+            if let Some(h) = f.height {
+                mark(h.saturating_sub(1));
+            }
+        }
+        mark(from);
+        mark(best_top);
+        let mut blocks = Vec::new();
+        let mut hidden: Vec<HiddenRun> = Vec::new();
+        if from <= best_top {
+            for h in from..=best_top {
+                if shown[(h - from) as usize] {
+                    let e = &self.entries[self.active[h as usize] as usize];
+                    blocks.push(TreeBlock {
+                        hash: e.hash,
+                        prev: e.header.prev_blockhash,
+                        height: Some(h),
+                        status: TreeStatus::Active,
+                        chainwork: Some(e.chainwork),
+                        received_ms: Some(e.received_ms),
+                    });
+                } else {
+                    match hidden.last_mut() {
+                        Some(run) if run.to_height + 1 == h => {
+                            run.to_height = h;
+                            run.count += 1;
+                        }
+                        _ => hidden.push(HiddenRun {
+                            from_height: h,
+                            to_height: h,
+                            count: 1,
+                        }),
+                    }
+                }
+            }
+        }
+        blocks.extend(forks);
+        blocks.sort_by_key(|b| {
+            (
+                b.height.unwrap_or(u32::MAX),
+                b.received_ms.unwrap_or(u64::MAX),
+            )
+        });
+        BlockTree {
+            tip: self.tip(),
+            blocks,
+            hidden,
+        }
+    }
+}
+
+/// An orphan as the tree shows it: its height is the one its coinbase
+/// claims (BIP 34), unchecked.
+fn orphan_tree_block(o: &crate::chain::orphans::Orphan) -> TreeBlock {
+    TreeBlock {
+        hash: o.hash,
+        prev: o.block.header.prev_blockhash,
+        height: o
+            .block
+            .txdata
+            .first()
+            .and_then(|tx| crate::consensus::block::Coinbase::decode(tx).ok())
+            .map(|c| c.height),
+        status: TreeStatus::Orphan,
+        chainwork: None,
+        received_ms: Some(o.received_secs.saturating_mul(1000)),
+    }
 }

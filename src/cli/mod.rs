@@ -12,6 +12,7 @@ pub mod node;
 pub mod sim;
 pub mod status;
 pub mod verify_headers;
+pub mod watch;
 
 use std::io::IsTerminal;
 
@@ -89,6 +90,10 @@ pub enum Command {
     Node(NodeArgs),
     /// Ask a running node for its state.
     Status(status::StatusArgs),
+    /// Print a node's event stream (`GET /events`), one line an event.
+    Watch(watch::WatchArgs),
+    /// Print a node's fork tree near the tip (`GET /tree`).
+    Tree(watch::TreeArgs),
     /// Hashrate of the miner's hot loop per backend and thread count.
     Bench(bench::BenchArgs),
     /// Search nonces of an 80-byte header (hex) for one that meets its own bits.
@@ -201,6 +206,8 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
         Command::Node(a) => node::run(a),
         Command::Status(a) => status::run(&a),
+        Command::Watch(a) => watch::run_watch(&a),
+        Command::Tree(a) => watch::run_tree(&a),
         Command::Bench(a) => bench::run(&a),
         Command::MineHeader(a) => mine_header::run(&a),
         Command::Header(a) => header::run(&a),

@@ -15,8 +15,9 @@ use tokio::sync::oneshot;
 
 use super::{now_ms, CoreMsg, Shared};
 use crate::api::types::{
-    BlockView, ErrorBody, GenerateRequest, Header, HealAck, MiningRequest, OrphanView,
-    PartitionAck, PartitionRequest, PeerRequest, Reorg, Stale, Status, Tip, TxAccepted, TxRequest,
+    BlockView, ErrorBody, GenerateRequest, Header, HealAck, HiddenView, MiningRequest, OrphanView,
+    PartitionAck, PartitionRequest, PeerEvent, PeerRequest, Reorg, Stale, Status, Tip, TipEvent,
+    TreeBlockView, TreeView, TxAccepted, TxRequest,
 };
 use crate::chain::BlockInfo;
 use crate::consensus::BlockHash;
@@ -50,6 +51,8 @@ pub fn router(shared: Arc<Shared>, access: ApiAccess) -> Router {
         .route("/stale", get(stale))
         .route("/orphans", get(orphans))
         .route("/reorgs", get(reorgs))
+        .route("/tree", get(tree))
+        .route("/events", get(events))
         .route("/generate", post(generate))
         .route("/tx", post(submit_tx))
         .route("/metrics", get(metrics));
@@ -247,13 +250,7 @@ async fn orphans(State(s): State<Arc<Shared>>) -> Json<Vec<OrphanView>> {
             .orphans()
             .list()
             .iter()
-            .map(|o| OrphanView {
-                hash: o.hash.to_string(),
-                prev_blockhash: o.block.header.prev_blockhash.to_string(),
-                from_peer: o.from_peer.clone(),
-                age_secs: now.saturating_sub(o.received_secs),
-                size: o.size,
-            })
+            .map(|o| OrphanView::of(o, now))
             .collect(),
     )
 }
@@ -261,6 +258,157 @@ async fn orphans(State(s): State<Arc<Shared>>) -> Json<Vec<OrphanView>> {
 async fn reorgs(State(s): State<Arc<Shared>>) -> Json<Vec<Reorg>> {
     let core = s.core();
     Json(core.chain().reorgs().iter().map(Reorg::from).collect())
+}
+
+/// `GET /tree` query: the height window (both optional, inclusive).
+#[derive(Debug, serde::Deserialize)]
+struct TreeQuery {
+    from_height: Option<u32>,
+    to_height: Option<u32>,
+}
+
+/// Heights one `GET /tree` may span: bounds the work and the answer.
+pub const MAX_TREE_SPAN: u32 = 10_000;
+
+async fn tree(
+    State(s): State<Arc<Shared>>,
+    axum::extract::Query(q): axum::extract::Query<TreeQuery>,
+) -> ApiResult<TreeView> {
+    if let (Some(a), Some(b)) = (q.from_height, q.to_height) {
+        if a > b {
+            return Err(err(
+                StatusCode::BAD_REQUEST,
+                "from_height is above to_height",
+            ));
+        }
+        if b - a >= MAX_TREE_SPAN {
+            return Err(err(
+                StatusCode::BAD_REQUEST,
+                format!("at most {MAX_TREE_SPAN} heights per request"),
+            ));
+        }
+    }
+    let to = q
+        .to_height
+        .or_else(|| q.from_height.map(|f| f.saturating_add(MAX_TREE_SPAN - 1)));
+    // Miner ids come from each block's coinbase: store reads.
+    blocking(move || {
+        let core = s.core();
+        let chain = core.chain();
+        let t = chain.tree(q.from_height, to);
+        Ok(Json(TreeView {
+            tip: t.tip.to_string(),
+            blocks: t
+                .blocks
+                .iter()
+                .map(|b| TreeBlockView::of(b, chain.miner_id(&b.hash)))
+                .collect(),
+            hidden: t.hidden.iter().map(HiddenView::from).collect(),
+        }))
+    })
+    .await
+}
+
+/// `GET /events`: server-sent events, one per thing the page draws (SPEC).
+async fn events(
+    State(s): State<Arc<Shared>>,
+) -> axum::response::sse::Sse<
+    impl futures::Stream<Item = Result<axum::response::sse::Event, std::convert::Infallible>>,
+> {
+    use tokio::sync::broadcast::error::RecvError;
+    let rx = s.events.subscribe();
+    let stream = futures::stream::unfold(
+        (rx, s, std::collections::VecDeque::new()),
+        |(mut rx, s, mut pending)| async move {
+            loop {
+                if let Some(ev) = pending.pop_front() {
+                    return Some((Ok(ev), (rx, s, pending)));
+                }
+                match rx.recv().await {
+                    Ok(e) => {
+                        let s2 = Arc::clone(&s);
+                        let evs = tokio::task::spawn_blocking(move || sse_events(&s2, &e))
+                            .await
+                            .unwrap_or_default();
+                        pending.extend(evs);
+                    }
+                    Err(RecvError::Lagged(n)) => pending.push_back(
+                        axum::response::sse::Event::default()
+                            .event("lagged")
+                            .data(n.to_string()),
+                    ),
+                    Err(RecvError::Closed) => return None,
+                }
+            }
+        },
+    );
+    axum::response::sse::Sse::new(stream).keep_alive(axum::response::sse::KeepAlive::default())
+}
+
+/// The SSE events for one core event, with the JSON the other routes
+/// return: `block` (a `/tree` block, invalid ones included), `tip`,
+/// `reorg` (a `/reorgs` entry) followed by one `stale` (a `/stale` entry)
+/// per disconnected block, `orphan` (an `/orphans` entry), `peer`.
+fn sse_events(s: &Shared, e: &crate::protocol::NodeEvent) -> Vec<axum::response::sse::Event> {
+    use crate::protocol::NodeEvent;
+    fn ev<T: serde::Serialize>(kind: &str, data: &T) -> Option<axum::response::sse::Event> {
+        axum::response::sse::Event::default()
+            .event(kind)
+            .json_data(data)
+            .ok()
+    }
+    let core = s.core();
+    let chain = core.chain();
+    let block = |hash: &BlockHash| {
+        chain
+            .tree_block(hash)
+            .and_then(|b| ev("block", &TreeBlockView::of(&b, chain.miner_id(hash))))
+    };
+    match e {
+        NodeEvent::Block { hash, .. } => block(hash).into_iter().collect(),
+        NodeEvent::Rejected {
+            hash: Some(hash), ..
+        } => block(hash).into_iter().collect(),
+        NodeEvent::Tip { hash, height } => ev(
+            "tip",
+            &TipEvent {
+                hash: hash.to_string(),
+                height: *height,
+            },
+        )
+        .into_iter()
+        .collect(),
+        NodeEvent::Reorg(r) => {
+            let mut v: Vec<_> = ev("reorg", &Reorg::from(r)).into_iter().collect();
+            for h in &r.disconnected {
+                if let Some(b) = chain.block_info(h) {
+                    v.extend(ev("stale", &Stale::of(&b, chain.miner_id(h))));
+                }
+            }
+            v
+        }
+        NodeEvent::Orphan { hash, .. } => {
+            let now = now_ms() / 1000;
+            chain
+                .orphans()
+                .get(hash)
+                .and_then(|o| ev("orphan", &OrphanView::of(o, now)))
+                .into_iter()
+                .collect()
+        }
+        NodeEvent::Peer { peer, connected } => ev(
+            "peer",
+            &PeerEvent {
+                peer: peer.to_string(),
+                connected: *connected,
+            },
+        )
+        .into_iter()
+        .collect(),
+        NodeEvent::Rejected { hash: None, .. }
+        | NodeEvent::Penalised { .. }
+        | NodeEvent::Traitor(_) => Vec::new(),
+    }
 }
 
 fn shutting_down() -> (StatusCode, Json<ErrorBody>) {

@@ -101,7 +101,14 @@ pub struct Shared {
     pub metrics: Metrics,
     /// Messages into the core thread.
     pub commands: std::sync::mpsc::Sender<CoreMsg>,
+    /// Every [`crate::protocol::NodeEvent`] the core emits, for `GET
+    /// /events` subscribers (a subscriber more than [`EVENT_BUFFER`]
+    /// events behind skips ahead).
+    pub events: tokio::sync::broadcast::Sender<crate::protocol::NodeEvent>,
 }
+
+/// Events buffered for a slow `GET /events` subscriber.
+pub const EVENT_BUFFER: usize = 4096;
 
 impl Shared {
     /// The locked core.

@@ -104,6 +104,7 @@ pub async fn run(
             ..NodeInfo::default()
         }),
         metrics: Metrics::new(),
+        events: tokio::sync::broadcast::channel(super::EVENT_BUFFER).0,
         commands: cmd_tx.clone(),
     });
     let listener = tokio::net::TcpListener::bind(config.api)
@@ -221,6 +222,7 @@ struct DriverOutbox<'a> {
     net: &'a UnboundedSender<Output>,
     miner: Option<&'a Miner>,
     metrics: &'a Metrics,
+    events: &'a tokio::sync::broadcast::Sender<NodeEvent>,
 }
 
 impl Outbox for DriverOutbox<'_> {
@@ -244,6 +246,8 @@ impl Outbox for DriverOutbox<'_> {
                 {
                     self.metrics.propagation.observe(d);
                 }
+                // No subscriber is not an error.
+                let _ = self.events.send(e);
             }
             other => {
                 let _ = self.net.send(other);
@@ -263,6 +267,7 @@ fn core_loop(
         net,
         miner: miner.as_ref(),
         metrics: &shared.metrics,
+        events: &shared.events,
     };
     shared.core().start(now_ms(), &mut out);
     let mut gauges = GaugeState::default();

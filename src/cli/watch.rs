@@ -1,0 +1,179 @@
+//! `powchain watch` and `powchain tree`: a node's event stream and fork
+//! tree in a terminal.
+
+use clap::Args;
+
+use super::{failed, print_json, CliError};
+use crate::api::types::{OrphanView, PeerEvent, Reorg, Stale, TipEvent, TreeBlockView};
+use crate::api::ApiClient;
+
+/// `powchain watch` flags.
+#[derive(Debug, Args, Clone)]
+pub struct WatchArgs {
+    /// The node's HTTP API address.
+    #[arg(long, default_value = "127.0.0.1:18632")]
+    pub api: String,
+    /// Print each event as one JSON line `{"event","data"}`.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Prints a node's `GET /events` stream, one line an event, until the
+/// node stops or the user interrupts.
+///
+/// # Errors
+/// [`CliError::Failed`] when the node cannot be reached or the stream
+/// breaks.
+pub fn run_watch(a: &WatchArgs) -> Result<(), CliError> {
+    let client = ApiClient::new(&a.api);
+    client
+        .events(|kind, data| {
+            if a.json {
+                let data: serde_json::Value =
+                    serde_json::from_str(data).unwrap_or(serde_json::Value::Null);
+                println!("{}", serde_json::json!({ "event": kind, "data": data }));
+            } else {
+                println!("{}", event_line(kind, data));
+            }
+            true
+        })
+        .map_err(|e| failed(e.to_string()))
+}
+
+/// One terminal line for an event: the time it is printed (UTC,
+/// `HH:MM:SS.mmm`), the kind, and the fields that matter.
+#[must_use]
+pub fn event_line(kind: &str, data: &str) -> String {
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis());
+    let clock = format!(
+        "{:02}:{:02}:{:02}.{:03}",
+        (ms / 3_600_000) % 24,
+        (ms / 60_000) % 60,
+        (ms / 1000) % 60,
+        ms % 1000
+    );
+    let short = |h: &str| h.get(..16).unwrap_or(h).to_string();
+    let what = match kind {
+        "block" => serde_json::from_str::<TreeBlockView>(data).ok().map(|b| {
+            format!(
+                "{} height {} {} miner {} prev {}",
+                short(&b.hash),
+                b.height.map_or("?".into(), |h| h.to_string()),
+                b.status,
+                b.miner.as_deref().unwrap_or("-"),
+                short(&b.prev)
+            )
+        }),
+        "tip" => serde_json::from_str::<TipEvent>(data)
+            .ok()
+            .map(|t| format!("{} height {}", short(&t.hash), t.height)),
+        "reorg" => serde_json::from_str::<Reorg>(data).ok().map(|r| {
+            format!(
+                "depth {} at height {}: {} -> {}",
+                r.depth,
+                r.fork_height,
+                short(&r.old_tip),
+                short(&r.new_tip)
+            )
+        }),
+        "stale" => serde_json::from_str::<Stale>(data).ok().map(|s| {
+            format!(
+                "{} height {} miner {}",
+                short(&s.hash),
+                s.height,
+                s.miner_id.as_deref().unwrap_or("-")
+            )
+        }),
+        "orphan" => serde_json::from_str::<OrphanView>(data).ok().map(|o| {
+            format!(
+                "{} claims parent {} from {}",
+                short(&o.hash),
+                short(&o.prev_blockhash),
+                o.from_peer.as_deref().unwrap_or("local")
+            )
+        }),
+        "peer" => serde_json::from_str::<PeerEvent>(data).ok().map(|p| {
+            format!(
+                "{} {}",
+                p.peer,
+                if p.connected { "connected" } else { "gone" }
+            )
+        }),
+        _ => None,
+    };
+    format!(
+        "{clock} {kind:<6} {}",
+        what.unwrap_or_else(|| data.to_string())
+    )
+}
+
+/// `powchain tree` flags.
+#[derive(Debug, Args, Clone)]
+pub struct TreeArgs {
+    /// The node's HTTP API address.
+    #[arg(long, default_value = "127.0.0.1:18632")]
+    pub api: String,
+    /// Lowest height (default: 100 below the highest block).
+    #[arg(long)]
+    pub from_height: Option<u32>,
+    /// Highest height (default: the highest block).
+    #[arg(long)]
+    pub to_height: Option<u32>,
+    /// Print the `/tree` JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Prints a node's fork tree: one line a height, the best chain's block
+/// first, then the other blocks at that height with their status.
+///
+/// # Errors
+/// [`CliError::Failed`] when the node does not answer.
+pub fn run_tree(a: &TreeArgs) -> Result<(), CliError> {
+    let t = ApiClient::new(&a.api)
+        .tree(a.from_height, a.to_height)
+        .map_err(|e| failed(e.to_string()))?;
+    if a.json {
+        print_json(&t);
+        return Ok(());
+    }
+    let short = |h: &str| h.get(..12).unwrap_or(h).to_string();
+    let mut rows: Vec<(Option<u32>, String)> = t
+        .hidden
+        .iter()
+        .map(|h| {
+            (
+                Some(h.from_height),
+                format!(
+                    "{:>8}  ... {} blocks hidden ({}..={})",
+                    h.from_height, h.count, h.from_height, h.to_height
+                ),
+            )
+        })
+        .collect();
+    for b in &t.blocks {
+        let mark = match b.status.as_str() {
+            "active" if b.hash == t.tip => "* tip".to_string(),
+            "active" => "*".to_string(),
+            other => format!("  {other}"),
+        };
+        rows.push((
+            b.height,
+            format!(
+                "{:>8}  {} {:<10} miner {:<10} prev {}",
+                b.height.map_or("?".into(), |h| h.to_string()),
+                short(&b.hash),
+                mark,
+                b.miner.as_deref().unwrap_or("-"),
+                short(&b.prev)
+            ),
+        ));
+    }
+    rows.sort_by_key(|r| r.0.unwrap_or(u32::MAX));
+    for (_, line) in rows {
+        println!("{line}");
+    }
+    Ok(())
+}
