@@ -32,6 +32,7 @@ pub mod config;
 pub mod consensus;
 pub mod miner;
 pub mod node;
+pub mod observer;
 pub mod p2p;
 pub mod protocol;
 pub mod sim;

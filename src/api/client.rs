@@ -206,7 +206,24 @@ impl ApiClient {
     /// # Errors
     /// [`ApiError`].
     pub fn tree(&self, from: Option<u32>, to: Option<u32>) -> Result<TreeView, ApiError> {
+        self.tree_with(from, to, true)
+    }
+
+    /// `GET /tree`, with `collapse=false` when `collapse` is false (every
+    /// best-chain block of the window listed).
+    ///
+    /// # Errors
+    /// [`ApiError`].
+    pub fn tree_with(
+        &self,
+        from: Option<u32>,
+        to: Option<u32>,
+        collapse: bool,
+    ) -> Result<TreeView, ApiError> {
         let mut q = Vec::new();
+        if !collapse {
+            q.push("collapse=false".to_string());
+        }
         if let Some(f) = from {
             q.push(format!("from_height={f}"));
         }

@@ -265,6 +265,14 @@ impl ChainStore {
     /// whatever the window. Costs one pass over the index.
     #[must_use]
     pub fn tree(&self, from: Option<u32>, to: Option<u32>) -> BlockTree {
+        self.tree_with(from, to, true)
+    }
+
+    /// [`ChainStore::tree`], with the best chain's straight runs collapsed
+    /// or (`collapse` false) every best-chain block of the window listed:
+    /// what an observer merging several nodes' trees needs.
+    #[must_use]
+    pub fn tree_with(&self, from: Option<u32>, to: Option<u32>, collapse: bool) -> BlockTree {
         let orphans: Vec<TreeBlock> = self
             .orphans
             .list()
@@ -335,6 +343,9 @@ impl ChainStore {
         }
         mark(from);
         mark(best_top);
+        if !collapse {
+            shown.iter_mut().for_each(|s| *s = true);
+        }
         let mut blocks = Vec::new();
         let mut hidden: Vec<HiddenRun> = Vec::new();
         if from <= best_top {

@@ -92,8 +92,10 @@ pub enum Command {
     Status(status::StatusArgs),
     /// Print a node's event stream (`GET /events`), one line an event.
     Watch(watch::WatchArgs),
-    /// Print a node's fork tree near the tip (`GET /tree`).
+    /// Print a node's fork tree near the tip (`GET /tree`), or draw it as SVG.
     Tree(watch::TreeArgs),
+    /// Show a kept testnet run again: its fork-observer page with playback.
+    Replay(watch::ReplayArgs),
     /// Hashrate of the miner's hot loop per backend and thread count.
     Bench(bench::BenchArgs),
     /// Search nonces of an 80-byte header (hex) for one that meets its own bits.
@@ -208,6 +210,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Status(a) => status::run(&a),
         Command::Watch(a) => watch::run_watch(&a),
         Command::Tree(a) => watch::run_tree(&a),
+        Command::Replay(a) => watch::run_replay(&a),
         Command::Bench(a) => bench::run(&a),
         Command::MineHeader(a) => mine_header::run(&a),
         Command::Header(a) => header::run(&a),

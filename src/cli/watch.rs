@@ -124,6 +124,51 @@ pub struct TreeArgs {
     /// Print the `/tree` JSON.
     #[arg(long)]
     pub json: bool,
+    /// Also write the tree as an SVG picture to this file.
+    #[arg(long)]
+    pub svg: Option<std::path::PathBuf>,
+}
+
+/// `powchain replay` flags.
+#[derive(Debug, Args, Clone)]
+pub struct ReplayArgs {
+    /// A testnet directory kept with `powchain testnet --keep`.
+    pub dir: std::path::PathBuf,
+    /// Serve the fork-observer page at this address.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub ui: std::net::SocketAddr,
+}
+
+/// Serves a kept testnet run's page (final merged tree, playback over
+/// its event log) until interrupted.
+///
+/// # Errors
+/// [`CliError::Failed`] when the directory holds no kept log or the
+/// address cannot be bound.
+pub fn run_replay(a: &ReplayArgs) -> Result<(), CliError> {
+    let odir = a.dir.join("observer");
+    let log = crate::observer::Recorder::load(&odir.join("events.jsonl")).map_err(|e| {
+        failed(format!(
+            "{}: {e} (was the run kept with `testnet --keep`?)",
+            odir.join("events.jsonl").display()
+        ))
+    })?;
+    let trees: Vec<(String, crate::api::types::TreeView)> =
+        std::fs::read(odir.join("trees.json"))
+            .map_err(|e| e.to_string())
+            .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()))
+            .map_err(|e| failed(format!("{}: {e}", odir.join("trees.json").display())))?;
+    let events = log.len();
+    let bound = crate::observer::server::spawn(
+        a.ui,
+        crate::observer::server::TreeSource::Saved(trees),
+        crate::observer::Recorder::from_log(log),
+    )
+    .map_err(|e| failed(format!("bind {}: {e}", a.ui)))?;
+    eprintln!("powchain: replaying {events} events; fork observer on http://{bound}/ (Ctrl-C stops)");
+    loop {
+        std::thread::park();
+    }
 }
 
 /// Prints a node's fork tree: one line a height, the best chain's block
@@ -132,9 +177,23 @@ pub struct TreeArgs {
 /// # Errors
 /// [`CliError::Failed`] when the node does not answer.
 pub fn run_tree(a: &TreeArgs) -> Result<(), CliError> {
-    let t = ApiClient::new(&a.api)
+    let client = ApiClient::new(&a.api);
+    let t = client
         .tree(a.from_height, a.to_height)
         .map_err(|e| failed(e.to_string()))?;
+    if let Some(path) = &a.svg {
+        let name = client
+            .status()
+            .map_or_else(|_| "node".to_string(), |s| s.miner_id);
+        // Uncollapsed: the picture collapses the straight runs itself.
+        let full = client
+            .tree_with(a.from_height, a.to_height, false)
+            .map_err(|e| failed(e.to_string()))?;
+        let svg = crate::observer::svg::render(&crate::observer::merge_trees(&[(name, full)]))
+            .map_err(|e| failed(format!("draw the tree: {e}")))?;
+        std::fs::write(path, svg).map_err(|e| failed(format!("{}: {e}", path.display())))?;
+        eprintln!("tree: written to {}", path.display());
+    }
     if a.json {
         print_json(&t);
         return Ok(());

@@ -44,6 +44,7 @@ pub struct ApiAccess {
 /// turned into JSON `{"error"}`.
 pub fn router(shared: Arc<Shared>, access: ApiAccess) -> Router {
     let mut r = Router::new()
+        .route("/", get(crate::observer::server::page))
         .route("/status", get(status))
         .route("/tips", get(tips))
         .route("/blocks/{hash}", get(block_by_hash))
@@ -265,6 +266,9 @@ async fn reorgs(State(s): State<Arc<Shared>>) -> Json<Vec<Reorg>> {
 struct TreeQuery {
     from_height: Option<u32>,
     to_height: Option<u32>,
+    /// `false`: list every best-chain block of the window (no hidden
+    /// runs), as the testnet observer asks before merging.
+    collapse: Option<bool>,
 }
 
 /// Heights one `GET /tree` may span: bounds the work and the answer.
@@ -295,7 +299,7 @@ async fn tree(
     blocking(move || {
         let core = s.core();
         let chain = core.chain();
-        let t = chain.tree(q.from_height, to);
+        let t = chain.tree_with(q.from_height, to, q.collapse.unwrap_or(true));
         Ok(Json(TreeView {
             tip: t.tip.to_string(),
             blocks: t

@@ -80,9 +80,18 @@ pub struct TestnetArgs {
     /// Seed for the random topology.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
-    /// Keep the node data dirs and logs (printed at the end).
+    /// Keep the node data dirs and logs (printed at the end), and the
+    /// observer's event log and final trees (`observer/` there) for
+    /// `powchain replay DIR`.
     #[arg(long)]
     pub keep: bool,
+    /// Serve the fork-observer page over all nodes at this address
+    /// (e.g. 127.0.0.1:8080; port 0 picks one, printed on stderr).
+    #[arg(long)]
+    pub ui: Option<std::net::SocketAddr>,
+    /// Write the final fork tree over all nodes as an SVG picture.
+    #[arg(long)]
+    pub svg: Option<std::path::PathBuf>,
     /// A traitor: NODE:STRATEGY, node index from 0 (repeatable).
     #[arg(long, value_parser = crate::cli::sim::parse_adversary)]
     pub adversary: Vec<(usize, crate::protocol::Strategy)>,
@@ -527,6 +536,31 @@ pub fn run(a: &TestnetArgs) -> Result<TestnetReport, TestnetError> {
             .post::<_, MiningRequest>("/admin/mining", &MiningRequest { enabled: true })
             .map_err(|e| TestnetError::Start(format!("start mining: {e}")))?;
     }
+    // The observer: records every node's events (page, playback, --keep).
+    let observed: Vec<crate::observer::NodeRef> = cluster
+        .nodes
+        .iter()
+        .enumerate()
+        .map(|(i, n)| crate::observer::NodeRef {
+            name: format!("node{i}"),
+            api: n.client.api().to_string(),
+        })
+        .collect();
+    let recorder = crate::observer::Recorder::new();
+    if a.ui.is_some() || a.keep {
+        for n in &observed {
+            recorder.watch(n.clone());
+        }
+    }
+    if let Some(addr) = a.ui {
+        let bound = crate::observer::server::spawn(
+            addr,
+            crate::observer::server::TreeSource::Live(observed.clone()),
+            recorder.clone(),
+        )
+        .map_err(|e| TestnetError::Start(format!("fork observer on {addr}: {e}")))?;
+        eprintln!("powchain: fork observer on http://{bound}/");
+    }
     eprintln!("-- mining started: every node has its topology's peers; timings count from now");
     eprintln!(
         "testnet: {} nodes, topology {}, block time {} s, {} s{}; logs in {}",
@@ -659,11 +693,52 @@ pub fn run(a: &TestnetArgs) -> Result<TestnetReport, TestnetError> {
         report.common_prefix_max = Some(common_prefix_max);
     }
     report::print(a, &report, &dir);
+    observer_outputs(a, &observed, &recorder, &dir);
     drop(cluster);
     if agreed {
         Ok(report)
     } else {
         Err(TestnetError::Disagreed(Box::new(report)))
+    }
+}
+
+/// At the end of a run: the SVG of the merged tree (`--svg`), and with
+/// `--keep` the observer's event log and each node's final tree for
+/// `powchain replay`. Failures are reported, not fatal: the run's report
+/// stands.
+fn observer_outputs(
+    a: &TestnetArgs,
+    nodes: &[crate::observer::NodeRef],
+    recorder: &crate::observer::Recorder,
+    dir: &std::path::Path,
+) {
+    let trees = crate::observer::fetch_trees(nodes);
+    if let Some(path) = &a.svg {
+        let merged = crate::observer::merge_trees(&trees);
+        match crate::observer::svg::render(&merged)
+            .map_err(|e| e.to_string())
+            .and_then(|svg| std::fs::write(path, svg).map_err(|e| e.to_string()))
+        {
+            Ok(()) => eprintln!("testnet: fork tree written to {}", path.display()),
+            Err(e) => eprintln!("testnet: could not write {}: {e}", path.display()),
+        }
+    }
+    recorder.stop();
+    if a.keep {
+        let odir = dir.join("observer");
+        let saved = std::fs::create_dir_all(&odir)
+            .and_then(|()| recorder.save(&odir.join("events.jsonl")))
+            .and_then(|()| {
+                let json = serde_json::to_vec(&trees).map_err(std::io::Error::other)?;
+                std::fs::write(odir.join("trees.json"), json)
+            });
+        match saved {
+            Ok(()) => eprintln!(
+                "testnet: event log kept; show it again with: powchain replay {} --ui 127.0.0.1:8080",
+                dir.display()
+            ),
+            Err(e) => eprintln!("testnet: could not keep the event log: {e}"),
+        }
     }
 }
 

@@ -1,0 +1,534 @@
+//! The fork observer: one page (`GET /`, [`PAGE`]) that draws the block
+//! tree of one node or of every node of a testnet, live from their event
+//! streams, with a playback of the recorded events; the merged tree
+//! behind it ([`merge_trees`]); the event recorder ([`Recorder`]); and
+//! the same tree as an SVG picture ([`svg`]).
+//!
+//! The page needs no build step and no outside network: it is one HTML
+//! file with its CSS and script, compiled into the binary. Against a node
+//! it reads the node's `/tree`, `/status` and `/events`; against
+//! `powchain testnet --ui` or `powchain replay` it reads the observer
+//! server's `/tree` (merged, with a `nodes` list), `/log` (every recorded
+//! event, for playback) and `/events` (the merged live stream, each event
+//! naming its `node`).
+
+pub mod server;
+pub mod svg;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::api::types::{HiddenView, TreeBlockView, TreeView};
+use crate::api::ApiClient;
+
+/// The fork-observer page: HTML, CSS and script in one file.
+pub const PAGE: &str = include_str!("page.html");
+
+/// Entries a [`Recorder`] keeps (the oldest are dropped beyond it).
+pub const MAX_LOG_ENTRIES: usize = 500_000;
+
+/// One recorded event: what a node's `/events` said, when, and which node.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LogEntry {
+    /// When the observer received it (seeded blocks: when the node
+    /// received the block), Unix ms.
+    pub t_ms: u64,
+    /// The node's name (`node0` ...).
+    pub node: String,
+    /// The SSE event name: `block`, `tip`, `reorg`, `stale`, `orphan`,
+    /// `peer`.
+    pub event: String,
+    /// The event's JSON.
+    pub data: serde_json::Value,
+}
+
+/// A node the observer watches.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeRef {
+    /// Its name.
+    pub name: String,
+    /// Its API address, `host:port`.
+    pub api: String,
+}
+
+/// A node's tip in [`MergedTree::nodes`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeTip {
+    /// The node's name.
+    pub name: String,
+    /// Its best tip.
+    pub tip: String,
+    /// Its height (`None` when the tip is not in its tree).
+    pub height: Option<u32>,
+    /// Its API address, when known (live testnets).
+    #[serde(default)]
+    pub api: Option<String>,
+}
+
+/// One block of [`MergedTree`]: the block as the best node sees it (or
+/// the first node that knows it), plus the nodes whose best chain holds
+/// it and when each node received it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MergedBlock {
+    /// The block (`status` from the best node's view; a block the best
+    /// node does not know is `stale` unless invalid or an orphan).
+    #[serde(flatten)]
+    pub block: TreeBlockView,
+    /// Nodes whose best chain holds it.
+    pub active_on: Vec<String>,
+    /// When each node that stores it received it, Unix ms.
+    pub seen_ms: BTreeMap<String, u64>,
+}
+
+/// The tree over several nodes: `GET /tree` of the observer server (the
+/// node's `/tree` shape plus `nodes`, `active_on`, `seen_ms`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MergedTree {
+    /// The best tip among the nodes (most chainwork; ties: the first).
+    pub tip: String,
+    /// Every block any node shows, by height then first arrival.
+    pub blocks: Vec<MergedBlock>,
+    /// Straight runs of the best chain left out.
+    pub hidden: Vec<HiddenView>,
+    /// Each node's tip.
+    pub nodes: Vec<NodeTip>,
+}
+
+/// Merges the nodes' trees (name, `/tree`, best fetched uncollapsed over
+/// one window: [`fetch_trees`]): the union of their blocks, each with the
+/// nodes that hold it on their best chain and its arrival time at each,
+/// and each node's tip; then the best chain's straight runs collapsed
+/// into hidden runs. The best node is the one whose tip has the most
+/// chainwork.
+#[must_use]
+pub fn merge_trees(trees: &[(String, TreeView)]) -> MergedTree {
+    let tip_work = |t: &TreeView| {
+        t.blocks
+            .iter()
+            .find(|b| b.hash == t.tip)
+            .and_then(|b| b.chainwork.clone())
+            .unwrap_or_default()
+    };
+    let best = trees
+        .iter()
+        .enumerate()
+        .max_by(|a, b| tip_work(&a.1 .1).cmp(&tip_work(&b.1 .1)).then(b.0.cmp(&a.0)))
+        .map(|(i, _)| i);
+    let mut order: Vec<String> = Vec::new();
+    let mut merged: HashMap<String, MergedBlock> = HashMap::new();
+    // The best node first, so that its view of each block wins.
+    let visit: Vec<usize> = best
+        .into_iter()
+        .chain((0..trees.len()).filter(|&i| Some(i) != best))
+        .collect();
+    for &i in &visit {
+        let (name, tree) = &trees[i];
+        for b in &tree.blocks {
+            let m = merged.entry(b.hash.clone()).or_insert_with(|| {
+                order.push(b.hash.clone());
+                let mut block = b.clone();
+                if Some(i) != best && block.status == "active" {
+                    block.status = "stale".into();
+                }
+                MergedBlock {
+                    block,
+                    active_on: Vec::new(),
+                    seen_ms: BTreeMap::new(),
+                }
+            });
+            if b.status == "active" {
+                m.active_on.push(name.clone());
+            }
+            if let Some(ms) = b.received_ms {
+                if b.status == "active" || b.status == "stale" {
+                    m.seen_ms.insert(name.clone(), ms);
+                }
+            }
+            if m.block.miner.is_none() {
+                m.block.miner.clone_from(&b.miner);
+            }
+        }
+    }
+    let mut blocks: Vec<MergedBlock> = order
+        .into_iter()
+        .filter_map(|h| merged.remove(&h))
+        .collect();
+    for b in &mut blocks {
+        b.active_on.sort();
+    }
+    blocks.sort_by_key(|b| {
+        (
+            b.block.height.unwrap_or(u32::MAX),
+            b.seen_ms.values().min().copied().unwrap_or(u64::MAX),
+        )
+    });
+    let nodes: Vec<NodeTip> = trees
+        .iter()
+        .map(|(name, t)| NodeTip {
+            name: name.clone(),
+            tip: t.tip.clone(),
+            height: t.blocks.iter().find(|b| b.hash == t.tip).and_then(|b| b.height),
+            api: None,
+        })
+        .collect();
+    let hidden = collapse(&mut blocks, &nodes);
+    MergedTree {
+        tip: best.map(|i| trees[i].1.tip.clone()).unwrap_or_default(),
+        blocks,
+        hidden,
+        nodes,
+    }
+}
+
+/// Collapses the best chain's straight runs like
+/// [`crate::chain::ChainStore::tree`] does for one node: best-chain
+/// blocks are kept within [`crate::chain::TREE_CONTEXT`] heights of any
+/// other block's parent, of any node's tip and of the window's ends; the
+/// rest become hidden runs.
+fn collapse(blocks: &mut Vec<MergedBlock>, nodes: &[NodeTip]) -> Vec<HiddenView> {
+    use crate::chain::TREE_CONTEXT;
+    let active: BTreeSet<u32> = blocks
+        .iter()
+        .filter(|b| b.block.status == "active")
+        .filter_map(|b| b.block.height)
+        .collect();
+    let (Some(&lo), Some(&hi)) = (active.first(), active.last()) else {
+        return Vec::new();
+    };
+    let mut keep: BTreeSet<u32> = BTreeSet::new();
+    let mut near = |h: u32| {
+        for x in h.saturating_sub(TREE_CONTEXT)..=h.saturating_add(TREE_CONTEXT) {
+            keep.insert(x);
+        }
+    };
+    near(lo);
+    near(hi);
+    for b in blocks.iter().filter(|b| b.block.status != "active") {
+        if let Some(h) = b.block.height {
+            near(h.saturating_sub(1));
+        }
+    }
+    for n in nodes {
+        if let Some(h) = n.height {
+            near(h);
+        }
+    }
+    blocks.retain(|b| {
+        b.block.status != "active" || b.block.height.is_none_or(|h| keep.contains(&h))
+    });
+    let mut hidden: Vec<HiddenView> = Vec::new();
+    for h in active.iter().copied().filter(|h| !keep.contains(h)) {
+        match hidden.last_mut() {
+            Some(run) if run.to_height + 1 == h => {
+                run.to_height = h;
+                run.count += 1;
+            }
+            _ => hidden.push(HiddenView {
+                from_height: h,
+                to_height: h,
+                count: 1,
+            }),
+        }
+    }
+    hidden
+}
+
+/// The trees of running nodes over one common window (the 100 heights up
+/// to the highest node's height), uncollapsed, ready for
+/// [`merge_trees`]; nodes that do not answer are left out.
+#[must_use]
+pub fn fetch_trees(nodes: &[NodeRef]) -> Vec<(String, TreeView)> {
+    let clients: Vec<(String, ApiClient)> = nodes
+        .iter()
+        .map(|n| (n.name.clone(), ApiClient::new(&n.api)))
+        .collect();
+    let top = clients
+        .iter()
+        .filter_map(|(_, c)| c.status().ok().map(|s| s.height))
+        .max()
+        .unwrap_or(0);
+    let from = top.saturating_sub(crate::chain::TREE_DEFAULT_SPAN - 1);
+    clients
+        .iter()
+        .filter_map(|(name, c)| {
+            c.tree_with(Some(from), Some(top.saturating_add(16)), false)
+                .ok()
+                .map(|t| (name.clone(), t))
+        })
+        .collect()
+}
+
+/// Records every event of the watched nodes (for playback and `--keep`)
+/// and fans them out to the observer server's `/events` subscribers.
+#[derive(Clone)]
+pub struct Recorder {
+    log: Arc<Mutex<Vec<LogEntry>>>,
+    live: tokio::sync::broadcast::Sender<LogEntry>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Default for Recorder {
+    fn default() -> Recorder {
+        Recorder::new()
+    }
+}
+
+impl Recorder {
+    /// An empty recorder.
+    #[must_use]
+    pub fn new() -> Recorder {
+        Recorder {
+            log: Arc::new(Mutex::new(Vec::new())),
+            live: tokio::sync::broadcast::channel(4096).0,
+            stop: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    /// A recorder holding a saved log (replay).
+    #[must_use]
+    pub fn from_log(entries: Vec<LogEntry>) -> Recorder {
+        let r = Recorder::new();
+        *r.log.lock().expect("log lock") = entries;
+        r
+    }
+
+    /// Appends an entry and sends it to live subscribers.
+    pub fn push(&self, e: LogEntry) {
+        {
+            let mut log = self.log.lock().expect("log lock");
+            if log.len() >= MAX_LOG_ENTRIES {
+                log.drain(..MAX_LOG_ENTRIES / 10);
+            }
+            log.push(e.clone());
+        }
+        let _ = self.live.send(e);
+    }
+
+    /// Every entry so far.
+    #[must_use]
+    pub fn entries(&self) -> Vec<LogEntry> {
+        self.log.lock().expect("log lock").clone()
+    }
+
+    /// A live subscription to new entries.
+    #[must_use]
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<LogEntry> {
+        self.live.subscribe()
+    }
+
+    /// Watches `node` on a thread: first its current `/tree` (each block
+    /// recorded as a `block` event at the time the node received it, and
+    /// its tip as a `tip` event), then its `/events` stream, reconnecting
+    /// after a break until [`Recorder::stop`].
+    pub fn watch(&self, node: NodeRef) {
+        let r = self.clone();
+        std::thread::Builder::new()
+            .name(format!("observe-{}", node.name))
+            .spawn(move || {
+                let client = ApiClient::new(&node.api);
+                while !r.stop.load(Ordering::Acquire) {
+                    if let Ok(t) = client.tree_with(None, None, false) {
+                        r.seed(&node.name, &t);
+                    }
+                    let _ = client.events(|kind, data| {
+                        if let Ok(data) = serde_json::from_str(data) {
+                            r.push(LogEntry {
+                                t_ms: crate::node::now_ms(),
+                                node: node.name.clone(),
+                                event: kind.to_string(),
+                                data,
+                            });
+                        }
+                        !r.stop.load(Ordering::Acquire)
+                    });
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+            })
+            .expect("spawn an observer thread");
+    }
+
+    /// Records a node's tree as `block` events and its tip as a `tip`.
+    pub fn seed(&self, node: &str, t: &TreeView) {
+        let now = crate::node::now_ms();
+        for b in &t.blocks {
+            if let Ok(data) = serde_json::to_value(b) {
+                self.push(LogEntry {
+                    t_ms: b.received_ms.unwrap_or(now),
+                    node: node.to_string(),
+                    event: "block".into(),
+                    data,
+                });
+            }
+        }
+        if let Some(tip) = t.blocks.iter().find(|b| b.hash == t.tip) {
+            self.push(LogEntry {
+                t_ms: tip.received_ms.unwrap_or(now),
+                node: node.to_string(),
+                event: "tip".into(),
+                data: serde_json::json!({ "hash": tip.hash, "height": tip.height }),
+            });
+        }
+    }
+
+    /// Stops the watcher threads (each at its next event or keep-alive).
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::Release);
+    }
+
+    /// Writes the log as JSON lines.
+    ///
+    /// # Errors
+    /// The file's I/O error.
+    pub fn save(&self, path: &std::path::Path) -> std::io::Result<()> {
+        use std::io::Write;
+        let mut f = std::io::BufWriter::new(std::fs::File::create(path)?);
+        for e in self.entries() {
+            serde_json::to_writer(&mut f, &e)?;
+            f.write_all(b"\n")?;
+        }
+        f.flush()
+    }
+
+    /// Reads a log written by [`Recorder::save`]; lines that do not
+    /// decode are skipped (a log cut short by a crash still replays).
+    ///
+    /// # Errors
+    /// The file's I/O error.
+    pub fn load(path: &std::path::Path) -> std::io::Result<Vec<LogEntry>> {
+        let text = std::fs::read_to_string(path)?;
+        Ok(text
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect())
+    }
+}
+
+/// Where each block sits in a left-to-right drawing: column by height
+/// (hidden runs take one column each), row 0 for the best chain, forks
+/// and orphans on rows below, a branch on one row while it stays
+/// straight. Shared by the SVG picture; the page's script follows the
+/// same rules.
+#[must_use]
+pub fn layout(tree: &MergedTree) -> Vec<(usize, u32, u32)> {
+    // Columns: heights drawn plus one per hidden run.
+    let mut cols: BTreeSet<u32> = tree.blocks.iter().filter_map(|b| b.block.height).collect();
+    for h in &tree.hidden {
+        cols.insert(h.from_height);
+    }
+    let col_of: HashMap<u32, u32> = cols
+        .iter()
+        .enumerate()
+        .map(|(i, h)| (*h, i as u32))
+        .collect();
+    let unknown_col = cols.len() as u32;
+    let mut row_of: HashMap<&str, u32> = HashMap::new();
+    let mut taken: std::collections::HashSet<(u32, u32)> = std::collections::HashSet::new();
+    let mut next_row = 1;
+    let mut out = Vec::new();
+    for (i, b) in tree.blocks.iter().enumerate() {
+        let col = b.block.height.and_then(|h| col_of.get(&h).copied()).unwrap_or(unknown_col);
+        let row = if b.block.status == "active" {
+            0
+        } else {
+            let parent_row = row_of.get(b.block.prev.as_str()).copied();
+            match parent_row {
+                Some(r) if r > 0 && !taken.contains(&(col, r)) => r,
+                _ => {
+                    while taken.contains(&(col, next_row)) {
+                        next_row += 1;
+                    }
+                    let r = next_row;
+                    next_row += 1;
+                    r
+                }
+            }
+        };
+        taken.insert((col, row));
+        row_of.insert(&b.block.hash, row);
+        out.push((i, col, row));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn block(hash: &str, prev: &str, height: u32, status: &str, work: u8, ms: u64) -> TreeBlockView {
+        TreeBlockView {
+            hash: hash.into(),
+            prev: prev.into(),
+            height: Some(height),
+            miner: None,
+            status: status.into(),
+            chainwork: Some(format!("{work:064x}")),
+            received_ms: Some(ms),
+        }
+    }
+
+    /// Two nodes split by a partition: each holds its own branch active
+    /// and does not know the other's tip. The merge takes the node with
+    /// more work as best, marks the other branch stale, keeps both tips
+    /// and every arrival time, and lays the branch out below the best
+    /// chain.
+    #[test]
+    fn merging_two_partitioned_nodes() {
+        let a = TreeView {
+            tip: "a3".into(),
+            blocks: vec![
+                block("g", "-", 0, "active", 1, 10),
+                block("a1", "g", 1, "active", 2, 20),
+                block("a2", "a1", 2, "active", 3, 30),
+                block("a3", "a2", 3, "active", 4, 40),
+            ],
+            hidden: vec![],
+        };
+        let b = TreeView {
+            tip: "b2".into(),
+            blocks: vec![
+                block("g", "-", 0, "active", 1, 11),
+                block("a1", "g", 1, "active", 2, 25),
+                block("b2", "a1", 2, "active", 3, 31),
+            ],
+            hidden: vec![],
+        };
+        let m = merge_trees(&[("node0".into(), a), ("node1".into(), b)]);
+        assert_eq!(m.tip, "a3");
+        assert_eq!(m.blocks.len(), 5);
+        let get = |h: &str| m.blocks.iter().find(|b| b.block.hash == h).unwrap();
+        assert_eq!(get("b2").block.status, "stale");
+        assert_eq!(get("b2").active_on, vec!["node1".to_string()]);
+        assert_eq!(get("a1").active_on, vec!["node0".to_string(), "node1".to_string()]);
+        assert_eq!(get("a1").seen_ms["node1"], 25);
+        assert_eq!(m.nodes[1].tip, "b2");
+        assert_eq!(m.nodes[1].height, Some(2));
+        let l = layout(&m);
+        let pos = |h: &str| {
+            let i = m.blocks.iter().position(|b| b.block.hash == h).unwrap();
+            l.iter().find(|x| x.0 == i).map(|x| (x.1, x.2)).unwrap()
+        };
+        assert_eq!(pos("a2"), (2, 0));
+        assert_eq!(pos("b2"), (2, 1));
+        assert_eq!(pos("a3"), (3, 0));
+    }
+
+    #[test]
+    fn a_log_survives_save_and_load() {
+        let r = Recorder::new();
+        r.push(LogEntry {
+            t_ms: 5,
+            node: "node0".into(),
+            event: "tip".into(),
+            data: serde_json::json!({"hash": "ab", "height": 1}),
+        });
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("events.jsonl");
+        r.save(&p).unwrap();
+        std::fs::write(&p, std::fs::read_to_string(&p).unwrap() + "{broken\n").unwrap();
+        assert_eq!(Recorder::load(&p).unwrap(), r.entries());
+    }
+}

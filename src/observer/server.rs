@@ -1,0 +1,148 @@
+//! The observer's HTTP server (`powchain testnet --ui ADDR`, `powchain
+//! replay DIR --ui ADDR`): the page, the merged `/tree`, the recorded
+//! `/log` and the merged live `/events`. GET only, bound where asked
+//! (127.0.0.1 by default in the CLI).
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+
+use super::{merge_trees, LogEntry, MergedTree, NodeRef, Recorder, PAGE};
+use crate::api::types::TreeView;
+
+/// Where the tree comes from.
+#[derive(Clone)]
+pub enum TreeSource {
+    /// Running nodes: each `/tree` is read at each request.
+    Live(Vec<NodeRef>),
+    /// A finished run's final trees (replay).
+    Saved(Vec<(String, TreeView)>),
+}
+
+impl TreeSource {
+    /// The merged tree now (live: nodes that do not answer are left out).
+    #[must_use]
+    pub fn merged(&self) -> MergedTree {
+        match self {
+            TreeSource::Live(nodes) => {
+                let mut m = merge_trees(&super::fetch_trees(nodes));
+                for t in &mut m.nodes {
+                    t.api = nodes.iter().find(|n| n.name == t.name).map(|n| n.api.clone());
+                }
+                m
+            }
+            TreeSource::Saved(trees) => merge_trees(trees),
+        }
+    }
+}
+
+#[derive(Clone)]
+struct Observer {
+    source: TreeSource,
+    recorder: Recorder,
+}
+
+/// The router: `/` (the page), `/tree`, `/log`, `/events`.
+pub fn router(source: TreeSource, recorder: Recorder) -> Router {
+    Router::new()
+        .route("/", get(page))
+        .route("/tree", get(tree))
+        .route("/log", get(log))
+        .route("/events", get(events))
+        .fallback(|| async { (StatusCode::NOT_FOUND, "no such route") })
+        .with_state(Arc::new(Observer { source, recorder }))
+}
+
+/// Binds `addr` and serves on a background thread with its own runtime;
+/// returns the bound address (port 0 allowed).
+///
+/// # Errors
+/// The bind error.
+pub fn spawn(
+    addr: std::net::SocketAddr,
+    source: TreeSource,
+    recorder: Recorder,
+) -> std::io::Result<std::net::SocketAddr> {
+    let listener = std::net::TcpListener::bind(addr)?;
+    listener.set_nonblocking(true)?;
+    let bound = listener.local_addr()?;
+    std::thread::Builder::new()
+        .name("observer-http".into())
+        .spawn(move || {
+            let rt = match tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    tracing::error!("observer runtime: {e}");
+                    return;
+                }
+            };
+            rt.block_on(async move {
+                let Ok(l) = tokio::net::TcpListener::from_std(listener) else {
+                    return;
+                };
+                if let Err(e) = axum::serve(l, router(source, recorder)).await {
+                    tracing::error!("observer server stopped: {e}");
+                }
+            });
+        })?;
+    Ok(bound)
+}
+
+pub(crate) async fn page() -> Response {
+    (
+        [(header::CACHE_CONTROL, "no-store")],
+        Html(PAGE),
+    )
+        .into_response()
+}
+
+async fn tree(State(o): State<Arc<Observer>>) -> Json<MergedTree> {
+    let o2 = Arc::clone(&o);
+    Json(
+        tokio::task::spawn_blocking(move || o2.source.merged())
+            .await
+            .unwrap_or_else(|_| merge_trees(&[])),
+    )
+}
+
+async fn log(State(o): State<Arc<Observer>>) -> Json<Vec<LogEntry>> {
+    Json(o.recorder.entries())
+}
+
+async fn events(
+    State(o): State<Arc<Observer>>,
+) -> axum::response::sse::Sse<
+    impl futures::Stream<Item = Result<axum::response::sse::Event, std::convert::Infallible>>,
+> {
+    use tokio::sync::broadcast::error::RecvError;
+    let rx = o.recorder.subscribe();
+    let stream = futures::stream::unfold(rx, |mut rx| async move {
+        loop {
+            match rx.recv().await {
+                Ok(e) => {
+                    let mut data = e.data.clone();
+                    if let Some(obj) = data.as_object_mut() {
+                        obj.insert("node".into(), e.node.clone().into());
+                        obj.insert("t_ms".into(), e.t_ms.into());
+                    }
+                    let ev = axum::response::sse::Event::default()
+                        .event(e.event.clone())
+                        .json_data(&data)
+                        .unwrap_or_default();
+                    return Some((Ok(ev), rx));
+                }
+                Err(RecvError::Lagged(_)) => {}
+                Err(RecvError::Closed) => return None,
+            }
+        }
+    });
+    axum::response::sse::Sse::new(stream).keep_alive(axum::response::sse::KeepAlive::default())
+}

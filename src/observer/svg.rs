@@ -1,0 +1,128 @@
+//! The fork tree as an SVG picture (`powchain tree --svg`, `powchain
+//! testnet --svg`), drawn with plotters: blocks left to right by height,
+//! the best chain on the top row, every stale, invalid and orphan block on
+//! the rows below, hidden runs as one grey box, each node's name beside
+//! its tip.
+
+use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
+
+use super::{layout, MergedTree};
+
+const COL_W: i32 = 96;
+const ROW_H: i32 = 56;
+const BOX_W: i32 = 78;
+const BOX_H: i32 = 30;
+const MARGIN: i32 = 24;
+
+/// Renders `tree` as an SVG document.
+///
+/// # Errors
+/// A drawing error from plotters, as text.
+pub fn render(tree: &MergedTree) -> Result<String, String> {
+    let places = layout(tree);
+    let cols = places.iter().map(|p| p.1).max().unwrap_or(0) as i32 + 1;
+    let rows = places.iter().map(|p| p.2).max().unwrap_or(0) as i32 + 1;
+    let hidden_cols: Vec<(i32, String)> = {
+        let mut heights: Vec<u32> = tree.blocks.iter().filter_map(|b| b.block.height).collect();
+        heights.extend(tree.hidden.iter().map(|h| h.from_height));
+        heights.sort_unstable();
+        heights.dedup();
+        tree.hidden
+            .iter()
+            .filter_map(|h| {
+                heights.iter().position(|x| *x == h.from_height).map(|c| {
+                    (
+                        c as i32,
+                        format!("{} hidden", h.count),
+                    )
+                })
+            })
+            .collect()
+    };
+    let width = (MARGIN * 2 + cols * COL_W).max(200) as u32;
+    let height = (MARGIN * 2 + rows * ROW_H + 40) as u32;
+    let mut out = String::new();
+    {
+        let root = SVGBackend::with_string(&mut out, (width, height)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| e.to_string())?;
+        let xy = |col: u32, row: u32| (MARGIN + col as i32 * COL_W, MARGIN + 20 + row as i32 * ROW_H);
+        let font = ("monospace", 11).into_font().color(&BLACK);
+        let centre = Pos::new(HPos::Center, VPos::Center);
+        // Edges first, under the boxes.
+        for &(i, col, row) in &places {
+            let b = &tree.blocks[i].block;
+            if let Some(&(_, pc, pr)) = places
+                .iter()
+                .find(|p| tree.blocks[p.0].block.hash == b.prev)
+            {
+                let (x0, y0) = xy(pc, pr);
+                let (x1, y1) = xy(col, row);
+                root.draw(&PathElement::new(
+                    vec![(x0 + BOX_W, y0 + BOX_H / 2), (x1, y1 + BOX_H / 2)],
+                    BLACK.mix(0.5),
+                ))
+                .map_err(|e| e.to_string())?;
+            }
+        }
+        for (c, label) in &hidden_cols {
+            let (x, y) = xy(*c as u32, 0);
+            root.draw(&Rectangle::new(
+                [(x, y), (x + BOX_W, y + BOX_H)],
+                RGBColor(220, 220, 220).filled(),
+            ))
+            .map_err(|e| e.to_string())?;
+            root.draw(&Text::new(
+                label.clone(),
+                (x + BOX_W / 2, y + BOX_H / 2),
+                font.clone().pos(centre),
+            ))
+            .map_err(|e| e.to_string())?;
+        }
+        for &(i, col, row) in &places {
+            let b = &tree.blocks[i].block;
+            let (x, y) = xy(col, row);
+            let fill = match b.status.as_str() {
+                "active" => RGBColor(190, 225, 190),
+                "stale" => RGBColor(250, 215, 160),
+                "invalid" => RGBColor(240, 160, 160),
+                _ => RGBColor(210, 210, 240),
+            };
+            root.draw(&Rectangle::new([(x, y), (x + BOX_W, y + BOX_H)], fill.filled()))
+                .map_err(|e| e.to_string())?;
+            root.draw(&Rectangle::new([(x, y), (x + BOX_W, y + BOX_H)], BLACK))
+                .map_err(|e| e.to_string())?;
+            let label = format!(
+                "{} {}",
+                b.height.map_or("?".into(), |h| h.to_string()),
+                b.hash.get(b.hash.len().saturating_sub(6)..).unwrap_or(&b.hash)
+            );
+            root.draw(&Text::new(label, (x + BOX_W / 2, y + BOX_H / 2), font.clone().pos(centre)))
+                .map_err(|e| e.to_string())?;
+        }
+        // Tip labels above (row 0) or below (other rows) the tip's box.
+        for n in &tree.nodes {
+            if let Some(&(_, col, row)) = places.iter().find(|p| tree.blocks[p.0].block.hash == n.tip) {
+                let (x, y) = xy(col, row);
+                let same: Vec<&str> = tree
+                    .nodes
+                    .iter()
+                    .filter(|m| m.tip == n.tip)
+                    .map(|m| m.name.as_str())
+                    .collect();
+                if same.first() != Some(&n.name.as_str()) {
+                    continue;
+                }
+                let ty = if row == 0 { y - 10 } else { y + BOX_H + 10 };
+                root.draw(&Text::new(
+                    same.join(", "),
+                    (x + BOX_W / 2, ty),
+                    ("sans-serif", 12).into_font().color(&BLUE).pos(centre),
+                ))
+                .map_err(|e| e.to_string())?;
+            }
+        }
+        root.present().map_err(|e| e.to_string())?;
+    }
+    Ok(out)
+}
