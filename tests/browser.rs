@@ -35,7 +35,9 @@ fn listening_port(pid: u32) -> Option<u16> {
         .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
         .filter_map(|l| {
             let s = l.to_string_lossy().to_string();
-            s.strip_prefix("socket:[")?.strip_suffix(']').map(str::to_string)
+            s.strip_prefix("socket:[")?
+                .strip_suffix(']')
+                .map(str::to_string)
         })
         .collect();
     let tcp = std::fs::read_to_string("/proc/net/tcp").ok()?;
@@ -76,8 +78,20 @@ async fn the_testnet_page_draws_forks_tips_live_blocks_and_playback() {
     let testnet = Reaper(
         Command::new(BIN)
             .args([
-                "testnet", "--nodes", "3", "--duration", "60", "--block-time", "1",
-                "--topology", "full", "--partition", "5:25", "--ui", "127.0.0.1:0", "--json",
+                "testnet",
+                "--nodes",
+                "3",
+                "--duration",
+                "60",
+                "--block-time",
+                "1",
+                "--topology",
+                "full",
+                "--partition",
+                "5:25",
+                "--ui",
+                "127.0.0.1:0",
+                "--json",
             ])
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&err_path).unwrap())
@@ -87,10 +101,16 @@ async fn the_testnet_page_draws_forks_tips_live_blocks_and_playback() {
     let started = Instant::now();
     let ui = loop {
         let text = std::fs::read_to_string(&err_path).unwrap_or_default();
-        if let Some(l) = text.lines().find(|l| l.starts_with("powchain: fork observer on ")) {
+        if let Some(l) = text
+            .lines()
+            .find(|l| l.starts_with("powchain: fork observer on "))
+        {
             break l["powchain: fork observer on ".len()..].trim().to_string();
         }
-        assert!(started.elapsed() < Duration::from_secs(60), "no observer line:\n{text}");
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no observer line:\n{text}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     let ui = ui.trim_end_matches('/').to_string();
@@ -125,7 +145,9 @@ async fn the_testnet_page_draws_forks_tips_live_blocks_and_playback() {
             ]
         }
     });
-    let Value::Object(caps) = caps else { unreachable!() };
+    let Value::Object(caps) = caps else {
+        unreachable!()
+    };
     let c = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
         .capabilities(caps)
         .connect(&format!("http://127.0.0.1:{port}"))
@@ -148,7 +170,11 @@ async fn the_testnet_page_draws_forks_tips_live_blocks_and_playback() {
             .iter()
             .map(|b| b["hash"].as_str().unwrap().to_string())
             .collect();
-        let got = drawn(&c, "return [...document.querySelectorAll('g.block[data-hash]')].map(e => e.dataset.hash)").await;
+        let got = drawn(
+            &c,
+            "return [...document.querySelectorAll('g.block[data-hash]')].map(e => e.dataset.hash)",
+        )
+        .await;
         let got: Vec<String> = serde_json::from_value(got).unwrap();
         let (mut w, mut g) = (want.clone(), got.clone());
         w.sort();
@@ -163,7 +189,11 @@ async fn the_testnet_page_draws_forks_tips_live_blocks_and_playback() {
     assert!(matched, "the page never drew /tree's blocks: {last}");
 
     // 2. A stale branch is drawn.
-    let stale = drawn(&c, "return document.querySelectorAll('g.block.status-stale').length").await;
+    let stale = drawn(
+        &c,
+        "return document.querySelectorAll('g.block.status-stale').length",
+    )
+    .await;
     assert!(stale.as_u64().unwrap() >= 1, "no stale block drawn");
 
     // 3. Each node's tip label sits on the block its /status names.
@@ -199,9 +229,15 @@ async fn the_testnet_page_draws_forks_tips_live_blocks_and_playback() {
     assert!(tips_ok, "tip labels: {why}");
 
     // 4. A new block appears within 2 s, without a reload.
-    c.execute("window.__sameDocument = true; return 1;", vec![]).await.unwrap();
+    c.execute("window.__sameDocument = true; return 1;", vec![])
+        .await
+        .unwrap();
     let before: Vec<String> = serde_json::from_value(
-        drawn(&c, "return [...document.querySelectorAll('g.block[data-hash]')].map(e => e.dataset.hash)").await,
+        drawn(
+            &c,
+            "return [...document.querySelectorAll('g.block[data-hash]')].map(e => e.dataset.hash)",
+        )
+        .await,
     )
     .unwrap();
     let mut new_tip = None;
@@ -217,7 +253,11 @@ async fn the_testnet_page_draws_forks_tips_live_blocks_and_playback() {
     let (tip, seen_at) = new_tip.expect("a new block within 10 s");
     let mut drawn_in = None;
     while seen_at.elapsed() < Duration::from_secs(5) {
-        let n = drawn(&c, &format!("return document.querySelectorAll('g.block[data-hash=\"{tip}\"]').length")).await;
+        let n = drawn(
+            &c,
+            &format!("return document.querySelectorAll('g.block[data-hash=\"{tip}\"]').length"),
+        )
+        .await;
         if n.as_u64() == Some(1) {
             drawn_in = Some(seen_at.elapsed());
             break;
@@ -225,7 +265,10 @@ async fn the_testnet_page_draws_forks_tips_live_blocks_and_playback() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let drawn_in = drawn_in.unwrap_or_else(|| panic!("block {tip} not drawn within 5 s"));
-    assert!(drawn_in < Duration::from_secs(2), "new block drawn after {drawn_in:?}");
+    assert!(
+        drawn_in < Duration::from_secs(2),
+        "new block drawn after {drawn_in:?}"
+    );
     let same = drawn(&c, "return window.__sameDocument === true").await;
     assert_eq!(same, json!(true), "the page reloaded");
 
@@ -251,7 +294,10 @@ async fn the_testnet_page_draws_forks_tips_live_blocks_and_playback() {
     let playtime = drawn(&c, "return document.getElementById('playtime').textContent").await;
     assert_eq!(playtime, json!("live"));
     let live_height = drawn(&c, "return Math.max(...[...document.querySelectorAll('g.block')].map(b => +b.dataset.height || 0))").await;
-    assert!(early_height.as_u64() < live_height.as_u64(), "{early_height} vs {live_height}");
+    assert!(
+        early_height.as_u64() < live_height.as_u64(),
+        "{early_height} vs {live_height}"
+    );
 
     c.close().await.unwrap();
     drop(testnet);

@@ -115,4 +115,162 @@ fn generated_blocks_reach_the_event_stream_and_the_tree() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(text.lines().count(), blocks.len(), "{text}");
     assert!(text.lines().last().unwrap().contains("* tip"), "{text}");
+
+    // `powchain tree --svg` draws every block it listed.
+    let svg_path = dir.path().join("tree.svg");
+    let out = Command::new(BIN)
+        .args(["tree", "--api", &node.api, "--svg"])
+        .arg(&svg_path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let svg = std::fs::read_to_string(&svg_path).unwrap();
+    assert!(svg.starts_with("<svg"), "{}", &svg[..svg.len().min(200)]);
+    assert_eq!(
+        svg.matches("<rect").count(),
+        blocks.len() * 2 + 1,
+        "fill and border per block, and the background"
+    );
+
+    node_page_and_grafana(&node.api);
+    replay_of_a_kept_log(&node.api, dir.path());
+}
+
+/// The node serves the fork-observer page at `/`, every asset inline; the
+/// Grafana dashboard's queries name metrics the node exports.
+fn node_page_and_grafana(api: &str) {
+    let mut resp = ureq::get(&format!("http://{api}/")).call().unwrap();
+    let ct = resp
+        .headers()
+        .get("content-type")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(ct.starts_with("text/html"), "{ct}");
+    let html = resp.body_mut().read_to_string().unwrap();
+    for needle in [
+        "data-hash",
+        "data-node",
+        "EventSource(\"events\")",
+        "fetch(\"tree\")",
+    ] {
+        assert!(html.contains(needle), "page lacks {needle}");
+    }
+    // Every asset inline: no script, style sheet or image fetched.
+    for outside in ["<script src", "<link", "<img", "@import", "url("] {
+        assert!(
+            !html.contains(outside),
+            "the page loads an asset: {outside}"
+        );
+    }
+
+    let metrics = common::get_text(api, "/metrics").unwrap();
+    let exported: std::collections::BTreeSet<String> = metrics
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.split([' ', '{']).next())
+        .map(str::to_string)
+        .collect();
+    let dash: Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/config/grafana/powchain.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    let mut named = 0;
+    for panel in dash["panels"].as_array().unwrap() {
+        for t in panel["targets"].as_array().unwrap() {
+            let expr = t["expr"].as_str().unwrap();
+            let mut rest = expr;
+            while let Some(i) = rest.find("powchain_") {
+                let name: String = rest[i..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect();
+                assert!(
+                    exported.contains(&name),
+                    "dashboard query {expr} names {name}, not exported: {exported:?}"
+                );
+                named += 1;
+                rest = &rest[i + name.len()..];
+            }
+        }
+    }
+    assert!(named >= 10, "only {named} metric names in the dashboard");
+}
+
+/// `powchain replay DIR --ui ADDR` serves a kept run: the saved trees
+/// merged, the log for playback, the page.
+fn replay_of_a_kept_log(api: &str, dir: &std::path::Path) {
+    let kept = dir.join("kept");
+    let odir = kept.join("observer");
+    std::fs::create_dir_all(&odir).unwrap();
+    let tree: Value = get(api, "/tree?collapse=false").unwrap();
+    std::fs::write(
+        odir.join("trees.json"),
+        json!([["node0", tree]]).to_string(),
+    )
+    .unwrap();
+    let log: String = tree["blocks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| {
+            json!({"t_ms": b["received_ms"], "node": "node0", "event": "block", "data": b})
+                .to_string()
+                + "\n"
+        })
+        .collect();
+    std::fs::write(odir.join("events.jsonl"), log).unwrap();
+    let err_path = dir.join("replay.err");
+    let mut child = Command::new(BIN)
+        .args(["replay"])
+        .arg(&kept)
+        .args(["--ui", "127.0.0.1:0"])
+        .stderr(std::fs::File::create(&err_path).unwrap())
+        .spawn()
+        .unwrap();
+    let mut ui = None;
+    for _ in 0..100 {
+        let text = std::fs::read_to_string(&err_path).unwrap_or_default();
+        if let Some(l) = text
+            .lines()
+            .find(|l| l.contains("fork observer on http://"))
+        {
+            ui = l
+                .split("http://")
+                .nth(1)
+                .map(|s| s.split('/').next().unwrap().to_string());
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let ui = ui.expect("replay prints its address");
+    let merged = get(&ui, "/tree").unwrap();
+    assert_eq!(merged["nodes"][0]["name"], "node0");
+    assert_eq!(merged["tip"], tree["tip"]);
+    let entries = get(&ui, "/log").unwrap();
+    assert_eq!(
+        entries.as_array().unwrap().len(),
+        tree["blocks"].as_array().unwrap().len()
+    );
+    let page = common::get_text(&ui, "/").unwrap();
+    assert!(page.contains("data-hash"));
+    let _ = child.kill();
+    let _ = child.wait();
+    // A directory without a kept log is refused with a reason.
+    let out = Command::new(BIN)
+        .args(["replay"])
+        .arg(dir)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("testnet --keep"));
 }

@@ -153,11 +153,10 @@ pub fn run_replay(a: &ReplayArgs) -> Result<(), CliError> {
             odir.join("events.jsonl").display()
         ))
     })?;
-    let trees: Vec<(String, crate::api::types::TreeView)> =
-        std::fs::read(odir.join("trees.json"))
-            .map_err(|e| e.to_string())
-            .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()))
-            .map_err(|e| failed(format!("{}: {e}", odir.join("trees.json").display())))?;
+    let trees: Vec<(String, crate::api::types::TreeView)> = std::fs::read(odir.join("trees.json"))
+        .map_err(|e| e.to_string())
+        .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()))
+        .map_err(|e| failed(format!("{}: {e}", odir.join("trees.json").display())))?;
     let events = log.len();
     let bound = crate::observer::server::spawn(
         a.ui,
@@ -165,7 +164,9 @@ pub fn run_replay(a: &ReplayArgs) -> Result<(), CliError> {
         crate::observer::Recorder::from_log(log),
     )
     .map_err(|e| failed(format!("bind {}: {e}", a.ui)))?;
-    eprintln!("powchain: replaying {events} events; fork observer on http://{bound}/ (Ctrl-C stops)");
+    eprintln!(
+        "powchain: replaying {events} events; fork observer on http://{bound}/ (Ctrl-C stops)"
+    );
     loop {
         std::thread::park();
     }

@@ -116,7 +116,11 @@ pub fn merge_trees(trees: &[(String, TreeView)]) -> MergedTree {
     let best = trees
         .iter()
         .enumerate()
-        .max_by(|a, b| tip_work(&a.1 .1).cmp(&tip_work(&b.1 .1)).then(b.0.cmp(&a.0)))
+        .max_by(|a, b| {
+            tip_work(&a.1 .1)
+                .cmp(&tip_work(&b.1 .1))
+                .then(b.0.cmp(&a.0))
+        })
         .map(|(i, _)| i);
     let mut order: Vec<String> = Vec::new();
     let mut merged: HashMap<String, MergedBlock> = HashMap::new();
@@ -171,7 +175,11 @@ pub fn merge_trees(trees: &[(String, TreeView)]) -> MergedTree {
         .map(|(name, t)| NodeTip {
             name: name.clone(),
             tip: t.tip.clone(),
-            height: t.blocks.iter().find(|b| b.hash == t.tip).and_then(|b| b.height),
+            height: t
+                .blocks
+                .iter()
+                .find(|b| b.hash == t.tip)
+                .and_then(|b| b.height),
             api: None,
         })
         .collect();
@@ -217,9 +225,8 @@ fn collapse(blocks: &mut Vec<MergedBlock>, nodes: &[NodeTip]) -> Vec<HiddenView>
             near(h);
         }
     }
-    blocks.retain(|b| {
-        b.block.status != "active" || b.block.height.is_none_or(|h| keep.contains(&h))
-    });
+    blocks
+        .retain(|b| b.block.status != "active" || b.block.height.is_none_or(|h| keep.contains(&h)));
     let mut hidden: Vec<HiddenView> = Vec::new();
     for h in active.iter().copied().filter(|h| !keep.contains(h)) {
         match hidden.last_mut() {
@@ -430,7 +437,11 @@ pub fn layout(tree: &MergedTree) -> Vec<(usize, u32, u32)> {
     let mut next_row = 1;
     let mut out = Vec::new();
     for (i, b) in tree.blocks.iter().enumerate() {
-        let col = b.block.height.and_then(|h| col_of.get(&h).copied()).unwrap_or(unknown_col);
+        let col = b
+            .block
+            .height
+            .and_then(|h| col_of.get(&h).copied())
+            .unwrap_or(unknown_col);
         let row = if b.block.status == "active" {
             0
         } else {
@@ -458,7 +469,14 @@ pub fn layout(tree: &MergedTree) -> Vec<(usize, u32, u32)> {
 mod tests {
     use super::*;
 
-    fn block(hash: &str, prev: &str, height: u32, status: &str, work: u8, ms: u64) -> TreeBlockView {
+    fn block(
+        hash: &str,
+        prev: &str,
+        height: u32,
+        status: &str,
+        work: u8,
+        ms: u64,
+    ) -> TreeBlockView {
         TreeBlockView {
             hash: hash.into(),
             prev: prev.into(),
@@ -502,7 +520,10 @@ mod tests {
         let get = |h: &str| m.blocks.iter().find(|b| b.block.hash == h).unwrap();
         assert_eq!(get("b2").block.status, "stale");
         assert_eq!(get("b2").active_on, vec!["node1".to_string()]);
-        assert_eq!(get("a1").active_on, vec!["node0".to_string(), "node1".to_string()]);
+        assert_eq!(
+            get("a1").active_on,
+            vec!["node0".to_string(), "node1".to_string()]
+        );
         assert_eq!(get("a1").seen_ms["node1"], 25);
         assert_eq!(m.nodes[1].tip, "b2");
         assert_eq!(m.nodes[1].height, Some(2));

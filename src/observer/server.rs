@@ -31,7 +31,10 @@ impl TreeSource {
             TreeSource::Live(nodes) => {
                 let mut m = merge_trees(&super::fetch_trees(nodes));
                 for t in &mut m.nodes {
-                    t.api = nodes.iter().find(|n| n.name == t.name).map(|n| n.api.clone());
+                    t.api = nodes
+                        .iter()
+                        .find(|n| n.name == t.name)
+                        .map(|n| n.api.clone());
                 }
                 m
             }
@@ -97,11 +100,7 @@ pub fn spawn(
 }
 
 pub(crate) async fn page() -> Response {
-    (
-        [(header::CACHE_CONTROL, "no-store")],
-        Html(PAGE),
-    )
-        .into_response()
+    ([(header::CACHE_CONTROL, "no-store")], Html(PAGE)).into_response()
 }
 
 async fn tree(State(o): State<Arc<Observer>>) -> Json<MergedTree> {

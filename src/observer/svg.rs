@@ -31,12 +31,10 @@ pub fn render(tree: &MergedTree) -> Result<String, String> {
         tree.hidden
             .iter()
             .filter_map(|h| {
-                heights.iter().position(|x| *x == h.from_height).map(|c| {
-                    (
-                        c as i32,
-                        format!("{} hidden", h.count),
-                    )
-                })
+                heights
+                    .iter()
+                    .position(|x| *x == h.from_height)
+                    .map(|c| (c as i32, format!("{} hidden", h.count)))
             })
             .collect()
     };
@@ -46,7 +44,12 @@ pub fn render(tree: &MergedTree) -> Result<String, String> {
     {
         let root = SVGBackend::with_string(&mut out, (width, height)).into_drawing_area();
         root.fill(&WHITE).map_err(|e| e.to_string())?;
-        let xy = |col: u32, row: u32| (MARGIN + col as i32 * COL_W, MARGIN + 20 + row as i32 * ROW_H);
+        let xy = |col: u32, row: u32| {
+            (
+                MARGIN + col as i32 * COL_W,
+                MARGIN + 20 + row as i32 * ROW_H,
+            )
+        };
         let font = ("monospace", 11).into_font().color(&BLACK);
         let centre = Pos::new(HPos::Center, VPos::Center);
         // Edges first, under the boxes.
@@ -88,21 +91,32 @@ pub fn render(tree: &MergedTree) -> Result<String, String> {
                 "invalid" => RGBColor(240, 160, 160),
                 _ => RGBColor(210, 210, 240),
             };
-            root.draw(&Rectangle::new([(x, y), (x + BOX_W, y + BOX_H)], fill.filled()))
-                .map_err(|e| e.to_string())?;
+            root.draw(&Rectangle::new(
+                [(x, y), (x + BOX_W, y + BOX_H)],
+                fill.filled(),
+            ))
+            .map_err(|e| e.to_string())?;
             root.draw(&Rectangle::new([(x, y), (x + BOX_W, y + BOX_H)], BLACK))
                 .map_err(|e| e.to_string())?;
             let label = format!(
                 "{} {}",
                 b.height.map_or("?".into(), |h| h.to_string()),
-                b.hash.get(b.hash.len().saturating_sub(6)..).unwrap_or(&b.hash)
+                b.hash
+                    .get(b.hash.len().saturating_sub(6)..)
+                    .unwrap_or(&b.hash)
             );
-            root.draw(&Text::new(label, (x + BOX_W / 2, y + BOX_H / 2), font.clone().pos(centre)))
-                .map_err(|e| e.to_string())?;
+            root.draw(&Text::new(
+                label,
+                (x + BOX_W / 2, y + BOX_H / 2),
+                font.clone().pos(centre),
+            ))
+            .map_err(|e| e.to_string())?;
         }
         // Tip labels above (row 0) or below (other rows) the tip's box.
         for n in &tree.nodes {
-            if let Some(&(_, col, row)) = places.iter().find(|p| tree.blocks[p.0].block.hash == n.tip) {
+            if let Some(&(_, col, row)) =
+                places.iter().find(|p| tree.blocks[p.0].block.hash == n.tip)
+            {
                 let (x, y) = xy(col, row);
                 let same: Vec<&str> = tree
                     .nodes

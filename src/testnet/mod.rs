@@ -546,6 +546,7 @@ pub fn run(a: &TestnetArgs) -> Result<TestnetReport, TestnetError> {
             api: n.client.api().to_string(),
         })
         .collect();
+    let targets = write_prometheus_targets(&observed);
     let recorder = crate::observer::Recorder::new();
     if a.ui.is_some() || a.keep {
         for n in &observed {
@@ -694,11 +695,44 @@ pub fn run(a: &TestnetArgs) -> Result<TestnetReport, TestnetError> {
     }
     report::print(a, &report, &dir);
     observer_outputs(a, &observed, &recorder, &dir);
+    if let Some(t) = targets {
+        let _ = std::fs::remove_file(t);
+    }
     drop(cluster);
     if agreed {
         Ok(report)
     } else {
         Err(TestnetError::Disagreed(Box::new(report)))
+    }
+}
+
+/// Writes the nodes' API addresses for Prometheus's file-based discovery
+/// (`config/grafana/prometheus.yml`): one target group per node, labelled
+/// with its name, in `$TMPDIR/powchain-prometheus/testnet-<pid>.json`.
+/// Returns the file, removed at the end of the run; `None` (and a note)
+/// when it cannot be written.
+fn write_prometheus_targets(nodes: &[crate::observer::NodeRef]) -> Option<std::path::PathBuf> {
+    let dir = std::env::temp_dir().join("powchain-prometheus");
+    let path = dir.join(format!("testnet-{}.json", std::process::id()));
+    let groups: Vec<serde_json::Value> = nodes
+        .iter()
+        .map(|n| serde_json::json!({ "targets": [n.api], "labels": { "node": n.name } }))
+        .collect();
+    let written = std::fs::create_dir_all(&dir).and_then(|()| {
+        std::fs::write(
+            &path,
+            serde_json::to_vec_pretty(&groups).unwrap_or_default(),
+        )
+    });
+    match written {
+        Ok(()) => Some(path),
+        Err(e) => {
+            eprintln!(
+                "testnet: no Prometheus targets file ({}: {e})",
+                path.display()
+            );
+            None
+        }
     }
 }
 
