@@ -18,10 +18,20 @@ use common::BIN;
 use fantoccini::{ClientBuilder, Locator};
 use serde_json::{json, Value};
 
-/// Kills a child process when dropped.
+/// Stops a child process when dropped: SIGINT first (a testnet then
+/// stops its nodes), SIGKILL after 20 s.
 struct Reaper(Child);
 impl Drop for Reaper {
     fn drop(&mut self) {
+        let pid = nix::unistd::Pid::from_raw(self.0.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if matches!(self.0.try_wait(), Ok(Some(_))) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
         let _ = self.0.kill();
         let _ = self.0.wait();
     }

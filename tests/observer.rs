@@ -253,7 +253,12 @@ fn replay_of_a_kept_log(api: &str, dir: &std::path::Path) {
         std::thread::sleep(Duration::from_millis(100));
     }
     let ui = ui.expect("replay prints its address");
-    let merged = get(&ui, "/tree").unwrap();
+    let mut merged = None;
+    common::wait_for("the replay's /tree", 20, || {
+        merged = get(&ui, "/tree");
+        merged.is_some()
+    });
+    let merged = merged.unwrap();
     assert_eq!(merged["nodes"][0]["name"], "node0");
     assert_eq!(merged["tip"], tree["tip"]);
     let entries = get(&ui, "/log").unwrap();

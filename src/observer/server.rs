@@ -73,6 +73,9 @@ pub fn spawn(
     let listener = std::net::TcpListener::bind(addr)?;
     listener.set_nonblocking(true)?;
     let bound = listener.local_addr()?;
+    // The thread reports once it accepts connections (or why it cannot),
+    // so the address is printed only when the page can be served.
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel::<std::io::Result<()>>();
     std::thread::Builder::new()
         .name("observer-http".into())
         .spawn(move || {
@@ -83,19 +86,27 @@ pub fn spawn(
             {
                 Ok(rt) => rt,
                 Err(e) => {
-                    tracing::error!("observer runtime: {e}");
+                    let _ = ready_tx.send(Err(e));
                     return;
                 }
             };
             rt.block_on(async move {
-                let Ok(l) = tokio::net::TcpListener::from_std(listener) else {
-                    return;
+                let l = match tokio::net::TcpListener::from_std(listener) {
+                    Ok(l) => l,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e));
+                        return;
+                    }
                 };
+                let _ = ready_tx.send(Ok(()));
                 if let Err(e) = axum::serve(l, router(source, recorder)).await {
                     tracing::error!("observer server stopped: {e}");
                 }
             });
         })?;
+    ready_rx
+        .recv()
+        .map_err(|_| std::io::Error::other("the observer server thread ended"))??;
     Ok(bound)
 }
 
