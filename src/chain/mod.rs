@@ -33,7 +33,8 @@ use crate::consensus::{BlockError, BlockHash, BlockHeader, Params};
 
 pub use orphans::{OrphanLimits, OrphanPool, OrphanReject};
 pub use query::{
-    BlockTree, BranchPosition, HiddenRun, TreeBlock, TreeStatus, TREE_CONTEXT, TREE_DEFAULT_SPAN,
+    fold_straight_runs, BlockTree, BranchPosition, HiddenRun, TreeBlock, TreeStatus, TREE_CONTEXT,
+    TREE_DEFAULT_SPAN,
 };
 pub use store::{BlockStore, MemStore, RedbStore, StoreError, StoredBlock, StoredHeader};
 

@@ -229,29 +229,10 @@ impl ChainStore {
     #[must_use]
     pub fn tree_block(&self, hash: &BlockHash) -> Option<TreeBlock> {
         if let Some(&id) = self.ids.get(hash) {
-            let e = &self.entries[id as usize];
-            return Some(TreeBlock {
-                hash: e.hash,
-                prev: e.header.prev_blockhash,
-                height: Some(e.height),
-                status: if e.in_active {
-                    TreeStatus::Active
-                } else {
-                    TreeStatus::Stale
-                },
-                chainwork: Some(e.chainwork),
-                received_ms: Some(e.received_ms),
-            });
+            return Some(stored_tree_block(&self.entries[id as usize]));
         }
-        if let Some((height, _, prev)) = self.invalid.get(hash) {
-            return Some(TreeBlock {
-                hash: *hash,
-                prev: *prev,
-                height: *height,
-                status: TreeStatus::Invalid,
-                chainwork: None,
-                received_ms: None,
-            });
+        if let Some(inv) = self.invalid.get(hash) {
+            return Some(invalid_tree_block(*hash, inv));
         }
         self.orphans.get(hash).map(orphan_tree_block)
     }
@@ -292,31 +273,18 @@ impl ChainStore {
             .min(to);
         let in_window = |h: u32| (from..=to).contains(&h);
 
-        let mut forks: Vec<TreeBlock> = Vec::new();
-        for e in &self.entries {
-            if !e.in_active && in_window(e.height) {
-                forks.push(TreeBlock {
-                    hash: e.hash,
-                    prev: e.header.prev_blockhash,
-                    height: Some(e.height),
-                    status: TreeStatus::Stale,
-                    chainwork: Some(e.chainwork),
-                    received_ms: Some(e.received_ms),
-                });
-            }
-        }
-        for (hash, (height, _, prev)) in &self.invalid {
-            if height.is_none_or(in_window) {
-                forks.push(TreeBlock {
-                    hash: *hash,
-                    prev: *prev,
-                    height: *height,
-                    status: TreeStatus::Invalid,
-                    chainwork: None,
-                    received_ms: None,
-                });
-            }
-        }
+        let mut forks: Vec<TreeBlock> = self
+            .entries
+            .iter()
+            .filter(|e| !e.in_active && in_window(e.height))
+            .map(stored_tree_block)
+            .collect();
+        forks.extend(
+            self.invalid
+                .iter()
+                .filter(|(_, (height, _, _))| height.is_none_or(in_window))
+                .map(|(hash, inv)| invalid_tree_block(*hash, inv)),
+        );
         forks.extend(
             orphans
                 .into_iter()
@@ -326,55 +294,25 @@ impl ChainStore {
         // Best-chain heights to show: near a fork, the window's ends and
         // the tip.
         let best_top = self.height().min(to);
-        let mut shown = vec![false; (best_top.saturating_sub(from) + 1) as usize];
-        let mut mark = |h: u32| {
-            let lo = h.saturating_sub(TREE_CONTEXT).max(from);
-            let hi = h.saturating_add(TREE_CONTEXT).min(best_top);
-            for x in lo..=hi {
-                if x >= from && x <= best_top {
-                    shown[(x - from) as usize] = true;
-                }
-            }
+        let (shown, hidden) = if collapse {
+            let fork_parents = forks
+                .iter()
+                .filter_map(|f| f.height.map(|h| h.saturating_sub(1)));
+            fold_straight_runs(from, best_top, fork_parents.chain([from, best_top]))
+        } else {
+            let n = if from <= best_top {
+                best_top - from + 1
+            } else {
+                0
+            };
+            (vec![true; n as usize], Vec::new())
         };
-        for f in &forks {
-            if let Some(h) = f.height {
-                mark(h.saturating_sub(1));
-            }
-        }
-        mark(from);
-        mark(best_top);
-        if !collapse {
-            shown.iter_mut().for_each(|s| *s = true);
-        }
-        let mut blocks = Vec::new();
-        let mut hidden: Vec<HiddenRun> = Vec::new();
-        if from <= best_top {
-            for h in from..=best_top {
-                if shown[(h - from) as usize] {
-                    let e = &self.entries[self.active[h as usize] as usize];
-                    blocks.push(TreeBlock {
-                        hash: e.hash,
-                        prev: e.header.prev_blockhash,
-                        height: Some(h),
-                        status: TreeStatus::Active,
-                        chainwork: Some(e.chainwork),
-                        received_ms: Some(e.received_ms),
-                    });
-                } else {
-                    match hidden.last_mut() {
-                        Some(run) if run.to_height + 1 == h => {
-                            run.to_height = h;
-                            run.count += 1;
-                        }
-                        _ => hidden.push(HiddenRun {
-                            from_height: h,
-                            to_height: h,
-                            count: 1,
-                        }),
-                    }
-                }
-            }
-        }
+        let mut blocks: Vec<TreeBlock> = shown
+            .iter()
+            .zip(from..)
+            .filter(|(s, _)| **s)
+            .map(|(_, h)| stored_tree_block(&self.entries[self.active[h as usize] as usize]))
+            .collect();
         blocks.extend(forks);
         blocks.sort_by_key(|b| {
             (
@@ -387,6 +325,75 @@ impl ChainStore {
             blocks,
             hidden,
         }
+    }
+}
+
+/// Which heights `from..=to` of a best chain a tree shows when its
+/// straight runs are folded (fork-observer's "N blocks hidden"): those
+/// within [`TREE_CONTEXT`] heights of an anchor (a fork's parent, a tip,
+/// an end of the window), the rest as [`HiddenRun`]s. Returns `shown`,
+/// indexed by `height - from`, and the runs by height; both empty when
+/// `from > to`. Serves one node's tree and the observer's merged tree.
+#[must_use]
+pub fn fold_straight_runs(
+    from: u32,
+    to: u32,
+    anchors: impl IntoIterator<Item = u32>,
+) -> (Vec<bool>, Vec<HiddenRun>) {
+    if from > to {
+        return (Vec::new(), Vec::new());
+    }
+    let mut shown = vec![false; (to - from + 1) as usize];
+    for h in anchors {
+        let lo = h.saturating_sub(TREE_CONTEXT).max(from);
+        let hi = h.saturating_add(TREE_CONTEXT).min(to);
+        for x in lo..=hi {
+            shown[(x - from) as usize] = true;
+        }
+    }
+    let mut hidden: Vec<HiddenRun> = Vec::new();
+    for (h, _) in (from..).zip(&shown).filter(|(_, s)| !**s) {
+        match hidden.last_mut() {
+            Some(run) if run.to_height + 1 == h => {
+                run.to_height = h;
+                run.count += 1;
+            }
+            _ => hidden.push(HiddenRun {
+                from_height: h,
+                to_height: h,
+                count: 1,
+            }),
+        }
+    }
+    (shown, hidden)
+}
+
+/// A stored block as the tree shows it: active or stale.
+fn stored_tree_block(e: &super::Entry) -> TreeBlock {
+    TreeBlock {
+        hash: e.hash,
+        prev: e.header.prev_blockhash,
+        height: Some(e.height),
+        status: if e.in_active {
+            TreeStatus::Active
+        } else {
+            TreeStatus::Stale
+        },
+        chainwork: Some(e.chainwork),
+        received_ms: Some(e.received_ms),
+    }
+}
+
+/// A block remembered as invalid (height when known, reason, claimed
+/// parent) as the tree shows it.
+fn invalid_tree_block(hash: BlockHash, inv: &(Option<u32>, String, BlockHash)) -> TreeBlock {
+    TreeBlock {
+        hash,
+        prev: inv.2,
+        height: inv.0,
+        status: TreeStatus::Invalid,
+        chainwork: None,
+        received_ms: None,
     }
 }
 

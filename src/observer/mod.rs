@@ -198,7 +198,6 @@ pub fn merge_trees(trees: &[(String, TreeView)]) -> MergedTree {
 /// other block's parent, of any node's tip and of the window's ends; the
 /// rest become hidden runs.
 fn collapse(blocks: &mut Vec<MergedBlock>, nodes: &[NodeTip]) -> Vec<HiddenView> {
-    use crate::chain::TREE_CONTEXT;
     let active: BTreeSet<u32> = blocks
         .iter()
         .filter(|b| b.block.status == "active")
@@ -207,41 +206,24 @@ fn collapse(blocks: &mut Vec<MergedBlock>, nodes: &[NodeTip]) -> Vec<HiddenView>
     let (Some(&lo), Some(&hi)) = (active.first(), active.last()) else {
         return Vec::new();
     };
-    let mut keep: BTreeSet<u32> = BTreeSet::new();
-    let mut near = |h: u32| {
-        for x in h.saturating_sub(TREE_CONTEXT)..=h.saturating_add(TREE_CONTEXT) {
-            keep.insert(x);
-        }
-    };
-    near(lo);
-    near(hi);
-    for b in blocks.iter().filter(|b| b.block.status != "active") {
-        if let Some(h) = b.block.height {
-            near(h.saturating_sub(1));
-        }
-    }
-    for n in nodes {
-        if let Some(h) = n.height {
-            near(h);
-        }
-    }
-    blocks
-        .retain(|b| b.block.status != "active" || b.block.height.is_none_or(|h| keep.contains(&h)));
-    let mut hidden: Vec<HiddenView> = Vec::new();
-    for h in active.iter().copied().filter(|h| !keep.contains(h)) {
-        match hidden.last_mut() {
-            Some(run) if run.to_height + 1 == h => {
-                run.to_height = h;
-                run.count += 1;
-            }
-            _ => hidden.push(HiddenView {
-                from_height: h,
-                to_height: h,
-                count: 1,
-            }),
-        }
-    }
-    hidden
+    let fork_parents: Vec<u32> = blocks
+        .iter()
+        .filter(|b| b.block.status != "active")
+        .filter_map(|b| b.block.height.map(|h| h.saturating_sub(1)))
+        .collect();
+    let tips = nodes.iter().filter_map(|n| n.height);
+    let (shown, hidden) = crate::chain::fold_straight_runs(
+        lo,
+        hi,
+        fork_parents.into_iter().chain(tips).chain([lo, hi]),
+    );
+    blocks.retain(|b| {
+        b.block.status != "active"
+            || b.block
+                .height
+                .is_none_or(|h| shown.get((h - lo) as usize) == Some(&true))
+    });
+    hidden.iter().map(HiddenView::from).collect()
 }
 
 /// The trees of running nodes over one common window (the 100 heights up
