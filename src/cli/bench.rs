@@ -60,9 +60,11 @@ pub struct BenchArgs {
 /// # Errors
 /// [`CliError::Usage`] for a backend this CPU lacks or a bad duration.
 pub fn run(a: &BenchArgs) -> Result<(), CliError> {
-    let backends = match a.backend {
+    // `auto` is the backend this run's own planner picks (below), so that
+    // the rate measured and the choice printed are the same backend's.
+    let forced = match a.backend {
         BenchBackend::All => Backend::available(),
-        BenchBackend::Auto => vec![BackendArg::Auto.resolve()?],
+        BenchBackend::Auto => Vec::new(),
         BenchBackend::ShaNi => vec![BackendArg::ShaNi.resolve()?],
         BenchBackend::ShaNi3 => vec![BackendArg::ShaNi3.resolve()?],
         BenchBackend::ShaNi4 => vec![BackendArg::ShaNi4.resolve()?],
@@ -138,6 +140,11 @@ pub fn run(a: &BenchArgs) -> Result<(), CliError> {
             .join(", ")
             + " MH/s, best of 3 x 10 ms each"
     );
+    let backends = if a.backend == BenchBackend::Auto {
+        vec![plan.chosen]
+    } else {
+        forced
+    };
     let mut results = Vec::new();
     for b in &backends {
         for &t in &thread_list {
