@@ -746,6 +746,10 @@ fn observer_outputs(
     recorder: &crate::observer::Recorder,
     dir: &std::path::Path,
 ) {
+    recorder.stop();
+    if a.svg.is_none() && !a.keep {
+        return;
+    }
     let trees = crate::observer::fetch_trees(nodes);
     if let Some(path) = &a.svg {
         let merged = crate::observer::merge_trees(&trees);
@@ -757,7 +761,6 @@ fn observer_outputs(
             Err(e) => eprintln!("testnet: could not write {}: {e}", path.display()),
         }
     }
-    recorder.stop();
     if a.keep {
         let odir = dir.join("observer");
         let saved = std::fs::create_dir_all(&odir)
