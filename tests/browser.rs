@@ -85,7 +85,7 @@ async fn the_testnet_page_draws_forks_tips_live_blocks_and_playback() {
     let err_path = dir.path().join("testnet.err");
     // Partition 5..25 s at one block a second: both sides mine, the heal
     // re-orgs one side, leaving a stale branch.
-    let testnet = Reaper(
+    let mut testnet = Reaper(
         Command::new(BIN)
             .args([
                 "testnet",
@@ -109,20 +109,17 @@ async fn the_testnet_page_draws_forks_tips_live_blocks_and_playback() {
             .unwrap(),
     );
     let started = Instant::now();
-    let ui = loop {
-        let text = std::fs::read_to_string(&err_path).unwrap_or_default();
-        if let Some(l) = text
-            .lines()
-            .find(|l| l.starts_with("powchain: fork observer on "))
-        {
-            break l["powchain: fork observer on ".len()..].trim().to_string();
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "no observer line:\n{text}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let ui = tokio::task::block_in_place(|| {
+        powchain::testnet::wait_for_line(
+            &err_path,
+            &mut testnet.0,
+            powchain::observer::server::OBSERVER_LINE,
+            "testnet",
+            "serve its page",
+            Duration::from_secs(60),
+        )
+    })
+    .unwrap();
     let ui = ui.trim_end_matches('/').to_string();
 
     let profile = tempfile::tempdir().unwrap();

@@ -237,22 +237,19 @@ fn replay_of_a_kept_log(api: &str, dir: &std::path::Path) {
         .stderr(std::fs::File::create(&err_path).unwrap())
         .spawn()
         .unwrap();
-    let mut ui = None;
-    for _ in 0..100 {
-        let text = std::fs::read_to_string(&err_path).unwrap_or_default();
-        if let Some(l) = text
-            .lines()
-            .find(|l| l.contains("fork observer on http://"))
-        {
-            ui = l
-                .split("http://")
-                .nth(1)
-                .map(|s| s.split('/').next().unwrap().to_string());
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let ui = ui.expect("replay prints its address");
+    let ui = powchain::testnet::wait_for_line(
+        &err_path,
+        &mut child,
+        powchain::observer::server::OBSERVER_LINE,
+        "replay",
+        "serve its page",
+        Duration::from_secs(10),
+    )
+    .unwrap();
+    let ui = ui
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_string();
     let mut merged = None;
     common::wait_for("the replay's /tree", 20, || {
         merged = get(&ui, "/tree");

@@ -164,9 +164,8 @@ pub fn run_replay(a: &ReplayArgs) -> Result<(), CliError> {
         crate::observer::Recorder::from_log(log),
     )
     .map_err(|e| failed(format!("bind {}: {e}", a.ui)))?;
-    eprintln!(
-        "powchain: replaying {events} events; fork observer on http://{bound}/ (Ctrl-C stops)"
-    );
+    eprintln!("powchain: replaying {events} events (Ctrl-C stops)");
+    eprintln!("{}http://{bound}/", crate::observer::server::OBSERVER_LINE);
     loop {
         std::thread::park();
     }

@@ -14,6 +14,11 @@ use axum::{Json, Router};
 use super::{merge_trees, LogEntry, MergedTree, NodeRef, Recorder, PAGE};
 use crate::api::types::TreeView;
 
+/// The start of the stderr line that gives the page's address
+/// (`powchain: fork observer on http://ADDR/`), printed by `testnet --ui`
+/// and `replay` once the server accepts connections.
+pub const OBSERVER_LINE: &str = "powchain: fork observer on ";
+
 /// Where the tree comes from.
 #[derive(Clone)]
 pub enum TreeSource {

@@ -240,28 +240,48 @@ pub fn wait_for_api_line(
     child: &mut Child,
     timeout: Duration,
 ) -> Result<String, TestnetError> {
+    wait_for_line(log, child, API_LINE, "node", "bind its API", timeout)
+}
+
+/// Waits until the log at `log` (a process's stderr) has a line starting
+/// with `prefix`, and returns the rest of that line, trimmed: how a
+/// node's API address ([`API_LINE`]) and an observer's page address
+/// ([`crate::observer::server::OBSERVER_LINE`]) are read without probing
+/// ports.
+///
+/// # Errors
+/// [`TestnetError::Start`] naming `what` when the process exits or
+/// `timeout` passes first.
+pub fn wait_for_line(
+    log: &Path,
+    child: &mut Child,
+    prefix: &str,
+    what: &str,
+    waiting_for: &str,
+    timeout: Duration,
+) -> Result<String, TestnetError> {
     let deadline = Instant::now() + timeout;
     loop {
         let mut text = String::new();
         if let Ok(mut f) = std::fs::File::open(log) {
             let _ = f.read_to_string(&mut text);
         }
-        if let Some(addr) = text
+        if let Some(rest) = text
             .lines()
-            .find_map(|l| l.strip_prefix(API_LINE))
+            .find_map(|l| l.strip_prefix(prefix))
             .map(str::trim)
         {
-            return Ok(addr.to_string());
+            return Ok(rest.to_string());
         }
         if let Ok(Some(st)) = child.try_wait() {
             return Err(TestnetError::Start(format!(
-                "node exited ({st}); see {}",
+                "{what} exited ({st}); see {}",
                 log.display()
             )));
         }
         if Instant::now() > deadline {
             return Err(TestnetError::Start(format!(
-                "node did not bind its API in {timeout:?}; see {}",
+                "{what} did not {waiting_for} in {timeout:?}; see {}",
                 log.display()
             )));
         }
@@ -560,7 +580,7 @@ pub fn run(a: &TestnetArgs) -> Result<TestnetReport, TestnetError> {
             recorder.clone(),
         )
         .map_err(|e| TestnetError::Start(format!("fork observer on {addr}: {e}")))?;
-        eprintln!("powchain: fork observer on http://{bound}/");
+        eprintln!("{}http://{bound}/", crate::observer::server::OBSERVER_LINE);
     }
     eprintln!("-- mining started: every node has its topology's peers; timings count from now");
     eprintln!(
