@@ -1,27 +1,6 @@
 //! AVX2 backend: eight nonces per instruction in 256-bit lanes; the body
 //! is [`super::lanes`]'s, over the operations in `ops` below.
 
-use super::ScanInput;
-
-/// Whether this CPU has AVX2.
-#[must_use]
-pub fn is_supported() -> bool {
-    is_x86_feature_detected!("avx2")
-}
-
-/// Scans `start .. start + count`, pushing every solution to `out`.
-///
-/// # Panics
-/// If the CPU lacks AVX2; [`super::Backend::scan`] checks first.
-pub fn scan(input: &ScanInput, start: u32, count: u32, out: &mut Vec<u32>) {
-    assert!(is_supported(), "AVX2 scan on a CPU without AVX2");
-    // SAFETY: the assertion proves the CPU supports AVX2, the only feature
-    // `scan_impl` and `ops` are compiled for. Memory is touched only
-    // through safe Rust, except `ops::store`'s unaligned store into a local
-    // array of exactly one vector's size.
-    unsafe { scan_impl(input, start, count, out) }
-}
-
 /// 8 lanes of 32 bits in a `__m256i`.
 mod ops {
     use core::arch::x86_64::*;

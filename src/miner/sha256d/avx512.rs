@@ -12,27 +12,6 @@
 //! miner` (the bit-for-bit test runs there; elsewhere it checks that the
 //! backend is refused cleanly).
 
-use super::ScanInput;
-
-/// Whether this CPU has AVX-512F.
-#[must_use]
-pub fn is_supported() -> bool {
-    is_x86_feature_detected!("avx512f")
-}
-
-/// Scans `start .. start + count`, pushing every solution to `out`.
-///
-/// # Panics
-/// If the CPU lacks AVX-512F; [`super::Backend::scan`] checks first.
-pub fn scan(input: &ScanInput, start: u32, count: u32, out: &mut Vec<u32>) {
-    assert!(is_supported(), "AVX-512 scan on a CPU without AVX-512F");
-    // SAFETY: the assertion proves the CPU supports AVX-512F, the only
-    // feature `scan_impl` and `ops` are compiled for. Memory is touched only
-    // through safe Rust, except `ops::store`'s unaligned store into a local
-    // array of exactly one vector's size.
-    unsafe { scan_impl(input, start, count, out) }
-}
-
 /// 16 lanes of 32 bits in a `__m512i`.
 mod ops {
     use core::arch::x86_64::*;

@@ -17,10 +17,41 @@
 //! instruction each and `rotr` one rotation (AVX-512F: `vpternlogd`,
 //! `vprord`); AVX2 composes them from shifts and boolean operations.
 
-/// Defines `unsafe fn scan_impl(input, start, count, out)` for the lane
-/// operations module `$ops`, compiled for target feature(s) `$feat`.
+/// Defines, in the invoking backend's module, for the lane operations
+/// module `$ops` compiled for target feature `$feat`: `is_supported()`
+/// (run-time detection of `$feat`), the safe `scan(input, start, count,
+/// out)` that checks it, and the kernel `scan_impl` itself.
 macro_rules! lanes_kernel {
-    ($feat:literal, $ops:ident) => {
+    ($feat:tt, $ops:ident) => {
+        #[doc = concat!("Whether this CPU has `", $feat, "`.")]
+        #[must_use]
+        pub fn is_supported() -> bool {
+            is_x86_feature_detected!($feat)
+        }
+
+        /// Scans `start .. start + count`, pushing every solution to `out`.
+        ///
+        /// # Panics
+        /// If the CPU lacks the backend's feature; [`super::Backend::scan`]
+        /// checks first.
+        pub fn scan(
+            input: &$crate::miner::sha256d::ScanInput,
+            start: u32,
+            count: u32,
+            out: &mut Vec<u32>,
+        ) {
+            assert!(
+                is_supported(),
+                concat!($feat, " scan on a CPU without ", $feat)
+            );
+            // SAFETY: the assertion proves the CPU supports `$feat`, the
+            // only feature `scan_impl` and `$ops` are compiled for. Memory
+            // is touched only through safe Rust, except `$ops::store`'s
+            // unaligned store into a local array of exactly one vector's
+            // size.
+            unsafe { scan_impl(input, start, count, out) }
+        }
+
         #[target_feature(enable = $feat)]
         // The last schedule words written are never read again: harmless.
         #[allow(clippy::too_many_lines, unused_assignments)]
