@@ -396,13 +396,22 @@ impl Recorder {
     }
 }
 
+/// Where [`layout`] puts things.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Layout {
+    /// Per drawn block: its index in [`MergedTree::blocks`], column, row.
+    pub blocks: Vec<(usize, u32, u32)>,
+    /// The column of each [`MergedTree::hidden`] run (row 0), same order.
+    pub hidden: Vec<u32>,
+}
+
 /// Where each block sits in a left-to-right drawing: column by height
 /// (hidden runs take one column each), row 0 for the best chain, forks
 /// and orphans on rows below, a branch on one row while it stays
 /// straight. Shared by the SVG picture; the page's script follows the
 /// same rules.
 #[must_use]
-pub fn layout(tree: &MergedTree) -> Vec<(usize, u32, u32)> {
+pub fn layout(tree: &MergedTree) -> Layout {
     // Columns: heights drawn plus one per hidden run.
     let mut cols: BTreeSet<u32> = tree.blocks.iter().filter_map(|b| b.block.height).collect();
     for h in &tree.hidden {
@@ -444,7 +453,10 @@ pub fn layout(tree: &MergedTree) -> Vec<(usize, u32, u32)> {
         row_of.insert(&b.block.hash, row);
         out.push((i, col, row));
     }
-    out
+    Layout {
+        blocks: out,
+        hidden: tree.hidden.iter().map(|h| col_of[&h.from_height]).collect(),
+    }
 }
 
 #[cfg(test)]
@@ -512,7 +524,11 @@ mod tests {
         let l = layout(&m);
         let pos = |h: &str| {
             let i = m.blocks.iter().position(|b| b.block.hash == h).unwrap();
-            l.iter().find(|x| x.0 == i).map(|x| (x.1, x.2)).unwrap()
+            l.blocks
+                .iter()
+                .find(|x| x.0 == i)
+                .map(|x| (x.1, x.2))
+                .unwrap()
         };
         assert_eq!(pos("a2"), (2, 0));
         assert_eq!(pos("b2"), (2, 1));

@@ -20,24 +20,27 @@ const MARGIN: i32 = 24;
 /// # Errors
 /// A drawing error from plotters, as text.
 pub fn render(tree: &MergedTree) -> Result<String, String> {
-    let places = layout(tree);
-    let cols = places.iter().map(|p| p.1).max().unwrap_or(0) as i32 + 1;
+    let l = layout(tree);
+    let places = &l.blocks;
+    // Column and row of each drawn block, by hash (edges, tip labels).
+    let pos: std::collections::HashMap<&str, (u32, u32)> = places
+        .iter()
+        .map(|&(i, c, r)| (tree.blocks[i].block.hash.as_str(), (c, r)))
+        .collect();
+    let hidden_cols: Vec<(u32, String)> = tree
+        .hidden
+        .iter()
+        .zip(&l.hidden)
+        .map(|(h, &c)| (c, format!("{} hidden", h.count)))
+        .collect();
+    let cols = places
+        .iter()
+        .map(|p| p.1)
+        .chain(l.hidden.iter().copied())
+        .max()
+        .unwrap_or(0) as i32
+        + 1;
     let rows = places.iter().map(|p| p.2).max().unwrap_or(0) as i32 + 1;
-    let hidden_cols: Vec<(i32, String)> = {
-        let mut heights: Vec<u32> = tree.blocks.iter().filter_map(|b| b.block.height).collect();
-        heights.extend(tree.hidden.iter().map(|h| h.from_height));
-        heights.sort_unstable();
-        heights.dedup();
-        tree.hidden
-            .iter()
-            .filter_map(|h| {
-                heights
-                    .iter()
-                    .position(|x| *x == h.from_height)
-                    .map(|c| (c as i32, format!("{} hidden", h.count)))
-            })
-            .collect()
-    };
     let width = (MARGIN * 2 + cols * COL_W).max(200) as u32;
     let height = (MARGIN * 2 + rows * ROW_H + 40) as u32;
     let mut out = String::new();
@@ -53,12 +56,9 @@ pub fn render(tree: &MergedTree) -> Result<String, String> {
         let font = ("monospace", 11).into_font().color(&BLACK);
         let centre = Pos::new(HPos::Center, VPos::Center);
         // Edges first, under the boxes.
-        for &(i, col, row) in &places {
+        for &(i, col, row) in places {
             let b = &tree.blocks[i].block;
-            if let Some(&(_, pc, pr)) = places
-                .iter()
-                .find(|p| tree.blocks[p.0].block.hash == b.prev)
-            {
+            if let Some(&(pc, pr)) = pos.get(b.prev.as_str()) {
                 let (x0, y0) = xy(pc, pr);
                 let (x1, y1) = xy(col, row);
                 root.draw(&PathElement::new(
@@ -69,7 +69,7 @@ pub fn render(tree: &MergedTree) -> Result<String, String> {
             }
         }
         for (c, label) in &hidden_cols {
-            let (x, y) = xy(*c as u32, 0);
+            let (x, y) = xy(*c, 0);
             root.draw(&Rectangle::new(
                 [(x, y), (x + BOX_W, y + BOX_H)],
                 RGBColor(220, 220, 220).filled(),
@@ -82,7 +82,7 @@ pub fn render(tree: &MergedTree) -> Result<String, String> {
             ))
             .map_err(|e| e.to_string())?;
         }
-        for &(i, col, row) in &places {
+        for &(i, col, row) in places {
             let b = &tree.blocks[i].block;
             let (x, y) = xy(col, row);
             let fill = match b.status.as_str() {
@@ -114,9 +114,7 @@ pub fn render(tree: &MergedTree) -> Result<String, String> {
         }
         // Tip labels above (row 0) or below (other rows) the tip's box.
         for n in &tree.nodes {
-            if let Some(&(_, col, row)) =
-                places.iter().find(|p| tree.blocks[p.0].block.hash == n.tip)
-            {
+            if let Some(&(col, row)) = pos.get(n.tip.as_str()) {
                 let (x, y) = xy(col, row);
                 let same: Vec<&str> = tree
                     .nodes
