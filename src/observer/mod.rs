@@ -241,6 +241,8 @@ pub fn fetch_trees(nodes: &[NodeRef]) -> Vec<(String, TreeView)> {
         .max()
         .unwrap_or(0);
     let from = top.saturating_sub(crate::chain::TREE_DEFAULT_SPAN - 1);
+    // A little headroom above the highest height seen: nodes keep mining
+    // between the `/status` calls and the `/tree` calls.
     clients
         .iter()
         .filter_map(|(name, c)| {
