@@ -144,16 +144,21 @@ fn main() {
     let t = Instant::now();
     let b = block(&p, side, 5_001, p.genesis.header.time + 5_001, 3, 99_000);
     let mut out = Vec::new();
-    let update = core
-        .accept_own_block(u64::from(p.genesis.header.time + 6_000) * 1000, b, &mut out)
-        .expect("the heavier branch");
+    let data = b.encode();
+    core.handle(
+        u64::from(p.genesis.header.time + 6_000) * 1000,
+        powchain::protocol::Input::Gossip {
+            peer: powchain::sim::sim_peer_id(2, 0),
+            id: powchain::protocol::GossipId::of(&data),
+            topic: powchain::protocol::Topic::Blocks,
+            data,
+        },
+        &mut out,
+    )
+    .expect("the heavier branch");
     let cs = core.chain();
     let grew = status_kb("VmHWM:").saturating_sub(base);
-    let depth = update
-        .tip_change
-        .as_ref()
-        .and_then(|c| c.reorg.as_ref())
-        .map_or(0, |r| r.depth);
+    let depth = cs.reorgs().last().map_or(0, |r| r.depth);
     println!(
         "re-org of {depth} blocks (~{} MB each way) through the core: {:.2} s, peak RSS +{} MiB, mempool {} transactions",
         5_000 * 99 / 1000,

@@ -138,7 +138,7 @@ pub struct NodeConfig {
     /// Serve the `/admin/*` routes (SPEC "API access"; `testnet` sets it).
     pub admin: bool,
     /// Traitor strategy (honest by default).
-    pub strategy: crate::protocol::Strategy,
+    pub strategy: crate::protocol::StrategySpec,
     /// Cap of the miner's hashrate, H/s (testnets give each node its share
     /// of the machine this way).
     pub max_hashrate: Option<f64>,
@@ -148,7 +148,7 @@ pub struct NodeConfig {
 }
 
 /// Default limit on connected peers.
-pub const DEFAULT_MAX_PEERS: usize = 64;
+pub use crate::protocol::core::DEFAULT_MAX_PEERS;
 
 /// Default P2P port of a network.
 #[must_use]
@@ -211,7 +211,7 @@ pub struct Overrides {
     /// `--admin`
     pub admin: bool,
     /// `--strategy`
-    pub strategy: Option<crate::protocol::Strategy>,
+    pub strategy: Option<crate::protocol::StrategySpec>,
     /// `--max-hashrate`
     pub max_hashrate: Option<f64>,
     /// `--fixed-difficulty`
@@ -385,7 +385,7 @@ impl NodeConfig {
                             ConfigError::Invalid(e.to_string())
                         })?
                 }
-                (None, None) => crate::protocol::Strategy::Honest,
+                (None, None) => crate::protocol::StrategySpec::honest(),
             },
             fixed_difficulty,
             max_hashrate: match o.max_hashrate.or(f.max_hashrate) {

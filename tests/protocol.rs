@@ -5,8 +5,8 @@
 use powchain::consensus::{Block, Params};
 use powchain::protocol::messages::{BlockBatch, Handshake, PROTOCOL_VERSION};
 use powchain::protocol::{
-    Command, GossipId, InboundId, Input, NodeEvent, Output, RequestId, SyncRequest, SyncResponse,
-    Topic, Verdict,
+    Command, GossipId, InboundId, Input, Link, NodeEvent, Output, RequestId, SyncRequest,
+    SyncResponse, Topic, Verdict,
 };
 use powchain::sim::{sim_peer_id, Network};
 
@@ -174,7 +174,7 @@ fn victim() -> (Network, libp2p::PeerId) {
         0,
         Input::PeerConnected {
             peer: evil,
-            outbound: false,
+            link: Link::Inbound,
             address: None,
         },
     )
@@ -214,12 +214,7 @@ fn orphans_are_not_relayed_and_their_relayer_is_not_banned() {
     let mut blocks = Vec::new();
     for _ in 0..40 {
         let b = private.make_block(0);
-        let now = private.now_ms();
-        let mut out = Vec::new();
-        private.nodes[0]
-            .core
-            .accept_own_block(now, b.clone(), &mut out)
-            .unwrap();
+        private.input(0, Input::Mined(b.clone())).unwrap();
         blocks.push(b);
     }
     for b in &blocks[1..] {
@@ -311,7 +306,7 @@ fn a_peer_lying_about_its_chainwork_is_found_out_and_sync_moves_on() {
             0,
             Input::PeerConnected {
                 peer: evil,
-                outbound: true,
+                link: Link::Outbound,
                 address: None,
             },
         )
@@ -364,7 +359,7 @@ fn a_peer_lying_about_its_chainwork_is_found_out_and_sync_moves_on() {
     }
     assert_eq!(net.height(0), 30, "the late joiner reached the honest tip");
     assert!(asked <= 3, "the liar was asked {asked} times");
-    assert!(net.nodes[0].core.peers().get(&evil).unwrap().disbelieved);
+    assert!(net.nodes[0].core.sync_state(&evil).unwrap().disbelieved());
     // A new handshake with the same lie does not restart the loop.
     let out = net
         .input(

@@ -1,9 +1,10 @@
 //! `powchain sim` experiments at small sizes: the real protocol cores in
 //! virtual time against the papers' closed forms, and determinism.
 
-use powchain::protocol::Strategy;
+use powchain::protocol::StrategySpec;
 use powchain::sim::experiments::{
-    double_spend, network, selfish, DoubleSpendConfig, NetworkConfig, SelfishConfig, SimTopology,
+    double_spend, network, selfish, DoubleSpendConfig, NetworkConfig, SelfishConfig,
+    SelfishStrategy, SimTopology,
 };
 use powchain::sim::LatencyModel;
 
@@ -45,6 +46,7 @@ fn double_spend_reproduces_rosenfeld_not_nakamoto() {
 #[test]
 fn selfish_mining_reproduces_eyal_sirer() {
     let cfg = SelfishConfig {
+        strategy: SelfishStrategy::Sm1,
         alphas: vec![0.3, 0.45],
         gammas: vec![0.0, 1.0],
         blocks: 8000,
@@ -131,7 +133,7 @@ fn partition_and_traitors_show_in_the_figures() {
     cfg.latency = LatencyModel::Fixed(50);
     cfg.block_time_secs = 60.0;
     cfg.partition = Some((600.0, 3000.0));
-    cfg.adversaries = vec![(3, Strategy::Withhold)];
+    cfg.adversaries = vec![(3, "withhold".parse::<StrategySpec>().unwrap())];
     let r = network(&cfg, &|_| {}).unwrap();
     eprintln!("{}", serde_json::to_string_pretty(&r).unwrap());
     assert!(r.common_prefix_max >= 3, "{r:?}");

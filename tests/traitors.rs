@@ -2,10 +2,10 @@
 //! simulator's network, virtual time): what each one does to honest nodes.
 
 use powchain::consensus::Params;
-use powchain::protocol::{NodeEvent, Strategy, TraitorEvent};
+use powchain::protocol::{NodeEvent, StrategySpec, TraitorEvent};
 use powchain::sim::{Network, SimConfig};
 
-fn net_with(strategies: Vec<Strategy>, n: usize) -> Network {
+fn net_with(strategies: Vec<StrategySpec>, n: usize) -> Network {
     let mut cfg = SimConfig::new(20, 11);
     cfg.strategies = strategies;
     Network::with_config(Params::regtest(), n, &cfg)
@@ -17,7 +17,7 @@ fn net_with(strategies: Vec<Strategy>, n: usize) -> Network {
 /// the honest node between them.
 #[test]
 fn spam_invalid_bans_the_spammer_and_stores_nothing() {
-    let mut net = net_with(vec![Strategy::SpamInvalid], 3);
+    let mut net = net_with(vec!["spam-invalid".parse().unwrap()], 3);
     net.connect(0, 1);
     net.connect(1, 2);
     net.run_for(500);
@@ -56,7 +56,7 @@ fn spam_invalid_bans_the_spammer_and_stores_nothing() {
 /// converge on one chain.
 #[test]
 fn equivocation_splits_the_honest_nodes_until_the_next_block() {
-    let mut net = net_with(vec![Strategy::Equivocate], 5);
+    let mut net = net_with(vec!["equivocate".parse().unwrap()], 5);
     for i in 1..5 {
         net.connect(0, i);
     }
@@ -96,7 +96,7 @@ fn equivocation_splits_the_honest_nodes_until_the_next_block() {
 /// shows only the public chain.
 #[test]
 fn withheld_blocks_are_neither_published_nor_served() {
-    let mut net = net_with(vec![Strategy::Withhold], 2);
+    let mut net = net_with(vec!["withhold".parse().unwrap()], 2);
     net.run_for(100);
     for _ in 0..3 {
         net.mine_job(0);

@@ -216,6 +216,17 @@ impl OrphanPool {
         old.len()
     }
 
+    /// When the oldest orphan expires, Unix seconds (`None`: the pool is
+    /// empty): the first second at which [`OrphanPool::expire`] drops it.
+    #[must_use]
+    pub fn next_expiry_secs(&self) -> Option<u64> {
+        self.by_hash
+            .values()
+            .map(|o| o.received_secs)
+            .min()
+            .map(|t| t + self.limits.expiry_secs + 1)
+    }
+
     /// The orphan with this hash.
     #[must_use]
     pub fn get(&self, hash: &BlockHash) -> Option<&Orphan> {

@@ -66,7 +66,7 @@ pub struct NodeArgs {
     /// How this node mines and what it tells peers: honest (default),
     /// selfish, `double-spend:Z[:GIVE_UP]`, withhold, equivocate, spam-invalid.
     #[arg(long)]
-    pub strategy: Option<crate::protocol::Strategy>,
+    pub strategy: Option<crate::protocol::StrategySpec>,
     /// Cap the miner at this many hashes per second (a node's share of the
     /// machine on a testnet).
     #[arg(long)]

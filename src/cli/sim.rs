@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use clap::{Args, Subcommand, ValueEnum};
 
 use super::{default_threads, print_json, progress_bar, CliError};
-use crate::protocol::Strategy;
+use crate::protocol::StrategySpec;
 use crate::sim::experiments::{self, DoubleSpendConfig, NetworkConfig, SelfishConfig, SimTopology};
 use crate::sim::{plot, LatencyModel};
 
@@ -64,6 +64,12 @@ pub struct SelfishArgs {
     /// Tie-breaking shares to build the network for: `0,0.5,1`.
     #[arg(long, value_parser = parse_fractions)]
     pub gamma: FloatList,
+    /// The pool's strategy: `sm1` (Eyal-Sirer), `optimal` (the optimal
+    /// policy of Sapirshtein-Sompolinsky-Zohar's MDP, solved per row) or
+    /// `stubborn:[L][F][Tj]` (Nayak et al.'s lead-, equal-fork- and
+    /// trail-stubborn parts, combinable).
+    #[arg(long, default_value = "sm1")]
+    pub strategy: experiments::SelfishStrategy,
     /// Blocks mined per (alpha, gamma).
     #[arg(long, default_value_t = 20_000, value_parser = clap::value_parser!(u64).range(10..=100_000_000))]
     pub blocks: u64,
@@ -129,7 +135,7 @@ pub struct NetworkArgs {
     pub partition: Option<(f64, f64)>,
     /// A traitor: NODE:STRATEGY (repeatable).
     #[arg(long, value_parser = parse_adversary)]
-    pub adversary: Vec<(usize, Strategy)>,
+    pub adversary: Vec<(usize, StrategySpec)>,
     /// A node's hashrate share: NODE:FRACTION (repeatable; the rest share equally).
     #[arg(long, value_parser = parse_share)]
     pub hashrate_share: Vec<(usize, f64)>,
@@ -275,14 +281,14 @@ fn parse_window(s: &str) -> Result<(f64, f64), String> {
 }
 
 /// `NODE:STRATEGY`.
-pub fn parse_adversary(s: &str) -> Result<(usize, Strategy), String> {
+pub fn parse_adversary(s: &str) -> Result<(usize, StrategySpec), String> {
     let (node, strategy) = s
         .split_once(':')
         .ok_or_else(|| format!("{s:?}: expected NODE:STRATEGY"))?;
     let node: usize = node
         .parse()
         .map_err(|_| format!("bad node index {node:?}"))?;
-    let strategy: Strategy = strategy.parse().map_err(|e| format!("{e}"))?;
+    let strategy: StrategySpec = strategy.parse().map_err(|e| format!("{e}"))?;
     Ok((node, strategy))
 }
 
@@ -353,6 +359,7 @@ fn double_spend(a: &DoubleSpendArgs) -> Result<(), CliError> {
 
 fn selfish(a: &SelfishArgs) -> Result<(), CliError> {
     let config = SelfishConfig {
+        strategy: a.strategy.clone(),
         alphas: a.alpha.0.clone(),
         gammas: a.gamma.0.clone(),
         blocks: a.blocks,
@@ -380,19 +387,25 @@ fn selfish(a: &SelfishArgs) -> Result<(), CliError> {
         print_json(&report);
     } else {
         println!(
-            "{:>5} {:>5} {:>9} {:>8} {:>19} {:>11} {:>9} {:>7}",
+            "{:>12} {:>5} {:>5} {:>9} {:>8} {:>19} {:>11} {:>9} {:>9} {:>7}",
+            "strategy",
             "alpha",
             "gamma",
             "realised",
             "revenue",
             "95% interval",
             "Eyal-Sirer",
+            "MDP",
             "threshold",
             "stale"
         );
         for r in &report.results {
+            let mdp = r
+                .revenue_mdp_realised
+                .map_or_else(|| "-".to_string(), |m| format!("{m:.5}"));
             println!(
-                "{:>5} {:>5} {:>9.3} {:>8.4} [{:>7.4}, {:>7.4}] {:>11.4} {:>9.4} {:>7.4}",
+                "{:>12} {:>5} {:>5} {:>9.3} {:>8.4} [{:>7.4}, {:>7.4}] {:>11.4} {:>9} {:>9.4} {:>7.4}",
+                r.strategy.to_string(),
                 r.alpha,
                 r.gamma,
                 r.gamma_realised,
@@ -400,9 +413,13 @@ fn selfish(a: &SelfishArgs) -> Result<(), CliError> {
                 r.ci95[0],
                 r.ci95[1],
                 r.revenue_eyal_sirer,
+                mdp,
                 r.threshold,
                 r.stale_rate
             );
+        }
+        if let Some(t) = report.results.iter().find_map(|r| r.mdp_max_len) {
+            eprintln!("MDP: Sapirshtein-Sompolinsky-Zohar 2016, lengths truncated at {t} blocks, at the realised gamma");
         }
         eprintln!("{:.1} s, seed {}", report.seconds, report.seed);
     }
@@ -557,10 +574,7 @@ mod tests {
             parse_adversary("0:double-spend:6").unwrap(),
             (
                 0,
-                Strategy::DoubleSpend {
-                    confirmations: 6,
-                    give_up_behind: crate::protocol::strategy::DEFAULT_GIVE_UP_BEHIND
-                }
+                StrategySpec::double_spend(6, crate::protocol::strategy::DEFAULT_GIVE_UP_BEHIND)
             )
         );
         assert!(parse_adversary("x:selfish").is_err());

@@ -15,6 +15,20 @@ use super::hash::BlockHash;
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
 pub struct CompactTarget(pub u32);
 
+impl CompactTarget {
+    /// From the header's `bits` field as Core reads it (`nBits`).
+    #[must_use]
+    pub const fn from_consensus(bits: u32) -> CompactTarget {
+        CompactTarget(bits)
+    }
+
+    /// The header's `bits` field (`nBits`).
+    #[must_use]
+    pub const fn to_consensus(self) -> u32 {
+        self.0
+    }
+}
+
 impl fmt::Debug for CompactTarget {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "CompactTarget({:08x})", self.0)

@@ -223,6 +223,8 @@ struct DriverOutbox<'a> {
     miner: Option<&'a Miner>,
     metrics: &'a Metrics,
     events: &'a tokio::sync::broadcast::Sender<NodeEvent>,
+    /// The answer to the last [`Input::SubmitTx`].
+    tx_result: Option<Result<crate::consensus::Txid, crate::protocol::TxError>>,
 }
 
 impl Outbox for DriverOutbox<'_> {
@@ -238,6 +240,7 @@ impl Outbox for DriverOutbox<'_> {
                     }
                 }
             }
+            Output::TxResult(r) => self.tx_result = Some(r),
             Output::Event(e) => {
                 if let NodeEvent::Block {
                     delay_secs: Some(d),
@@ -268,22 +271,37 @@ fn core_loop(
         miner: miner.as_ref(),
         metrics: &shared.metrics,
         events: &shared.events,
+        tx_result: None,
     };
-    shared.core().start(now_ms(), &mut out);
+    if let Err(e) = shared.core().handle(now_ms(), Input::Start, &mut out) {
+        return Err(e.into());
+    }
     let mut gauges = GaugeState::default();
     gauges.update(shared);
-    let mut next_tick = Instant::now() + Duration::from_secs(1);
+    // The gauges sample once a second; the core is ticked at the deadline
+    // it asks for (never more often than every 10 ms).
+    let mut next_sample = Instant::now() + Duration::from_secs(1);
     let result = loop {
-        let wait = next_tick.saturating_duration_since(Instant::now());
+        let deadline = shared.core().next_deadline();
+        let until_core = deadline.map_or(Duration::MAX, |d| {
+            Duration::from_millis(d.saturating_sub(now_ms())).max(Duration::from_millis(10))
+        });
+        let wait = next_sample
+            .saturating_duration_since(Instant::now())
+            .min(until_core);
         let msg = match rx.recv_timeout(wait) {
             Ok(m) => m,
             Err(RecvTimeoutError::Timeout) => {
-                next_tick += Duration::from_secs(1);
-                if let Err(e) = shared.core().handle(now_ms(), Input::Tick, &mut out) {
-                    break Err(e.into());
+                if deadline.is_some_and(|d| now_ms() >= d) {
+                    if let Err(e) = shared.core().handle(now_ms(), Input::Tick, &mut out) {
+                        break Err(e.into());
+                    }
                 }
-                gauges.sample_hashrate(shared, miner.as_ref());
-                gauges.update(shared);
+                if Instant::now() >= next_sample {
+                    next_sample += Duration::from_secs(1);
+                    gauges.sample_hashrate(shared, miner.as_ref());
+                    gauges.update(shared);
+                }
                 continue;
             }
             Err(RecvTimeoutError::Disconnected) => break Ok(()),
@@ -295,9 +313,17 @@ fn core_loop(
                 }
             }
             CoreMsg::SubmitTx(tx, reply) => {
-                let r = shared
+                out.tx_result = None;
+                if let Err(e) = shared
                     .core()
-                    .submit_tx(tx, &mut out)
+                    .handle(now_ms(), Input::SubmitTx(tx), &mut out)
+                {
+                    break Err(e.into());
+                }
+                let r = out
+                    .tx_result
+                    .take()
+                    .unwrap_or_else(|| Err(crate::protocol::TxError::Empty))
                     .map_err(|e| e.to_string());
                 let _ = reply.send(r);
             }
@@ -347,7 +373,9 @@ fn generate(
     }
     let mut hashes = Vec::with_capacity(n as usize);
     for i in 0..n {
-        let template = shared.core().template();
+        // The strategy's template: a `/generate`d block is the miner's
+        // find like any other (a selfish node keeps it private).
+        let template = shared.core().mining_template(now_ms());
         let target =
             Target::from_compact(template.bits).map_err(|e| GenerateError::Bits(e.to_string()))?;
         let now = now_ms();
@@ -359,14 +387,16 @@ fn generate(
         let mut txdata = vec![coinbase];
         txdata.extend(template.transactions);
         let block = Block { header, txdata };
-        let update = shared
-            .core()
-            .accept_own_block(now, block, out)
-            .map_err(|e| match e {
-                crate::chain::ChainError::Store(s) => GenerateError::Store(s.to_string()),
-                other => GenerateError::Rejected(other.to_string()),
-            })?;
-        hashes.push(update.hash);
+        let hash = block.block_hash();
+        let mut core = shared.core();
+        core.handle(now, Input::Mined(block), out)
+            .map_err(|e| GenerateError::Store(e.to_string()))?;
+        if !core.chain().contains(&hash) {
+            return Err(GenerateError::Rejected(format!(
+                "block {hash} was not stored (see the log)"
+            )));
+        }
+        hashes.push(hash);
     }
     Ok(hashes)
 }
@@ -480,7 +510,7 @@ impl SwarmDriver {
             Output::Disconnect(peer) | Output::Ban { peer, .. } => {
                 let _ = self.swarm.disconnect_peer_id(peer);
             }
-            Output::MiningJob(_) | Output::Event(_) => {}
+            Output::MiningJob(_) | Output::Event(_) | Output::TxResult(_) => {}
         }
     }
 
@@ -506,7 +536,11 @@ impl SwarmDriver {
                 tracing::info!(peer = %peer_id, addr = %endpoint.get_remote_address(), "peer connected");
                 self.input(Input::PeerConnected {
                     peer: peer_id,
-                    outbound: endpoint.is_dialer(),
+                    link: if endpoint.is_dialer() {
+                        crate::protocol::Link::Outbound
+                    } else {
+                        crate::protocol::Link::Inbound
+                    },
                     address: endpoint
                         .is_dialer()
                         .then(|| endpoint.get_remote_address().clone()),

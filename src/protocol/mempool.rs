@@ -10,7 +10,7 @@ use libp2p::PeerId;
 use crate::consensus::{sha256d, Txid};
 
 /// Why a transaction was refused.
-#[derive(Debug, Error, PartialEq, Eq)]
+#[derive(Clone, Debug, Error, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum TxError {
     /// Empty payload.

@@ -34,13 +34,14 @@ pub mod strategy;
 use libp2p::{Multiaddr, PeerId};
 
 use crate::chain::ReorgEvent;
-use crate::consensus::{Block, BlockHash};
+use crate::consensus::{Block, BlockHash, Txid};
 use crate::miner::worker::BlockTemplate;
 
-pub use self::core::{CoreConfig, CoreError, CoreStats, NodeCore};
+pub use self::core::{CoreConfig, CoreError, CoreStats, NodeCore, SyncState};
+pub use mempool::TxError;
 pub use messages::{Handshake, SyncRequest, SyncResponse};
-pub use peers::{peer_action, Offence, PeerAction, PeerBook, ProtocolFault};
-pub use strategy::{SpamKind, Strategy, TraitorEvent};
+pub use peers::{peer_action, Link, Offence, PeerAction, PeerBook, ProtocolFault};
+pub use strategy::{PublishReason, SpamKind, Strategy, StrategySpec, TraitorEvent};
 
 /// Gossip topics.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -92,12 +93,15 @@ pub enum Verdict {
 /// Everything that can happen to a node.
 #[derive(Clone, Debug)]
 pub enum Input {
+    /// The driver starts the node: configured peers are dialled and the
+    /// miner gets its first job.
+    Start,
     /// A connection to `peer` is up (its first one).
     PeerConnected {
         /// the peer
         peer: PeerId,
-        /// whether this node dialled
-        outbound: bool,
+        /// who dialled
+        link: Link,
         /// the address dialled (outbound)
         address: Option<Multiaddr>,
     },
@@ -147,8 +151,12 @@ pub enum Input {
         /// whether the peer sent bytes that do not decode (its fault)
         malformed: bool,
     },
-    /// A block this node's miner found.
+    /// A block this node's miner found (or `/generate`, or the
+    /// simulator's miner): the strategy decides what becomes of it.
     Mined(Block),
+    /// A transaction from the operator (`POST /tx`); answered by
+    /// [`Output::TxResult`].
+    SubmitTx(Vec<u8>),
     /// An operator command (HTTP API).
     Command(Command),
     /// Time passes: timers run (dialling, handshakes, timeouts, expiry).
@@ -218,6 +226,9 @@ pub enum Output {
     },
     /// Mine on this template now (`None`: stop mining).
     MiningJob(Option<BlockTemplate>),
+    /// The answer to [`Input::SubmitTx`]: its txid, or why the mempool
+    /// refused it.
+    TxResult(Result<Txid, TxError>),
     /// Something subscribers (logs, metrics, `/events`) may want.
     Event(NodeEvent),
 }

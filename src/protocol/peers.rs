@@ -19,10 +19,8 @@ use std::collections::{BTreeMap, HashMap};
 use libp2p::{Multiaddr, PeerId};
 
 use super::mempool::TxError;
-use super::messages::Handshake;
-use super::RequestId;
 use crate::chain::{ChainError, OrphanReject};
-use crate::consensus::{BlockError, DecodeError, HeaderError, Work};
+use crate::consensus::{BlockError, DecodeError, HeaderError};
 
 /// Score at or below which a peer is banned.
 pub const BAN_THRESHOLD: f64 = -100.0;
@@ -195,40 +193,39 @@ fn block_error_action(e: &BlockError) -> Option<PeerAction> {
     }
 }
 
-/// What this node knows of one connected peer.
+/// Who opened a connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Link {
+    /// The peer dialled this node.
+    Inbound,
+    /// This node dialled the peer.
+    Outbound,
+}
+
+/// Sync requests a peer may send per second before it is penalised and
+/// refused (each may cost up to
+/// [`RESPONSE_BLOCK_BYTES`](crate::protocol::messages::RESPONSE_BLOCK_BYTES)
+/// of reads).
+pub const MAX_REQUESTS_PER_SEC: u32 = 10;
+
+/// What this node knows of one connected peer's connection (what sync
+/// knows of it is [`crate::protocol::SyncState`]).
 #[derive(Clone, Debug)]
 pub struct Peer {
-    /// Whether this node dialled it.
-    pub outbound: bool,
+    /// Who dialled.
+    pub link: Link,
     /// The address dialled (outbound only).
     pub address: Option<Multiaddr>,
-    /// Its latest handshake.
-    pub handshake: Option<Handshake>,
-    /// The chainwork it claims (from its handshake).
-    pub claimed_work: Work,
-    /// The sync request in flight to it, and when it was sent (Unix ms).
-    pub sync_in_flight: Option<(RequestId, u64)>,
-    /// The handshake request in flight to it.
-    pub handshake_in_flight: Option<RequestId>,
-    /// Sync responses in a row that brought nothing new.
-    pub fruitless: u32,
-    /// Its claimed chainwork is no longer believed (it never delivered).
-    pub disbelieved: bool,
-    /// Requests received in the current one-second window, and its start.
-    pub requests_in_window: (u32, u64),
+    /// Requests received in the current one-second window, and its start
+    /// (Unix ms).
+    requests_in_window: (u32, u64),
 }
 
 impl Peer {
-    fn new(outbound: bool, address: Option<Multiaddr>) -> Peer {
+    fn new(link: Link, address: Option<Multiaddr>) -> Peer {
         Peer {
-            outbound,
+            link,
             address,
-            handshake: None,
-            claimed_work: Work::ZERO,
-            sync_in_flight: None,
-            handshake_in_flight: None,
-            fruitless: 0,
-            disbelieved: false,
             requests_in_window: (0, 0),
         }
     }
@@ -252,18 +249,13 @@ pub struct PeerBook {
 
 impl PeerBook {
     /// Records a new connection (or returns the existing entry).
-    pub fn connect(
-        &mut self,
-        peer: PeerId,
-        outbound: bool,
-        address: Option<Multiaddr>,
-    ) -> &mut Peer {
+    pub fn connect(&mut self, peer: PeerId, link: Link, address: Option<Multiaddr>) -> &mut Peer {
         let p = self
             .peers
             .entry(peer)
-            .or_insert_with(|| Peer::new(outbound, address.clone()));
-        if outbound {
-            p.outbound = true;
+            .or_insert_with(|| Peer::new(link, address.clone()));
+        if link == Link::Outbound {
+            p.link = Link::Outbound;
             if address.is_some() {
                 p.address = address;
             }
@@ -312,7 +304,33 @@ impl PeerBook {
     /// Inbound connections.
     #[must_use]
     pub fn inbound_count(&self) -> usize {
-        self.peers.values().filter(|p| !p.outbound).count()
+        self.peers
+            .values()
+            .filter(|p| p.link == Link::Inbound)
+            .count()
+    }
+
+    /// Counts a sync request from `peer` at `now_ms` in its one-second
+    /// window; false once it asks more than [`MAX_REQUESTS_PER_SEC`] (the
+    /// request is then refused). Peers not in the book are admitted (the
+    /// core answers only connected peers' requests in practice).
+    pub fn admit_request(&mut self, peer: &PeerId, now_ms: u64) -> bool {
+        let Some(p) = self.peers.get_mut(peer) else {
+            return true;
+        };
+        let (n, start) = p.requests_in_window;
+        p.requests_in_window = if now_ms >= start + 1000 {
+            (1, now_ms)
+        } else {
+            (n + 1, start)
+        };
+        p.requests_in_window.0 <= MAX_REQUESTS_PER_SEC
+    }
+
+    /// Until when `peer` is banned, Unix ms, if it is or was.
+    #[must_use]
+    pub fn banned_until_ms(&self, peer: &PeerId) -> Option<u64> {
+        self.banned_until_ms.get(peer).copied()
     }
 
     /// Applies `action` to `peer` at `now_ms`; returns true when this bans

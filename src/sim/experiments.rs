@@ -24,7 +24,8 @@ use super::stats::{
 };
 use super::{LatencyModel, Network, SimConfig};
 use crate::consensus::{BlockHash, Params};
-use crate::protocol::{Strategy, TraitorEvent};
+use crate::protocol::strategy::mdp::{SelfishMdp, DEFAULT_MAX_LEN};
+use crate::protocol::{PublishReason, StrategySpec, TraitorEvent};
 
 /// Mean block interval of the simulated miners, virtual ms (Bitcoin's).
 pub const SIM_BLOCK_TIME_MS: f64 = 600_000.0;
@@ -173,15 +174,7 @@ pub fn give_up_depth(q: f64) -> u32 {
 fn double_spend_chunk(q: f64, z: u32, trials: u64, seed: u64) -> (u64, u64) {
     let d = give_up_depth(q);
     let mut config = SimConfig::new(1, seed);
-    config.tick_ms = 600_000;
-    config.handshake_interval_secs = 3_600;
-    config.strategies = vec![
-        Strategy::Honest,
-        Strategy::DoubleSpend {
-            confirmations: z,
-            give_up_behind: d,
-        },
-    ];
+    config.strategies = vec![StrategySpec::honest(), StrategySpec::double_spend(z, d)];
     config.shares = vec![Some(1.0 - q), Some(q)];
     let mut net = Network::with_config(Params::regtest(), 2, &config);
     net.record_events = false;
@@ -283,9 +276,73 @@ pub fn double_spend(
 
 // ----- selfish mining ------------------------------------------------------
 
+/// The pool's strategy in `sim selfish` (`--strategy`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SelfishStrategy {
+    /// Eyal–Sirer SM1 (`sm1`, the node's `selfish`).
+    Sm1,
+    /// The optimal policy of Sapirshtein–Sompolinsky–Zohar's MDP, solved at
+    /// the row's α and asked γ (`optimal`, the node's
+    /// `optimal-selfish:α:γ`).
+    Optimal,
+    /// Nayak et al.'s stubborn strategies (`stubborn:LETTERS`, e.g. `L`,
+    /// `FT2`).
+    Stubborn(String),
+}
+
+impl SelfishStrategy {
+    /// The node strategy the pool runs at (α, γ).
+    #[must_use]
+    pub fn spec(&self, alpha: f64, gamma: f64) -> StrategySpec {
+        let text = match self {
+            SelfishStrategy::Sm1 => "selfish".to_string(),
+            SelfishStrategy::Optimal => format!("optimal-selfish:{alpha}:{gamma}"),
+            SelfishStrategy::Stubborn(l) => format!("stubborn:{l}"),
+        };
+        text.parse().expect("a checked selfish strategy")
+    }
+}
+
+impl std::fmt::Display for SelfishStrategy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SelfishStrategy::Sm1 => f.write_str("sm1"),
+            SelfishStrategy::Optimal => f.write_str("optimal"),
+            SelfishStrategy::Stubborn(l) => write!(f, "stubborn:{l}"),
+        }
+    }
+}
+
+impl std::str::FromStr for SelfishStrategy {
+    type Err = String;
+
+    /// `sm1`, `optimal` or `stubborn:[L][F][Tj]`.
+    fn from_str(s: &str) -> Result<SelfishStrategy, String> {
+        match s {
+            "sm1" => Ok(SelfishStrategy::Sm1),
+            "optimal" => Ok(SelfishStrategy::Optimal),
+            _ => {
+                let letters = s.strip_prefix("stubborn:").ok_or_else(|| {
+                    format!("unknown selfish strategy {s:?}: expected sm1, optimal or stubborn:[L][F][Tj]")
+                })?;
+                s.parse::<StrategySpec>().map_err(|e| e.to_string())?;
+                Ok(SelfishStrategy::Stubborn(letters.to_string()))
+            }
+        }
+    }
+}
+
+impl Serialize for SelfishStrategy {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
 /// `sim selfish` settings.
 #[derive(Clone, Debug)]
 pub struct SelfishConfig {
+    /// The pool's strategy.
+    pub strategy: SelfishStrategy,
     /// Pool shares.
     pub alphas: Vec<f64>,
     /// Target tie-breaking shares (realised by the network's latencies).
@@ -303,6 +360,8 @@ pub struct SelfishConfig {
 /// One (α, γ) point (SPEC's `sim selfish` row).
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct SelfishRow {
+    /// the pool's strategy (`sm1`, `optimal`, `stubborn:...`)
+    pub strategy: SelfishStrategy,
     /// pool share
     pub alpha: f64,
     /// tie-breaking share asked for
@@ -324,6 +383,16 @@ pub struct SelfishRow {
     pub threshold: f64,
     /// blocks not on the final best chain / blocks mined
     pub stale_rate: f64,
+    /// `optimal`: the MDP's optimal relative revenue at α and the asked γ
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revenue_mdp: Option<f64>,
+    /// `optimal`: the MDP's optimal relative revenue at α and the realised
+    /// γ (what `revenue_sim` should match)
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revenue_mdp_realised: Option<f64>,
+    /// `optimal`: the MDP's truncation (most blocks of either branch)
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mdp_max_len: Option<u32>,
 }
 
 /// `sim selfish` output.
@@ -351,9 +420,7 @@ const POOL_FAR_MS: u64 = 1_000;
 fn selfish_point(alpha: f64, gamma: f64, cfg: &SelfishConfig, seed: u64) -> SelfishRow {
     let n = cfg.honest_nodes.max(2);
     let mut config = SimConfig::new(HONEST_MS, seed);
-    config.tick_ms = 60_000;
-    config.handshake_interval_secs = 3_600;
-    config.strategies = vec![Strategy::Selfish];
+    config.strategies = vec![cfg.strategy.spec(alpha, gamma)];
     config.shares = vec![Some(alpha)];
     let mut net = Network::with_config(Params::regtest(), n + 1, &config);
     net.record_events = false;
@@ -389,7 +456,7 @@ fn selfish_point(alpha: f64, gamma: f64, cfg: &SelfishConfig, seed: u64) -> Self
             .find_map(|(_, _, e)| match e {
                 TraitorEvent::Published {
                     hashes,
-                    why: "match",
+                    why: PublishReason::Match,
                 } => hashes.last().copied(),
                 _ => None,
             });
@@ -433,7 +500,13 @@ fn selfish_point(alpha: f64, gamma: f64, cfg: &SelfishConfig, seed: u64) -> Self
         gamma_samples.iter().sum::<f64>() / gamma_samples.len() as f64 + 0.0
     };
     let mined = net.mined_order.len() as u64;
+    let mdp = |g: f64| SelfishMdp::solve(alpha, g, DEFAULT_MAX_LEN).revenue;
+    let optimal = cfg.strategy == SelfishStrategy::Optimal;
     SelfishRow {
+        strategy: cfg.strategy.clone(),
+        revenue_mdp: optimal.then(|| mdp(gamma)),
+        revenue_mdp_realised: optimal.then(|| mdp(gamma_realised)),
+        mdp_max_len: optimal.then_some(DEFAULT_MAX_LEN),
         alpha,
         gamma,
         gamma_realised,
@@ -515,7 +588,7 @@ pub struct NetworkConfig {
     /// (start, end) simulated seconds of a partition into two halves.
     pub partition: Option<(f64, f64)>,
     /// Traitors: (node, strategy).
-    pub adversaries: Vec<(usize, Strategy)>,
+    pub adversaries: Vec<(usize, StrategySpec)>,
     /// Hashrate shares fixed by the user: (node, share).
     pub shares: Vec<(usize, f64)>,
     /// Seed.
@@ -694,16 +767,13 @@ pub fn network(config: &NetworkConfig, progress: &dyn Fn(u64)) -> Result<Network
     let block_ms = config.block_time_secs * 1000.0;
     let mut sim = SimConfig::new(0, config.seed);
     sim.latency = config.latency;
-    // Ticks and handshakes scaled with the block time: gossip carries the
-    // blocks; handshakes only repair losses and partitions.
-    sim.tick_ms = ((block_ms / 10.0) as u64).clamp(1_000, 60_000);
-    sim.handshake_interval_secs = (config.block_time_secs as u64).clamp(5, 600);
-    sim.strategies = vec![Strategy::Honest; n];
-    for &(i, s) in &config.adversaries {
+    sim.strategies = vec![StrategySpec::honest(); n];
+    for (i, s) in &config.adversaries {
+        let i = *i;
         if i >= n {
             return Err(format!("adversary node {i} is not among {n} nodes"));
         }
-        sim.strategies[i] = s;
+        sim.strategies[i] = s.clone();
     }
     sim.shares = vec![None; n];
     for &(i, f) in &config.shares {
@@ -719,8 +789,10 @@ pub fn network(config: &NetworkConfig, progress: &dyn Fn(u64)) -> Result<Network
     let mut topo_rng = ChaCha8Rng::seed_from_u64(derive_seed(config.seed, 1, 0, 0));
     let mut links = topology_links(config.topology, n, config.degree, &mut topo_rng)?;
     links.shuffle(&mut topo_rng);
+    // Each link is one core's configured peer: the cores dial them (and
+    // redial them after the partition heals).
     for (a, b) in links {
-        net.connect(a, b);
+        net.add_peer(a, b);
     }
     net.run_for(1_000);
     let honest: Vec<usize> = (0..n).filter(|&i| sim.strategies[i].is_honest()).collect();

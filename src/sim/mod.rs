@@ -40,7 +40,8 @@ use crate::chain::{ChainStore, MemStore};
 use crate::consensus::{Block, BlockHash, Params, Target};
 use crate::miner::sha256d::{Backend, ScanInput};
 use crate::miner::worker::assemble_at;
-use crate::protocol::{BlockSource, Strategy, TraitorEvent};
+use crate::miner::worker::BlockTemplate;
+use crate::protocol::{BlockSource, Link, StrategySpec, TraitorEvent};
 use crate::protocol::{
     Command, CoreConfig, CoreError, GossipId, InboundId, Input, NodeCore, NodeEvent, Output,
     RequestId, SyncRequest, SyncResponse, Topic, Verdict,
@@ -54,7 +55,7 @@ pub const SIM_EPOCH_MS: u64 = 1_780_272_000_000;
 enum Delivery {
     Connected {
         from: usize,
-        outbound: bool,
+        link: Link,
     },
     Disconnected {
         from: usize,
@@ -187,6 +188,10 @@ pub struct SimNode {
     pub events: Vec<(u64, NodeEvent)>,
     /// Share of the network's hashrate (for [`Network::mine_next`]).
     pub hashrate_share: f64,
+    /// The job its core handed the miner last (`None`: not mining).
+    pub job: Option<BlockTemplate>,
+    /// When its core's next tick is queued, virtual Unix ms.
+    timer: Option<u64>,
 }
 
 /// Counters of one run.
@@ -220,7 +225,6 @@ pub struct Network {
     /// Probability that a message is lost.
     pub loss: f64,
     rng: ChaCha8Rng,
-    tick_ms: u64,
     /// Links cut by a partition, restored by [`Network::heal`].
     cut: BTreeSet<(usize, usize)>,
     now_ms: u64,
@@ -254,12 +258,8 @@ pub struct Network {
 pub struct SimConfig {
     /// Link latency model.
     pub latency: LatencyModel,
-    /// Virtual ms between ticks of each core.
-    pub tick_ms: u64,
-    /// Seconds between handshake rounds.
-    pub handshake_interval_secs: u64,
     /// Each node's strategy (missing ones are honest).
-    pub strategies: Vec<Strategy>,
+    pub strategies: Vec<StrategySpec>,
     /// Each node's hashrate share (missing ones share the rest equally).
     pub shares: Vec<Option<f64>>,
     /// Seed of the ids and of every draw.
@@ -267,13 +267,12 @@ pub struct SimConfig {
 }
 
 impl SimConfig {
-    /// Honest nodes, fixed latency, 1 s ticks, the node's handshake interval.
+    /// Honest nodes, fixed latency. The cores run on their own timers (each
+    /// is ticked at the deadline it asks for, [`NodeCore::next_deadline`]).
     #[must_use]
     pub fn new(latency_ms: u64, seed: u64) -> SimConfig {
         SimConfig {
             latency: LatencyModel::Fixed(latency_ms),
-            tick_ms: 1000,
-            handshake_interval_secs: crate::protocol::core::HANDSHAKE_INTERVAL_SECS,
             strategies: Vec::new(),
             shares: Vec::new(),
             seed,
@@ -335,21 +334,19 @@ impl Network {
                 miner_id: format!("node{i}"),
                 has_miner: true,
                 mining: true,
-                strategy: config.strategies.get(i).copied().unwrap_or_default(),
-                handshake_interval_secs: config.handshake_interval_secs,
+                strategy: config.strategies.get(i).cloned().unwrap_or_default(),
                 ..CoreConfig::new(peer_id)
             };
             index.insert(peer_id, i);
-            let mut core = NodeCore::new(chain, core_config);
-            let mut ignored = Vec::new();
-            core.start(SIM_EPOCH_MS, &mut ignored);
             nodes.push(SimNode {
-                core,
+                core: NodeCore::new(chain, core_config),
                 peer_id,
                 seen: HashSet::default(),
                 pending: HashMap::default(),
                 events: Vec::new(),
                 hashrate_share: config.shares.get(i).copied().flatten().unwrap_or(rest),
+                job: None,
+                timer: None,
             });
         }
         let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
@@ -378,7 +375,6 @@ impl Network {
             loss: 0.0,
             access_ms,
             rng,
-            tick_ms: config.tick_ms.max(1),
             cut: BTreeSet::new(),
             now_ms: SIM_EPOCH_MS,
             seq: 0,
@@ -396,11 +392,31 @@ impl Network {
             traitor_events: Vec::new(),
         };
         for i in 0..n {
-            // Spread the ticks so that a large network does not tick at once.
-            let first = net.tick_ms * (i as u64 + 1) / n.max(1) as u64;
-            net.schedule(first.max(1), i, Delivery::Tick);
+            let mut out = Vec::new();
+            net.nodes[i]
+                .core
+                .handle(SIM_EPOCH_MS, Input::Start, &mut out)
+                .expect("in-memory store never fails");
+            net.process(i, out);
         }
         net
+    }
+
+    /// Node `i`'s address, as the cores dial it: `/memory/<i>/p2p/<id>`.
+    #[must_use]
+    pub fn address(&self, i: usize) -> libp2p::Multiaddr {
+        libp2p::Multiaddr::empty()
+            .with(libp2p::multiaddr::Protocol::Memory(i as u64))
+            .with(libp2p::multiaddr::Protocol::P2p(self.nodes[i].peer_id))
+    }
+
+    /// Configures node `a` to dial `b` and keep it dialled (its core's
+    /// [`Command::AddPeer`]): the link comes up when the core's dial is
+    /// carried out, and is redialled by the core after a cut heals.
+    pub fn add_peer(&mut self, a: usize, b: usize) {
+        let addr = self.address(b);
+        self.command(a, Command::AddPeer(addr))
+            .expect("in-memory store never fails");
     }
 
     /// Sets the one-way latency from `from` to `to` (ms), overriding the
@@ -491,7 +507,7 @@ impl Network {
             a,
             Delivery::Connected {
                 from: b,
-                outbound: true,
+                link: Link::Outbound,
             },
         );
         self.schedule(
@@ -499,7 +515,7 @@ impl Network {
             b,
             Delivery::Connected {
                 from: a,
-                outbound: false,
+                link: Link::Inbound,
             },
         );
     }
@@ -554,21 +570,25 @@ impl Network {
         Ok(())
     }
 
-    /// Node `i` mines one block on its best tip now and handles it as its
-    /// miner's block (published at once). Returns its hash.
+    /// Node `i` mines one block on its best tip now and hands it to its
+    /// core as its miner's find ([`Input::Mined`]; an honest core publishes
+    /// it at once). Returns its hash.
     ///
     /// # Panics
-    /// If no nonce solves the template (impossible at regtest difficulty)
-    /// or the core refuses its own block.
+    /// If no nonce solves the template (impossible at regtest difficulty).
     pub fn mine(&mut self, i: usize) -> BlockHash {
         let block = self.make_block(i);
+        self.hand_mined(i, block)
+    }
+
+    fn hand_mined(&mut self, i: usize, block: Block) -> BlockHash {
         let hash = block.block_hash();
         self.record_mined(i, &block);
         let mut out = Vec::new();
         self.nodes[i]
             .core
-            .accept_own_block(self.now_ms, block, &mut out)
-            .expect("own block accepted");
+            .handle(self.now_ms, Input::Mined(block), &mut out)
+            .expect("in-memory store never fails");
         self.process(i, out);
         hash
     }
@@ -603,28 +623,21 @@ impl Network {
         self.mined_order.push(hash);
     }
 
-    /// Node `i`'s miner finds a block now on the template its core gives
-    /// it (its strategy's), handed to the core as [`Input::Mined`].
-    /// Returns its hash.
-    pub fn mine_job(&mut self, i: usize) -> BlockHash {
-        let template = self.nodes[i].core.mining_template();
+    /// Node `i`'s miner finds a block now on the job its core last handed
+    /// it ([`Output::MiningJob`]: its strategy's template), handed back as
+    /// [`Input::Mined`]. Returns its hash, or `None` when the core gave no
+    /// job (mining is off).
+    pub fn mine_job(&mut self, i: usize) -> Option<BlockHash> {
+        let template = self.nodes[i].job.clone()?;
         let block = self.solve(template);
-        let hash = block.block_hash();
-        self.record_mined(i, &block);
-        let mut out = Vec::new();
-        self.nodes[i]
-            .core
-            .handle(self.now_ms, Input::Mined(block), &mut out)
-            .expect("in-memory store never fails");
-        self.process(i, out);
-        hash
+        Some(self.hand_mined(i, block))
     }
 
     /// Runs the network until the next block discovery of the Poisson
     /// process with mean spacing `block_time_ms` (exponential gaps), makes
     /// that block at the node drawn by hashrate share, and returns the
     /// node and the block.
-    pub fn mine_next(&mut self, block_time_ms: f64) -> (usize, BlockHash) {
+    pub fn mine_next(&mut self, block_time_ms: f64) -> (usize, Option<BlockHash>) {
         let gap = self.draw_gap_ms(block_time_ms);
         self.run_for(gap);
         let who = self.draw_miner();
@@ -657,7 +670,7 @@ impl Network {
         &mut self.rng
     }
 
-    fn solve(&mut self, template: crate::miner::worker::BlockTemplate) -> Block {
+    fn solve(&mut self, template: BlockTemplate) -> Block {
         self.extranonce += 1;
         let (mut header, coinbase) = assemble_at(&template, self.extranonce, self.now_ms / 1000);
         let target = Target::from_compact(template.bits).expect("template bits decode");
@@ -714,17 +727,22 @@ impl Network {
     fn deliver(&mut self, to: usize, d: Delivery) {
         let input = match d {
             Delivery::Tick => {
-                self.schedule(self.tick_ms, to, Delivery::Tick);
+                // Only the tick the node's timer stands at (an earlier
+                // deadline may have replaced it).
+                if self.nodes[to].timer != Some(self.now_ms) {
+                    return;
+                }
+                self.nodes[to].timer = None;
                 Input::Tick
             }
-            Delivery::Connected { from, outbound } => {
+            Delivery::Connected { from, link } => {
                 if !self.linked(to, from) {
                     return;
                 }
                 Input::PeerConnected {
                     peer: self.nodes[from].peer_id,
-                    outbound,
-                    address: None,
+                    link,
+                    address: (link == Link::Outbound).then(|| self.address(from)),
                 }
             }
             Delivery::Disconnected { from } => Input::PeerDisconnected {
@@ -817,7 +835,39 @@ impl Network {
         }
     }
 
+    /// Queues node `i`'s next tick at its core's deadline, unless one is
+    /// queued at or before it.
+    fn arm_timer(&mut self, i: usize) {
+        let Some(at) = self.nodes[i].core.next_deadline() else {
+            return;
+        };
+        let at = at.max(self.now_ms + 1);
+        if self.nodes[i].timer.is_some_and(|t| t <= at) {
+            return;
+        }
+        self.nodes[i].timer = Some(at);
+        self.schedule(at - self.now_ms, i, Delivery::Tick);
+    }
+
+    /// Carries out a dial: the link comes up unless a partition cuts it.
+    fn dial(&mut self, from: usize, addr: &libp2p::Multiaddr) {
+        let to = addr.iter().find_map(|p| match p {
+            libp2p::multiaddr::Protocol::P2p(id) => self.index.get(&id).copied(),
+            _ => None,
+        });
+        let Some(to) = to else { return };
+        if self.cut.contains(&(from.min(to), from.max(to))) {
+            return;
+        }
+        self.connect(from, to);
+    }
+
     fn process(&mut self, from: usize, outputs: Vec<Output>) {
+        self.process_outputs(from, outputs);
+        self.arm_timer(from);
+    }
+
+    fn process_outputs(&mut self, from: usize, outputs: Vec<Output>) {
         for o in outputs {
             match o {
                 Output::Publish { topic, data } => {
@@ -867,7 +917,9 @@ impl Network {
                         self.disconnect(from, other);
                     }
                 }
-                Output::Dial(_) | Output::MiningJob(_) => {}
+                Output::Dial(addr) => self.dial(from, &addr),
+                Output::MiningJob(job) => self.nodes[from].job = job,
+                Output::TxResult(_) => {}
                 Output::Event(e) => {
                     match &e {
                         NodeEvent::Block {

@@ -94,7 +94,7 @@ pub struct TestnetArgs {
     pub svg: Option<std::path::PathBuf>,
     /// A traitor: NODE:STRATEGY, node index from 0 (repeatable).
     #[arg(long, value_parser = crate::cli::sim::parse_adversary)]
-    pub adversary: Vec<(usize, crate::protocol::Strategy)>,
+    pub adversary: Vec<(usize, crate::protocol::StrategySpec)>,
     /// A node's share of the hashrate: NODE:FRACTION (repeatable; the
     /// others share the rest equally). Enforced by a per-node hashrate cap
     /// (80% of the measured machine rate shared out), so shares hold on a
@@ -111,12 +111,12 @@ pub struct TestnetArgs {
 impl TestnetArgs {
     /// Node `i`'s strategy.
     #[must_use]
-    pub fn strategy(&self, i: usize) -> crate::protocol::Strategy {
+    pub fn strategy(&self, i: usize) -> crate::protocol::StrategySpec {
         self.adversary
             .iter()
             .rev()
             .find(|(n, _)| *n == i)
-            .map(|(_, s)| *s)
+            .map(|(_, s)| s.clone())
             .unwrap_or_default()
     }
 
@@ -340,7 +340,7 @@ pub fn run(a: &TestnetArgs) -> Result<TestnetReport, TestnetError> {
     for &(i, _) in a.adversary.iter().chain(
         a.hashrate_share
             .iter()
-            .map(|(i, _)| (*i, crate::protocol::Strategy::Honest))
+            .map(|(i, _)| (*i, crate::protocol::StrategySpec::honest()))
             .collect::<Vec<_>>()
             .iter(),
     ) {
