@@ -24,10 +24,12 @@
 //! - [`api`]: the API's JSON shapes and a typed client.
 //! - [`sim`]: a deterministic network of protocol cores in virtual time.
 //! - [`testnet`]: N real node processes on loopback, and their report.
-//! - [`cli`]: one file per subcommand; [`config`]: TOML and flags.
+//! - [`cli`]: one file per subcommand; [`config`]: TOML and flags;
+//!   [`clock`]: the one wall clock the drivers read.
 pub mod api;
 pub mod chain;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod consensus;
 pub mod miner;

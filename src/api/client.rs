@@ -322,12 +322,10 @@ impl ApiClient {
         let token = match (&self.token, &self.data_dir) {
             (Some(t), _) => Some(t.clone()),
             (None, Some(dir)) => {
-                Some(
-                    crate::node::read_cookie(dir).map_err(|source| ApiError::Cookie {
-                        dir: dir.clone(),
-                        source,
-                    })?,
-                )
+                Some(super::read_cookie(dir).map_err(|source| ApiError::Cookie {
+                    dir: dir.clone(),
+                    source,
+                })?)
             }
             (None, None) => None,
         };

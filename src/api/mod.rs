@@ -9,6 +9,8 @@
 //!   the cookie token for POSTs.
 
 pub mod client;
+pub mod cookie;
 pub mod types;
 
 pub use client::{ApiClient, ApiError};
+pub use cookie::{read_cookie, COOKIE_FILE};

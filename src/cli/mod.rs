@@ -11,6 +11,7 @@ pub mod mine_header;
 pub mod node;
 pub mod sim;
 pub mod status;
+pub mod testnet;
 pub mod verify_headers;
 pub mod watch;
 
@@ -105,7 +106,7 @@ pub enum Command {
     /// Validate a file of concatenated raw 80-byte headers from genesis.
     VerifyHeaders(verify_headers::VerifyHeadersArgs),
     /// Spawn N real node processes on loopback, mine, optionally partition, and report.
-    Testnet(crate::testnet::TestnetArgs),
+    Testnet(testnet::TestnetArgs),
     /// Run the real protocol core in virtual time: double-spend, selfish, network.
     Sim(sim::SimArgs),
 }
@@ -215,7 +216,9 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::MineHeader(a) => mine_header::run(&a),
         Command::Header(a) => header::run(&a),
         Command::VerifyHeaders(a) => verify_headers::run(&a),
-        Command::Testnet(a) => crate::testnet::run(&a).map(|_| ()).map_err(CliError::from),
+        Command::Testnet(a) => crate::testnet::run(&a.plan())
+            .map(|_| ())
+            .map_err(CliError::from),
         Command::Sim(a) => sim::run(&a),
     }
 }

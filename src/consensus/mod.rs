@@ -15,6 +15,7 @@ pub mod header;
 pub mod merkle;
 pub mod params;
 pub mod pow;
+pub mod template;
 pub mod time;
 pub mod validation;
 
@@ -24,4 +25,5 @@ pub use hash::{sha256d, BlockHash, Txid};
 pub use header::BlockHeader;
 pub use params::{DifficultyRule, Network, Params};
 pub use pow::{CompactTarget, Target, Work};
+pub use template::BlockTemplate;
 pub use validation::{check_block, check_block_at_height, check_header, ChainView, SliceView};

@@ -17,7 +17,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use crate::consensus::block::{Block, Coinbase};
 use crate::consensus::merkle::merkle_root;
-use crate::consensus::pow::{CompactTarget, Target};
+use crate::consensus::pow::Target;
 use crate::consensus::{sha256d, BlockHash, BlockHeader};
 
 use super::sha256d::{Backend, ScanInput};
@@ -25,26 +25,7 @@ use super::sha256d::{Backend, ScanInput};
 /// Nonces scanned between two looks at the job generation.
 pub const CHUNK_NONCES: u32 = 16_384;
 
-/// What to mine on: everything but the coinbase's extranonce, the time and
-/// the nonce.
-#[derive(Clone, Debug)]
-pub struct BlockTemplate {
-    /// Height of the block to mine.
-    pub height: u32,
-    /// Header version.
-    pub version: i32,
-    /// The tip to build on.
-    pub prev_blockhash: BlockHash,
-    /// Required bits (from the difficulty rule).
-    pub bits: CompactTarget,
-    /// Smallest valid time: median-time-past + 1. The miner uses
-    /// `max(now, min_time)`.
-    pub min_time: u32,
-    /// Transactions after the coinbase.
-    pub transactions: Vec<Vec<u8>>,
-    /// Written into the coinbase.
-    pub miner_id: String,
-}
+pub use crate::consensus::template::BlockTemplate;
 
 /// A block found by the miner, with the job generation it belongs to.
 #[derive(Clone, Debug)]

@@ -14,7 +14,6 @@ pub mod metrics;
 pub mod runtime;
 
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use thiserror::Error;
 use tokio::sync::oneshot;
@@ -25,8 +24,10 @@ use crate::consensus::{BlockHash, Params, Txid};
 use crate::protocol::{CoreError, Input, NodeCore};
 use metrics::Metrics;
 
+pub use crate::api::{read_cookie, COOKIE_FILE};
+pub use crate::clock::now_ms;
 pub use key::{load_or_create_key, write_key};
-pub use runtime::{read_cookie, run, COOKIE_FILE};
+pub use runtime::run;
 
 /// A node failure (start-up or fatal at run time).
 #[derive(Debug, Error)]
@@ -47,14 +48,6 @@ pub enum NodeError {
     /// The API could not bind.
     #[error("api: {0}")]
     Api(String),
-}
-
-/// Unix time in milliseconds: the wall clock the driver hands the core.
-#[must_use]
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// Messages into the core thread.

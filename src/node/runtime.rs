@@ -114,7 +114,7 @@ pub async fn run(
         .local_addr()
         .map_err(|e| NodeError::Api(e.to_string()))?;
     shared.info.lock().expect("info lock").api = api_addr.to_string();
-    let cookie = config.data_dir.join(COOKIE_FILE);
+    let cookie = config.data_dir.join(crate::api::COOKIE_FILE);
     let token = hex::encode(rand::random::<[u8; 32]>());
     super::key::write_private_file(&cookie, token.as_bytes())?;
     tracing::info!(api = %api_addr, %peer_id, admin = config.admin, "HTTP API listening");
@@ -175,20 +175,6 @@ pub async fn run(
     api_task.abort();
     let _ = std::fs::remove_file(&cookie);
     result
-}
-
-/// The API cookie's file name in the data dir (SPEC "API access").
-pub const COOKIE_FILE: &str = "api.cookie";
-
-/// Reads the API token a node wrote into `data_dir`, for commands and
-/// tests that POST.
-///
-/// # Errors
-/// The read error (no node has started there, or it stopped).
-pub fn read_cookie(data_dir: &std::path::Path) -> std::io::Result<String> {
-    Ok(std::fs::read_to_string(data_dir.join(COOKIE_FILE))?
-        .trim()
-        .to_string())
 }
 
 /// The gossip topics of this network.

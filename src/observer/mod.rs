@@ -328,7 +328,7 @@ impl Recorder {
                     let _ = client.events(|kind, data| {
                         if let Ok(data) = serde_json::from_str(data) {
                             r.push(LogEntry {
-                                t_ms: crate::node::now_ms(),
+                                t_ms: crate::clock::now_ms(),
                                 node: node.name.clone(),
                                 event: kind.to_string(),
                                 data,
@@ -344,7 +344,7 @@ impl Recorder {
 
     /// Records a node's tree as `block` events and its tip as a `tip`.
     pub fn seed(&self, node: &str, t: &TreeView) {
-        let now = crate::node::now_ms();
+        let now = crate::clock::now_ms();
         for b in &t.blocks {
             if let Ok(data) = serde_json::to_value(b) {
                 self.push(LogEntry {

@@ -34,8 +34,8 @@ pub mod strategy;
 use libp2p::{Multiaddr, PeerId};
 
 use crate::chain::ReorgEvent;
+use crate::consensus::BlockTemplate;
 use crate::consensus::{Block, BlockHash, Txid};
-use crate::miner::worker::BlockTemplate;
 
 pub use self::core::{CoreConfig, CoreError, CoreStats, NodeCore, SyncState};
 pub use mempool::TxError;

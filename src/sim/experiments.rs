@@ -176,7 +176,7 @@ fn double_spend_chunk(q: f64, z: u32, trials: u64, seed: u64) -> (u64, u64) {
     let mut config = SimConfig::new(1, seed);
     config.strategies = vec![StrategySpec::honest(), StrategySpec::double_spend(z, d)];
     config.shares = vec![Some(1.0 - q), Some(q)];
-    let mut net = Network::with_config(Params::regtest(), 2, &config);
+    let mut net = Network::with_config(sim_params(SIM_BLOCK_TIME_MS / 1000.0), 2, &config);
     net.record_events = false;
     net.connect(0, 1);
     net.run_for(100);
@@ -215,6 +215,15 @@ fn double_spend_chunk(q: f64, z: u32, trials: u64, seed: u64) -> (u64, u64) {
         }
     }
     (successes, net.mined_order.len() as u64)
+}
+
+/// Regtest's rules (minimum difficulty, so a simulated block costs a few
+/// hashes) with the block time the experiment simulates, so the cores'
+/// own timers (keep-alive handshakes) run at the network's pace.
+fn sim_params(block_time_secs: f64) -> Params {
+    let mut p = Params::regtest();
+    p.block_time_secs = block_time_secs.round().clamp(1.0, f64::from(u32::MAX)) as u32;
+    p
 }
 
 /// `powchain sim double-spend`.
@@ -422,7 +431,7 @@ fn selfish_point(alpha: f64, gamma: f64, cfg: &SelfishConfig, seed: u64) -> Self
     let mut config = SimConfig::new(HONEST_MS, seed);
     config.strategies = vec![cfg.strategy.spec(alpha, gamma)];
     config.shares = vec![Some(alpha)];
-    let mut net = Network::with_config(Params::regtest(), n + 1, &config);
+    let mut net = Network::with_config(sim_params(SIM_BLOCK_TIME_MS / 1000.0), n + 1, &config);
     net.record_events = false;
     let close = ((gamma * n as f64).round() as usize).min(n);
     for a in 1..=n {
@@ -782,7 +791,7 @@ pub fn network(config: &NetworkConfig, progress: &dyn Fn(u64)) -> Result<Network
         }
         sim.shares[i] = Some(f);
     }
-    let mut net = Network::with_config(Params::regtest(), n, &sim);
+    let mut net = Network::with_config(sim_params(config.block_time_secs), n, &sim);
     net.record_events = false;
     net.bandwidth_bytes_per_sec = config.bandwidth_bytes_per_sec;
     net.loss = config.loss;

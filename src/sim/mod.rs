@@ -37,10 +37,10 @@ type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::FixedState>
 type HashSet<K> = std::collections::HashSet<K, foldhash::fast::FixedState>;
 
 use crate::chain::{ChainStore, MemStore};
+use crate::consensus::BlockTemplate;
 use crate::consensus::{Block, BlockHash, Params, Target};
 use crate::miner::sha256d::{Backend, ScanInput};
 use crate::miner::worker::assemble_at;
-use crate::miner::worker::BlockTemplate;
 use crate::protocol::{BlockSource, Link, StrategySpec, TraitorEvent};
 use crate::protocol::{
     Command, CoreConfig, CoreError, GossipId, InboundId, Input, NodeCore, NodeEvent, Output,

@@ -21,7 +21,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use clap::Args;
 use thiserror::Error;
 
 use crate::api::types::{
@@ -51,49 +50,38 @@ pub enum TestnetError {
     Disagreed(Box<TestnetReport>),
 }
 
-/// `powchain testnet` flags.
-#[derive(Debug, Args, Clone)]
-pub struct TestnetArgs {
+/// What a testnet run does (`powchain testnet`'s flags, parsed by
+/// `cli::testnet`).
+#[derive(Debug, Clone)]
+pub struct TestnetPlan {
     /// Number of node processes.
-    #[arg(long, default_value_t = 4, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=32))]
     pub nodes: usize,
     /// Seconds of mining.
-    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
     pub duration: u64,
     /// Target block time, seconds.
-    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=86_400))]
     pub block_time: u32,
     /// How the nodes are linked.
-    #[arg(long, value_enum, default_value_t = Topology::Ring)]
     pub topology: Topology,
     /// Cut the network into two halves from START to END seconds, e.g. 20:35.
-    #[arg(long)]
     pub partition: Option<Partition>,
     /// Mining threads per node.
-    #[arg(long, default_value_t = 1, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=64))]
     pub threads_per_node: usize,
     /// Bits of the first blocks, 8 hex digits; by default measured: a short
     /// bench of all the nodes' mining threads at once, so the first block
     /// already takes about one block time.
-    #[arg(long, value_parser = crate::config::parse_bits_arg)]
     pub start_bits: Option<crate::consensus::CompactTarget>,
     /// Seed for the random topology.
-    #[arg(long, default_value_t = 1)]
     pub seed: u64,
     /// Keep the node data dirs and logs (printed at the end), and the
     /// observer's event log and final trees (`observer/` there) for
     /// `powchain replay DIR`.
-    #[arg(long)]
     pub keep: bool,
     /// Serve the fork-observer page over all nodes at this address
     /// (e.g. 127.0.0.1:8080; port 0 picks one, printed on stderr).
-    #[arg(long)]
     pub ui: Option<std::net::SocketAddr>,
     /// Write the final fork tree over all nodes as an SVG picture.
-    #[arg(long)]
     pub svg: Option<std::path::PathBuf>,
     /// A traitor: NODE:STRATEGY, node index from 0 (repeatable).
-    #[arg(long, value_parser = crate::cli::sim::parse_adversary)]
     pub adversary: Vec<(usize, crate::protocol::StrategySpec)>,
     /// A node's share of the hashrate: NODE:FRACTION (repeatable; the
     /// others share the rest equally). Enforced by a per-node hashrate cap
@@ -101,14 +89,12 @@ pub struct TestnetArgs {
     /// 2-core machine. With shares or traitors the difficulty is held at
     /// the start bits (`node --fixed-difficulty`): the capped hashrate is
     /// known, and the papers' models assume a constant difficulty.
-    #[arg(long, value_parser = crate::cli::sim::parse_share)]
     pub hashrate_share: Vec<(usize, f64)>,
     /// Print one JSON document.
-    #[arg(long)]
     pub json: bool,
 }
 
-impl TestnetArgs {
+impl TestnetPlan {
     /// Node `i`'s strategy.
     #[must_use]
     pub fn strategy(&self, i: usize) -> crate::protocol::StrategySpec {
@@ -328,7 +314,7 @@ fn status_all(nodes: &[NodeProc]) -> Vec<Option<Status>> {
 /// [`TestnetError`]: bad flags, nodes that fail to start, Ctrl-C, or nodes
 /// that do not agree by the end.
 #[allow(clippy::too_many_lines)]
-pub fn run(a: &TestnetArgs) -> Result<TestnetReport, TestnetError> {
+pub fn run(a: &TestnetPlan) -> Result<TestnetReport, TestnetError> {
     if let Some(p) = a.partition {
         if p.end > a.duration {
             return Err(TestnetError::Usage(format!(
@@ -761,7 +747,7 @@ fn write_prometheus_targets(nodes: &[crate::observer::NodeRef]) -> Option<std::p
 /// `powchain replay`. Failures are reported, not fatal: the run's report
 /// stands.
 fn observer_outputs(
-    a: &TestnetArgs,
+    a: &TestnetPlan,
     nodes: &[crate::observer::NodeRef],
     recorder: &crate::observer::Recorder,
     dir: &std::path::Path,

@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 use std::path::Path;
 
-use super::{NodeProc, TestnetArgs};
+use super::{NodeProc, TestnetPlan};
 use crate::api::types::{
     BlockView, DelayPercentiles, MinerShare, Reorg, Stale, Status, TestnetReport,
 };
@@ -34,7 +34,7 @@ pub fn percentiles(mut samples: Vec<f64>) -> DelayPercentiles {
 
 /// Builds the report from the nodes' final state.
 pub(crate) fn build(
-    a: &TestnetArgs,
+    a: &TestnetPlan,
     nodes: &[NodeProc],
     statuses: &[Option<Status>],
     agreed: bool,
@@ -215,7 +215,7 @@ fn ms(v: Option<f64>) -> String {
 }
 
 /// Prints the report: one JSON document with `--json`, else text.
-pub(crate) fn print(a: &TestnetArgs, r: &TestnetReport, dir: &Path) {
+pub(crate) fn print(a: &TestnetPlan, r: &TestnetReport, dir: &Path) {
     if a.json {
         println!("{}", serde_json::to_string_pretty(r).unwrap_or_default());
         return;
@@ -334,7 +334,7 @@ pub(crate) fn disagreement(
 /// best chain (read block by block from the first honest node), and the
 /// honest share of that chain (chain quality).
 pub(crate) fn add_traitor_figures(
-    a: &TestnetArgs,
+    a: &TestnetPlan,
     nodes: &[NodeProc],
     honest: &[usize],
     report: &mut TestnetReport,

@@ -4,7 +4,7 @@
 
 use super::{strategy_ctx, CoreConfig, CoreError, NodeCore};
 use crate::chain::{ChainError, ChainUpdate, Precheck};
-use crate::consensus::{Block, BlockHash};
+use crate::consensus::{Block, BlockHash, BlockTemplate};
 use crate::protocol::strategy::{Action, Strategy, TraitorEvent};
 use crate::protocol::{BlockSource, NodeEvent, Outbox, Output, Topic};
 
@@ -15,6 +15,9 @@ pub struct Mining {
     pub on: bool,
     /// The tip the current job builds on.
     pub job_tip: Option<BlockHash>,
+    /// The job handed out last (an identical one is not sent again: the
+    /// miner would only restart).
+    pub last_job: Option<BlockTemplate>,
     /// The strategy and its state.
     pub strategy: Box<dyn Strategy>,
     /// A new job is due at the end of the input being handled.
@@ -35,6 +38,7 @@ impl Mining {
         Mining {
             on: config.mining && config.has_miner,
             job_tip: None,
+            last_job: None,
             strategy: config.strategy.build(tip, height),
             job_dirty: false,
             tx_job_at_ms: None,
@@ -70,6 +74,10 @@ impl NodeCore {
         block: Block,
         out: &mut impl Outbox,
     ) -> Result<(), CoreError> {
+        // The miner waits for a new job after every find: it gets one,
+        // even if the template did not change (a refused or old block).
+        self.mining.last_job = None;
+        self.mining.job_dirty = true;
         let parent = block.header.prev_blockhash;
         if self.mining.job_tip != Some(parent)
             && self.mining_template(now_ms).prev_blockhash != parent
@@ -219,9 +227,13 @@ impl NodeCore {
         if self.mining.on {
             let t = self.mining_template(now_ms);
             self.mining.job_tip = Some(t.prev_blockhash);
-            out.push(Output::MiningJob(Some(t)));
+            if self.mining.last_job.as_ref() != Some(&t) {
+                self.mining.last_job = Some(t.clone());
+                out.push(Output::MiningJob(Some(t)));
+            }
         } else {
             self.mining.job_tip = None;
+            self.mining.last_job = None;
             out.push(Output::MiningJob(None));
         }
     }

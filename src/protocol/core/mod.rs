@@ -27,8 +27,8 @@ use super::peers::PeerBook;
 use super::strategy::StrategySpec;
 use super::{Input, NodeEvent, Outbox, Output, RequestId, Topic, Verdict};
 use crate::chain::{ChainStore, StoreError};
+use crate::consensus::BlockTemplate;
 use crate::consensus::{Params, Txid};
-use crate::miner::worker::BlockTemplate;
 
 mod mining;
 mod peering;

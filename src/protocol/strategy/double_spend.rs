@@ -14,8 +14,8 @@ use super::{
     cut_hidden, hide_in_handshake, Action, Entry, PublishReason, Strategy, StrategyContext,
     TraitorEvent,
 };
+use crate::consensus::BlockTemplate;
 use crate::consensus::{sha256d, Block, BlockHash, Txid};
-use crate::miner::worker::BlockTemplate;
 use crate::protocol::messages::Handshake;
 
 /// Blocks behind the public chain at which a double-spender gives up when

@@ -7,8 +7,8 @@ use std::collections::BTreeSet;
 use libp2p::PeerId;
 
 use super::{no_args, Action, Entry, Strategy, StrategyContext, TraitorEvent};
+use crate::consensus::BlockTemplate;
 use crate::consensus::{sha256d, Block, BlockHash};
-use crate::miner::worker::BlockTemplate;
 use crate::protocol::messages::Handshake;
 
 pub(super) const ENTRY: Entry = Entry {

@@ -34,8 +34,8 @@ use serde::Serialize;
 
 use crate::chain::ChainStore;
 use crate::consensus::difficulty::next_work_required;
+use crate::consensus::BlockTemplate;
 use crate::consensus::{Block, BlockHash, ChainView, Params, Txid};
-use crate::miner::worker::BlockTemplate;
 use crate::protocol::mempool::Mempool;
 use crate::protocol::messages::Handshake;
 use crate::protocol::peers::PeerBook;

@@ -13,8 +13,8 @@ use libp2p::PeerId;
 use super::{
     cut_hidden, hide_in_handshake, Action, PublishReason, Strategy, StrategyContext, TraitorEvent,
 };
+use crate::consensus::BlockTemplate;
 use crate::consensus::{Block, BlockHash};
-use crate::miner::worker::BlockTemplate;
 use crate::protocol::messages::Handshake;
 
 /// SSZ's fork label.
@@ -162,7 +162,6 @@ impl Race {
                 out.push(Action::Event(TraitorEvent::Adopted {
                     height: self.base_height,
                 }));
-                out.push(Action::NewJob);
             }
             Move::Override if a > h => {
                 let n = h as usize + 1;
@@ -246,13 +245,18 @@ impl<P: Policy> Strategy for Racer<P> {
             return Vec::new();
         };
         let mut out = Vec::new();
+        let parent = self.race.private_tip();
         if self
             .race
             .on_public(hash, height, info.header.prev_blockhash)
         {
             let m = self.policy.after_public(&self.race);
             self.race.play(m, &mut out);
-            out.push(Action::NewJob);
+            // A new job only when the block to mine on changed: restarting
+            // the miner on every public block would waste its time.
+            if self.race.private_tip() != parent {
+                out.push(Action::NewJob);
+            }
         }
         out
     }

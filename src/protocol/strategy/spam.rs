@@ -2,8 +2,8 @@
 //! rule (merkle root, bits, time, coinbase height), in turn, to every peer.
 
 use super::{no_args, Action, Entry, SpamKind, Strategy, StrategyContext, TraitorEvent};
+use crate::consensus::BlockTemplate;
 use crate::consensus::{Block, CompactTarget};
-use crate::miner::worker::BlockTemplate;
 
 pub(super) const ENTRY: Entry = Entry {
     name: "spam-invalid",
