@@ -19,6 +19,7 @@
 //! | `withhold` | `withhold.rs` | mine, never publish |
 //! | `equivocate` | `equivocate.rs` | two blocks at one height, one per half of the peers |
 //! | `spam-invalid` | `spam.rs` | valid proof of work, one broken rule |
+//! | `withhold-every:N` | `withhold_every.rs` | the README's plug-in example: every Nth block held back one block |
 //!
 //! # Adding a strategy
 //! Write one file with a type that implements [`Strategy`] and a
@@ -50,6 +51,7 @@ mod selfish;
 mod spam;
 mod stubborn;
 mod withhold;
+mod withhold_every;
 
 pub use double_spend::DEFAULT_GIVE_UP_BEHIND;
 
@@ -269,6 +271,7 @@ pub const REGISTRY: &[Entry] = &[
     withhold::ENTRY,
     equivocate::ENTRY,
     spam::ENTRY,
+    withhold_every::ENTRY,
 ];
 
 /// A checked strategy name with its arguments (`--strategy`,
@@ -545,6 +548,7 @@ mod tests {
             "stubborn:LFT1",
             "optimal-selfish:0.35",
             "optimal-selfish:0.4:0.5",
+            "withhold-every:3",
         ] {
             let parsed: StrategySpec = s.parse().unwrap();
             assert_eq!(parsed.to_string(), s);
@@ -570,6 +574,7 @@ mod tests {
             "optimal-selfish",
             "optimal-selfish:0.6",
             "optimal-selfish:0.3:2",
+            "withhold-every:1",
         ] {
             assert!(bad.parse::<StrategySpec>().is_err(), "{bad}");
         }
