@@ -4,7 +4,9 @@
 //! DOM* checked: blocks drawn against `/tree`, a stale branch, each node's
 //! tip label on the block its `/status` names, a new block drawn within
 //! 2 s without a reload, and the playback slider moving the tips. A
-//! screenshot is saved to `target/observer-testnet.png`.
+//! screenshot is saved as `observer-testnet.png` in Cargo's per-test
+//! scratch dir (`CARGO_TARGET_TMPDIR`, under the target dir wherever it
+//! is).
 //!
 //! Needs `chromium` and `chromium-driver` (apt; `.ci/run` installs them).
 
@@ -18,8 +20,9 @@ use common::BIN;
 use fantoccini::{ClientBuilder, Locator};
 use serde_json::{json, Value};
 
-/// Stops a child process when dropped: SIGINT first (a testnet then
-/// stops its nodes), SIGKILL after 20 s.
+/// Stops a child process when dropped (also while a failed assert
+/// unwinds): SIGINT first (a testnet then stops its nodes), SIGKILL after
+/// 20 s.
 struct Reaper(Child);
 impl Drop for Reaper {
     fn drop(&mut self) {
@@ -34,6 +37,15 @@ impl Drop for Reaper {
         }
         let _ = self.0.kill();
         let _ = self.0.wait();
+    }
+}
+
+/// Kills a process group when dropped (chromedriver and its Chromium).
+struct GroupReaper(u32);
+impl Drop for GroupReaper {
+    fn drop(&mut self) {
+        let pgid = nix::unistd::Pid::from_raw(self.0 as i32);
+        let _ = nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGKILL);
     }
 }
 
@@ -123,14 +135,22 @@ async fn the_testnet_page_draws_forks_tips_live_blocks_and_playback() {
     let ui = ui.trim_end_matches('/').to_string();
 
     let profile = tempfile::tempdir().unwrap();
-    let mut driver = Command::new("chromedriver")
-        .arg("--port=0")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    // chromedriver in a process group of its own: the Chromium it starts
+    // joins it, and the guard below kills the whole group, so a failed
+    // assert leaves no browser behind.
+    let mut driver = {
+        use std::os::unix::process::CommandExt;
+        Command::new("chromedriver")
+            .arg("--port=0")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .unwrap()
+    };
     let out = driver.stdout.take().unwrap();
     std::thread::spawn(move || for _ in BufReader::new(out).lines() {});
+    let _browser_group = GroupReaper(driver.id());
     let driver = Reaper(driver);
     let mut port = None;
     for _ in 0..100 {
@@ -281,7 +301,8 @@ async fn the_testnet_page_draws_forks_tips_live_blocks_and_playback() {
 
     // Screenshot (live view after the partition and heal).
     let png = c.screenshot().await.unwrap();
-    let target = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target");
+    let target = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"));
+    std::fs::create_dir_all(target).unwrap();
     std::fs::write(target.join("observer-testnet.png"), &png).unwrap();
 
     // 5. The playback slider moves the tips: to the start (Home), the tip

@@ -212,12 +212,19 @@ impl ChainStore {
         prev: BlockHash,
         reason: String,
     ) {
-        if self.invalid.len() >= self.max_invalid {
-            if let Some(k) = self.invalid.keys().next().copied() {
-                self.invalid.remove(&k);
+        // Full: forget the oldest (insertion order, so which entry goes
+        // is the same on every run of the same inputs).
+        while self.invalid.len() >= self.max_invalid {
+            match self.invalid_order.pop_front() {
+                Some(k) => {
+                    self.invalid.remove(&k);
+                }
+                None => break,
             }
         }
-        self.invalid.insert(hash, (height, reason, prev));
+        if self.invalid.insert(hash, (height, reason, prev)).is_none() {
+            self.invalid_order.push_back(hash);
+        }
     }
 
     pub(super) fn accept_one(

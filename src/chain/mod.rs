@@ -236,6 +236,8 @@ pub struct ChainStore {
     orphans: OrphanPool,
     /// Blocks found invalid: height when known, reason, claimed parent.
     invalid: HashMap<BlockHash, (Option<u32>, String, BlockHash), IndexHasher>,
+    /// The keys of `invalid`, oldest first (its eviction order).
+    invalid_order: VecDeque<BlockHash>,
     reorgs: VecDeque<ReorgEvent>,
     reorg_count: u64,
     max_invalid: usize,
@@ -276,6 +278,7 @@ impl ChainStore {
             next_seq: 0,
             orphans: OrphanPool::new(limits),
             invalid: HashMap::with_hasher(IndexHasher::default()),
+            invalid_order: VecDeque::new(),
             reorgs: VecDeque::new(),
             reorg_count: 0,
             max_invalid: 10_000,
@@ -437,5 +440,26 @@ mod tests {
         );
         let per_block = std::mem::size_of::<Entry>() + (32 + 4 + 1) * 8 / 7 + 4;
         assert!(per_block < 256, "{per_block}");
+    }
+
+    /// A full invalid-block cache forgets its oldest entry, whatever the
+    /// hasher's seed: the same inputs forget the same blocks in every
+    /// process (the simulator's determinism).
+    #[test]
+    fn a_full_invalid_cache_evicts_in_insertion_order() {
+        let mut cs =
+            ChainStore::open(Arc::new(Params::regtest()), Box::new(MemStore::default())).unwrap();
+        cs.max_invalid = 3;
+        let h = |i: u8| BlockHash([i; 32]);
+        for i in 1..=5 {
+            cs.remember_invalid(h(i), Some(u32::from(i)), h(0), "bad".into());
+        }
+        assert_eq!(cs.invalid_count(), 3);
+        for i in 1..=2 {
+            assert!(!cs.knows(&h(i)), "block {i} should be forgotten first");
+        }
+        for i in 3..=5 {
+            assert!(cs.knows(&h(i)), "block {i} should be remembered");
+        }
     }
 }

@@ -20,15 +20,20 @@
 //! the node's own mining template, handed to its core as the miner's find.
 
 pub mod experiments;
+mod latency;
+mod links;
+mod miner;
 pub mod plot;
 pub mod stats;
+
+pub use latency::{LatencyModel, BITCOIN_ACCESS_MEDIAN_MS, BITCOIN_ACCESS_SIGMA};
 
 use std::cmp::Reverse;
 use std::collections::{BTreeSet, BinaryHeap};
 use std::sync::Arc;
 
 use libp2p::PeerId;
-use rand::{Rng, SeedableRng};
+use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 /// The simulator's maps: foldhash with a fixed seed (fast, and no map is
@@ -38,9 +43,7 @@ type HashSet<K> = std::collections::HashSet<K, foldhash::fast::FixedState>;
 
 use crate::chain::{ChainStore, MemStore};
 use crate::consensus::BlockTemplate;
-use crate::consensus::{Block, BlockHash, Params, Target};
-use crate::miner::sha256d::{Backend, ScanInput};
-use crate::miner::worker::assemble_at;
+use crate::consensus::{BlockHash, Params};
 use crate::protocol::{BlockSource, Link, StrategySpec, TraitorEvent};
 use crate::protocol::{
     Command, CoreConfig, CoreError, GossipId, InboundId, Input, NodeCore, NodeEvent, Output,
@@ -77,87 +80,6 @@ enum Delivery {
         response: SyncResponse,
     },
     Tick,
-}
-
-/// How a link's one-way latency is drawn (once per link, when it is made).
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum LatencyModel {
-    /// Every link the same, ms.
-    Fixed(u64),
-    /// Uniform between two figures, ms.
-    Uniform(u64, u64),
-    /// Log-normal with this median (ms) and shape σ.
-    LogNormal {
-        /// median, ms
-        median_ms: f64,
-        /// σ of the underlying normal
-        sigma: f64,
-    },
-    /// Fitted to Bitcoin's measured propagation (see
-    /// [`LatencyModel::BITCOIN`]).
-    Bitcoin,
-}
-
-/// Median of a node's access delay under [`LatencyModel::Bitcoin`], ms.
-pub const BITCOIN_ACCESS_MEDIAN_MS: f64 = 100.0;
-
-/// σ of a node's access delay under [`LatencyModel::Bitcoin`].
-pub const BITCOIN_ACCESS_SIGMA: f64 = 2.65;
-
-impl LatencyModel {
-    /// `bitcoin`: block propagation as Fechner et al. measured it on
-    /// Bitcoin in 2021 (ACM SAC 2022: median ~454 ms, mean ~4.1 s, 5% of
-    /// nodes after 15 s). Its long tail is slow *nodes*, not slow links, so
-    /// each node draws an access delay once — log-normal, median
-    /// [`BITCOIN_ACCESS_MEDIAN_MS`], σ [`BITCOIN_ACCESS_SIGMA`] — paid by
-    /// every message it receives, on top of a per-link latency uniform in
-    /// 20–80 ms. The parameters were fitted by running `sim network` on
-    /// 1,000 nodes of degree 8; the README gives what they produce.
-    pub const BITCOIN: LatencyModel = LatencyModel::Bitcoin;
-
-    /// One draw of a link's latency, ms (for [`LatencyModel::Bitcoin`], the
-    /// link part only).
-    pub fn sample(&self, rng: &mut impl Rng) -> u64 {
-        match *self {
-            LatencyModel::Bitcoin => rng.random_range(20..=80),
-            LatencyModel::Fixed(ms) => ms,
-            LatencyModel::Uniform(lo, hi) => rng.random_range(lo.min(hi)..=hi.max(lo)),
-            LatencyModel::LogNormal { median_ms, sigma } => {
-                // Box–Muller from two uniforms in (0, 1].
-                let u1: f64 = 1.0 - rng.random::<f64>();
-                let u2: f64 = rng.random::<f64>();
-                let z = (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos();
-                let ms = median_ms * (sigma * z).exp();
-                ms.clamp(0.0, 600_000.0).round() as u64
-            }
-        }
-    }
-}
-
-impl std::str::FromStr for LatencyModel {
-    type Err = String;
-
-    /// `fixed:MS`, `uniform:LO-HI` or `bitcoin`.
-    fn from_str(s: &str) -> Result<LatencyModel, String> {
-        let bad =
-            || format!("bad latency model {s:?}: expected fixed:MS, uniform:LO-HI or bitcoin");
-        if s == "bitcoin" {
-            return Ok(LatencyModel::BITCOIN);
-        }
-        if let Some(ms) = s.strip_prefix("fixed:") {
-            return ms.parse().map(LatencyModel::Fixed).map_err(|_| bad());
-        }
-        if let Some(r) = s.strip_prefix("uniform:") {
-            let (lo, hi) = r.split_once('-').ok_or_else(bad)?;
-            let lo: u64 = lo.parse().map_err(|_| bad())?;
-            let hi: u64 = hi.parse().map_err(|_| bad())?;
-            if lo > hi {
-                return Err(bad());
-            }
-            return Ok(LatencyModel::Uniform(lo, hi));
-        }
-        Err(bad())
-    }
 }
 
 /// A block the simulator's miners made: who, when, on what.
@@ -402,29 +324,6 @@ impl Network {
         net
     }
 
-    /// Node `i`'s address, as the cores dial it: `/memory/<i>/p2p/<id>`.
-    #[must_use]
-    pub fn address(&self, i: usize) -> libp2p::Multiaddr {
-        libp2p::Multiaddr::empty()
-            .with(libp2p::multiaddr::Protocol::Memory(i as u64))
-            .with(libp2p::multiaddr::Protocol::P2p(self.nodes[i].peer_id))
-    }
-
-    /// Configures node `a` to dial `b` and keep it dialled (its core's
-    /// [`Command::AddPeer`]): the link comes up when the core's dial is
-    /// carried out, and is redialled by the core after a cut heals.
-    pub fn add_peer(&mut self, a: usize, b: usize) {
-        let addr = self.address(b);
-        self.command(a, Command::AddPeer(addr))
-            .expect("in-memory store never fails");
-    }
-
-    /// Sets the one-way latency from `from` to `to` (ms), overriding the
-    /// model (directional: the other way keeps its own).
-    pub fn set_latency(&mut self, from: usize, to: usize, ms: u64) {
-        self.link_ms.insert((from, to), ms);
-    }
-
     /// The network parameters.
     #[must_use]
     pub fn params(&self) -> &Arc<Params> {
@@ -464,99 +363,6 @@ impl Network {
         self.payloads.insert(self.seq, d);
     }
 
-    fn linked(&self, a: usize, b: usize) -> bool {
-        self.links.contains(&(a.min(b), a.max(b)))
-    }
-
-    /// Delay of a message of `bytes` from `from` to `to`, or `None` when
-    /// the loss rate drops it.
-    fn delay(&mut self, from: usize, to: usize, bytes: usize) -> Option<u64> {
-        if self.loss > 0.0 && self.rng.random::<f64>() < self.loss {
-            self.stats.lost += 1;
-            return None;
-        }
-        let base = match self.link_ms.get(&(from, to)) {
-            Some(&ms) => ms,
-            None => {
-                let link = self.latency_model.sample(&mut self.rng);
-                self.link_ms.insert((from, to), link + self.access_ms[to]);
-                self.link_ms
-                    .entry((to, from))
-                    .or_insert(link + self.access_ms[from]);
-                link + self.access_ms[to]
-            }
-        };
-        let transfer = self
-            .bandwidth_bytes_per_sec
-            .map_or(0, |bw| (bytes as u64 * 1000).div_ceil(bw.max(1)));
-        Some(base + transfer)
-    }
-
-    /// Connects nodes `a` (dialling) and `b`.
-    pub fn connect(&mut self, a: usize, b: usize) {
-        if a == b || !self.links.insert((a.min(b), a.max(b))) {
-            return;
-        }
-        for (x, y) in [(a, b), (b, a)] {
-            if let Err(pos) = self.adj[x].binary_search(&y) {
-                self.adj[x].insert(pos, y);
-            }
-        }
-        self.schedule(
-            0,
-            a,
-            Delivery::Connected {
-                from: b,
-                link: Link::Outbound,
-            },
-        );
-        self.schedule(
-            0,
-            b,
-            Delivery::Connected {
-                from: a,
-                link: Link::Inbound,
-            },
-        );
-    }
-
-    /// Closes the link between `a` and `b`.
-    pub fn disconnect(&mut self, a: usize, b: usize) {
-        if self.links.remove(&(a.min(b), a.max(b))) {
-            for (x, y) in [(a, b), (b, a)] {
-                if let Ok(pos) = self.adj[x].binary_search(&y) {
-                    self.adj[x].remove(pos);
-                }
-            }
-            self.schedule(0, a, Delivery::Disconnected { from: b });
-            self.schedule(0, b, Delivery::Disconnected { from: a });
-        }
-    }
-
-    /// Cuts every link between `side` and the other nodes, until
-    /// [`Network::heal`].
-    pub fn partition(&mut self, side: &[usize]) {
-        let side: HashSet<usize> = side.iter().copied().collect();
-        let cut: Vec<(usize, usize)> = self
-            .links
-            .iter()
-            .filter(|(a, b)| side.contains(a) != side.contains(b))
-            .copied()
-            .collect();
-        for (a, b) in cut {
-            self.disconnect(a, b);
-            self.cut.insert((a, b));
-        }
-    }
-
-    /// Restores the links a partition cut.
-    pub fn heal(&mut self) {
-        let cut = std::mem::take(&mut self.cut);
-        for (a, b) in cut {
-            self.connect(a, b);
-        }
-    }
-
     /// Sends an operator command to node `i`.
     ///
     /// # Errors
@@ -568,126 +374,6 @@ impl Network {
             .handle(self.now_ms, Input::Command(c), &mut out)?;
         self.process(i, out);
         Ok(())
-    }
-
-    /// Node `i` mines one block on its best tip now and hands it to its
-    /// core as its miner's find ([`Input::Mined`]; an honest core publishes
-    /// it at once). Returns its hash.
-    ///
-    /// # Panics
-    /// If no nonce solves the template (impossible at regtest difficulty).
-    pub fn mine(&mut self, i: usize) -> BlockHash {
-        let block = self.make_block(i);
-        self.hand_mined(i, block)
-    }
-
-    fn hand_mined(&mut self, i: usize, block: Block) -> BlockHash {
-        let hash = block.block_hash();
-        self.record_mined(i, &block);
-        let mut out = Vec::new();
-        self.nodes[i]
-            .core
-            .handle(self.now_ms, Input::Mined(block), &mut out)
-            .expect("in-memory store never fails");
-        self.process(i, out);
-        hash
-    }
-
-    /// A valid block on node `i`'s tip at the current virtual time, not
-    /// yet handed to anyone.
-    ///
-    /// # Panics
-    /// If no nonce in 2^32 solves it.
-    #[must_use]
-    pub fn make_block(&mut self, i: usize) -> Block {
-        let template = self.nodes[i].core.template();
-        self.solve(template)
-    }
-
-    fn record_mined(&mut self, miner: usize, block: &Block) {
-        let hash = block.block_hash();
-        let height = self.nodes[miner]
-            .core
-            .chain()
-            .block_info(&block.header.prev_blockhash)
-            .map_or(0, |i| i.height + 1);
-        self.mined.insert(
-            hash,
-            MinedBlock {
-                parent: block.header.prev_blockhash,
-                height,
-                miner,
-                mined_ms: self.now_ms,
-            },
-        );
-        self.mined_order.push(hash);
-    }
-
-    /// Node `i`'s miner finds a block now on the job its core last handed
-    /// it ([`Output::MiningJob`]: its strategy's template), handed back as
-    /// [`Input::Mined`]. Returns its hash, or `None` when the core gave no
-    /// job (mining is off).
-    pub fn mine_job(&mut self, i: usize) -> Option<BlockHash> {
-        let template = self.nodes[i].job.clone()?;
-        let block = self.solve(template);
-        Some(self.hand_mined(i, block))
-    }
-
-    /// Runs the network until the next block discovery of the Poisson
-    /// process with mean spacing `block_time_ms` (exponential gaps), makes
-    /// that block at the node drawn by hashrate share, and returns the
-    /// node and the block.
-    pub fn mine_next(&mut self, block_time_ms: f64) -> (usize, Option<BlockHash>) {
-        let gap = self.draw_gap_ms(block_time_ms);
-        self.run_for(gap);
-        let who = self.draw_miner();
-        let hash = self.mine_job(who);
-        (who, hash)
-    }
-
-    /// The wait until the next block discovery of the Poisson process with
-    /// mean spacing `block_time_ms`: an exponential draw, ms (at least 1).
-    pub fn draw_gap_ms(&mut self, block_time_ms: f64) -> u64 {
-        let u: f64 = 1.0 - self.rng.random::<f64>();
-        (-u.ln() * block_time_ms).round().max(1.0) as u64
-    }
-
-    /// The node that finds the next block, drawn by hashrate share.
-    pub fn draw_miner(&mut self) -> usize {
-        let mut x: f64 = self.rng.random::<f64>();
-        for (i, n) in self.nodes.iter().enumerate() {
-            if x < n.hashrate_share {
-                return i;
-            }
-            x -= n.hashrate_share;
-        }
-        self.nodes.len() - 1
-    }
-
-    /// Draws from the run's random stream (for experiment set-up that must
-    /// repeat with the seed).
-    pub fn rng(&mut self) -> &mut ChaCha8Rng {
-        &mut self.rng
-    }
-
-    fn solve(&mut self, template: BlockTemplate) -> Block {
-        self.extranonce += 1;
-        let (mut header, coinbase) = assemble_at(&template, self.extranonce, self.now_ms / 1000);
-        let target = Target::from_compact(template.bits).expect("template bits decode");
-        let input = ScanInput::new(header.encode(), target);
-        let backend = Backend::auto();
-        let mut start = 0u32;
-        let nonce = loop {
-            let r = backend.scan(&input, start, 2);
-            if let Some(&n) = r.solutions.first() {
-                break n;
-            }
-            start = start.checked_add(2).expect("a nonce below 2^32");
-        };
-        header.nonce = nonce;
-        let mut txdata = vec![coinbase];
-        txdata.extend(template.transactions);
-        Block { header, txdata }
     }
 
     /// Hands node `i` an input directly (as a hostile or scripted peer would).
@@ -847,19 +533,6 @@ impl Network {
         }
         self.nodes[i].timer = Some(at);
         self.schedule(at - self.now_ms, i, Delivery::Tick);
-    }
-
-    /// Carries out a dial: the link comes up unless a partition cuts it.
-    fn dial(&mut self, from: usize, addr: &libp2p::Multiaddr) {
-        let to = addr.iter().find_map(|p| match p {
-            libp2p::multiaddr::Protocol::P2p(id) => self.index.get(&id).copied(),
-            _ => None,
-        });
-        let Some(to) = to else { return };
-        if self.cut.contains(&(from.min(to), from.max(to))) {
-            return;
-        }
-        self.connect(from, to);
     }
 
     fn process(&mut self, from: usize, outputs: Vec<Output>) {

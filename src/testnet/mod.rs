@@ -11,12 +11,15 @@
 //! whether they did. Nodes are stopped and the temporary dirs removed on
 //! exit and on Ctrl-C.
 
+mod process;
 pub mod report;
 pub mod topology;
 
-use std::io::{IsTerminal, Read, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+pub use process::{terminate, wait_for_api_line, wait_for_line, API_LINE};
+pub(crate) use process::{Cluster, NodeProc};
+
+use std::io::{IsTerminal, Write};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -138,63 +141,6 @@ impl TestnetPlan {
 /// limit.
 pub const CAP_BUDGET: f64 = 0.8;
 
-/// One node process of the testnet.
-pub(crate) struct NodeProc {
-    child: Child,
-    /// Its API client (with its cookie's token).
-    pub(crate) client: ApiClient,
-    /// Its peer id.
-    pub(crate) peer_id: String,
-    /// Its dialable address.
-    pub(crate) listen: String,
-}
-
-/// Sends SIGTERM to a child process (ignoring one that already exited).
-pub fn terminate(child: &Child) {
-    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
-    let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
-}
-
-/// Owns the processes and the temp dir; stops and removes them on drop.
-struct Cluster {
-    nodes: Vec<NodeProc>,
-    starting: Vec<Child>,
-    dir: PathBuf,
-    keep: bool,
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        let children: Vec<&mut Child> = self
-            .nodes
-            .iter_mut()
-            .map(|n| &mut n.child)
-            .chain(self.starting.iter_mut())
-            .collect();
-        for c in &children {
-            // SIGTERM: the node stops its miner and closes its store.
-            terminate(c);
-        }
-        let deadline = Instant::now() + Duration::from_secs(5);
-        for c in children {
-            loop {
-                match c.try_wait() {
-                    Ok(Some(_)) | Err(_) => break,
-                    Ok(None) if Instant::now() > deadline => {
-                        let _ = c.kill();
-                        let _ = c.wait();
-                        break;
-                    }
-                    Ok(None) => std::thread::sleep(Duration::from_millis(50)),
-                }
-            }
-        }
-        if !self.keep {
-            let _ = std::fs::remove_dir_all(&self.dir);
-        }
-    }
-}
-
 /// How long the testnet waits after the last link before mining starts:
 /// three gossipsub heartbeats (500 ms each), so the mesh has formed.
 pub const MESH_SETTLE: Duration = Duration::from_millis(1500);
@@ -212,67 +158,6 @@ pub fn start_bits_for(
     let expected = (hashes_per_sec * f64::from(block_time_secs)).max(1.0);
     let expected = U256::from(expected.min(1e30) as u128);
     crate::consensus::Target(U256::MAX / expected).to_compact()
-}
-
-/// The line a node prints on stderr once its API is bound.
-pub const API_LINE: &str = "powchain: HTTP API on ";
-
-/// Waits until the log at `log` names the node's bound API address.
-///
-/// # Errors
-/// [`TestnetError::Start`] when the process exits or `timeout` passes.
-pub fn wait_for_api_line(
-    log: &Path,
-    child: &mut Child,
-    timeout: Duration,
-) -> Result<String, TestnetError> {
-    wait_for_line(log, child, API_LINE, "node", "bind its API", timeout)
-}
-
-/// Waits until the log at `log` (a process's stderr) has a line starting
-/// with `prefix`, and returns the rest of that line, trimmed: how a
-/// node's API address ([`API_LINE`]) and an observer's page address
-/// ([`crate::observer::server::OBSERVER_LINE`]) are read without probing
-/// ports.
-///
-/// # Errors
-/// [`TestnetError::Start`] naming `what` when the process exits or
-/// `timeout` passes first.
-pub fn wait_for_line(
-    log: &Path,
-    child: &mut Child,
-    prefix: &str,
-    what: &str,
-    waiting_for: &str,
-    timeout: Duration,
-) -> Result<String, TestnetError> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let mut text = String::new();
-        if let Ok(mut f) = std::fs::File::open(log) {
-            let _ = f.read_to_string(&mut text);
-        }
-        if let Some(rest) = text
-            .lines()
-            .find_map(|l| l.strip_prefix(prefix))
-            .map(str::trim)
-        {
-            return Ok(rest.to_string());
-        }
-        if let Ok(Some(st)) = child.try_wait() {
-            return Err(TestnetError::Start(format!(
-                "{what} exited ({st}); see {}",
-                log.display()
-            )));
-        }
-        if Instant::now() > deadline {
-            return Err(TestnetError::Start(format!(
-                "{what} did not {waiting_for} in {timeout:?}; see {}",
-                log.display()
-            )));
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 fn render_table(statuses: &[Option<Status>], elapsed: u64, phase: &str) -> String {
