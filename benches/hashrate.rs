@@ -7,7 +7,7 @@ use powchain::consensus::Target;
 use powchain::miner::{Backend, ScanInput};
 
 fn hashrate(c: &mut Criterion) {
-    let input = ScanInput::new([0x5a; 80], Target(ruint::aliases::U256::ZERO));
+    let input = ScanInput::new([0x5a; 80], Target::from_u256(ruint::aliases::U256::ZERO));
     let mut g = c.benchmark_group("scan_65536_nonces");
     g.throughput(Throughput::Elements(65_536));
     for b in Backend::available() {
@@ -29,7 +29,7 @@ fn job_switch(c: &mut Criterion) {
         height: h,
         version: 1,
         prev_blockhash: powchain::consensus::BlockHash([h as u8; 32]),
-        bits: CompactTarget(0x0300_0001), // target 1: never solved
+        bits: CompactTarget::from_consensus(0x0300_0001), // target 1: never solved
         min_time: 0,
         transactions: vec![],
         miner_id: "bench".into(),

@@ -226,7 +226,7 @@ pub struct Overrides {
 pub fn parse_bits(text: &str) -> Result<CompactTarget, ConfigError> {
     let v = u32::from_str_radix(text.trim().trim_start_matches("0x"), 16)
         .map_err(|e| ConfigError::Invalid(format!("bad bits '{text}': {e}")))?;
-    let bits = CompactTarget(v);
+    let bits = CompactTarget::from_consensus(v);
     crate::consensus::Target::from_compact(bits)
         .map_err(|e| ConfigError::Invalid(format!("bad bits '{text}': {e}")))?;
     Ok(bits)

@@ -38,7 +38,10 @@ fn all_40000_headers_validate_with_exact_tip_and_chainwork() {
     assert_eq!(cw(2015).to_short_hex(), "0x7e007e007e0");
     assert_eq!(cw(2016).to_short_hex(), "0x7e107e107e1");
     assert_eq!(cw(32256).to_short_hex(), "0x7e01acd42dd2");
-    assert_eq!(headers[32256].bits, CompactTarget(0x1d00d86a));
+    assert_eq!(
+        headers[32256].bits,
+        CompactTarget::from_consensus(0x1d00d86a)
+    );
 }
 
 #[test]
@@ -56,7 +59,7 @@ fn second_segment_bridges_and_retargets_at_40320() {
     );
     // chainwork(39999) + 320 * work(0x1d008cc3) = chainwork(40319).
     let cw39999 = Work::from_hex("a83ac5f88180").unwrap();
-    let w = Target::from_compact(CompactTarget(0x1d008cc3))
+    let w = Target::from_compact(CompactTarget::from_consensus(0x1d008cc3))
         .unwrap()
         .to_work();
     let mut cw = cw39999;
@@ -73,7 +76,7 @@ fn second_segment_bridges_and_retargets_at_40320() {
         seg[0].time,
         main[38_304].time,
     );
-    assert_eq!(got, CompactTarget(0x1c654657));
+    assert_eq!(got, CompactTarget::from_consensus(0x1c654657));
     assert_eq!(seg[1].bits, got);
     // Links, proof of work and chainwork through the segment.
     for i in 1..seg.len() {
@@ -228,7 +231,7 @@ fn broken_headers_are_rejected_with_rule_and_height() {
         base_height: 0,
     };
     let mut bad = headers[32256];
-    bad.bits = CompactTarget(0x1d00ffff);
+    bad.bits = CompactTarget::from_consensus(0x1d00ffff);
     assert_eq!(
         check_header_context(&params, &bad, &view, NOW),
         Err(HeaderError::BadDiffBits {

@@ -381,7 +381,7 @@ fn invalid_pow_bans_at_once_and_nothing_is_stored() {
     let (mut net, evil) = victim();
     let mut b = net.make_block(1);
     // A target that this hash does not meet: find a nonce that fails.
-    b.header.bits = powchain::consensus::CompactTarget(0x1d00ffff);
+    b.header.bits = powchain::consensus::CompactTarget::from_consensus(0x1d00ffff);
     let out = gossip_block(&mut net, 0, evil, &b);
     assert_eq!(verdict(&out), Some(Verdict::Reject));
     assert!(out.iter().any(|o| matches!(o, Output::Ban { .. })));

@@ -282,7 +282,10 @@ impl ChainStore {
             reorgs: VecDeque::new(),
             reorg_count: 0,
             max_invalid: 10_000,
-            work_cache: (crate::consensus::CompactTarget(0), Work::ZERO),
+            work_cache: (
+                crate::consensus::CompactTarget::from_consensus(0),
+                Work::ZERO,
+            ),
         };
         // Only headers are read back (88 bytes a block): a store of any
         // size reopens in memory proportional to its block count.

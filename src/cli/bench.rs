@@ -126,7 +126,7 @@ pub fn run(a: &BenchArgs) -> Result<(), CliError> {
     let plan = crate::miner::Backend::plan(
         &crate::miner::ScanInput::new(
             [0x5a; 80],
-            crate::consensus::Target(ruint::aliases::U256::ZERO),
+            crate::consensus::Target::from_u256(ruint::aliases::U256::ZERO),
         ),
         0.03,
     );

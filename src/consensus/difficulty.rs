@@ -79,12 +79,16 @@ pub fn bitcoin_retarget(
     let Ok(last) = Target::from_compact(last_bits) else {
         return pow_limit.to_compact();
     };
-    let new = match last.0.checked_mul(U256::from(actual as u64)) {
+    let new = match last.to_u256().checked_mul(U256::from(actual as u64)) {
         Some(v) => v / U256::from(timespan as u64),
-        None => pow_limit.0,
+        None => pow_limit.to_u256(),
     };
-    let new = if new > pow_limit.0 { pow_limit.0 } else { new };
-    Target(new).to_compact()
+    let new = if new > pow_limit.to_u256() {
+        pow_limit.to_u256()
+    } else {
+        new
+    };
+    Target::from_u256(new).to_compact()
 }
 
 /// Per-block ASERT, relative form: the parent's target is scaled by
@@ -134,7 +138,7 @@ pub fn asert_scale(target: Target, exponent: i64, pow_limit: Target) -> Target {
         + (1u128 << 47);
     let factor = 65536u64 + (poly >> 48) as u64;
     // target * factor may exceed 256 bits near the limit: use 512-bit space.
-    let wide = ruint::Uint::<512, 8>::from(target.0) * ruint::Uint::<512, 8>::from(factor);
+    let wide = ruint::Uint::<512, 8>::from(target.to_u256()) * ruint::Uint::<512, 8>::from(factor);
     let shifted: ruint::Uint<512, 8> = if shifts < 0 {
         let s = (-shifts) as usize;
         if s >= 512 {
@@ -150,15 +154,15 @@ pub fn asert_scale(target: Target, exponent: i64, pow_limit: Target) -> Target {
         wide << s
     };
     let result: ruint::Uint<512, 8> = shifted >> 16usize;
-    let limit = ruint::Uint::<512, 8>::from(pow_limit.0);
+    let limit = ruint::Uint::<512, 8>::from(pow_limit.to_u256());
     if result > limit {
         return pow_limit;
     }
     let v: U256 = U256::from_limbs_slice(&result.as_limbs()[..4]);
     if v.is_zero() {
-        Target(U256::from(1u8))
+        Target::from_u256(U256::from(1u8))
     } else {
-        Target(v)
+        Target::from_u256(v)
     }
 }
 
@@ -167,7 +171,7 @@ mod tests {
     use super::*;
 
     fn limit() -> Target {
-        Target::from_compact(CompactTarget(0x1d00ffff)).unwrap()
+        Target::from_compact(CompactTarget::from_consensus(0x1d00ffff)).unwrap()
     }
 
     #[test]
@@ -177,39 +181,48 @@ mod tests {
         let got = bitcoin_retarget(
             limit(),
             1_209_600,
-            CompactTarget(0x1d00ffff),
+            CompactTarget::from_consensus(0x1d00ffff),
             1_262_152_739,
             1_261_130_161,
         );
-        assert_eq!(got, CompactTarget(0x1d00d86a));
+        assert_eq!(got, CompactTarget::from_consensus(0x1d00d86a));
     }
 
     #[test]
     fn retarget_clamps_to_quarter_and_four_times() {
         let l = limit();
-        let b = CompactTarget(0x1c654657);
+        let b = CompactTarget::from_consensus(0x1c654657);
         let fast = bitcoin_retarget(l, 1_209_600, b, 1000, 1000); // zero timespan -> /4
-        let t = Target::from_compact(b).unwrap().0;
-        assert_eq!(fast, Target(t / U256::from(4u8)).to_compact());
-        let roomy = Target::from_compact(CompactTarget(0x1e0fffff)).unwrap();
+        let t = Target::from_compact(b).unwrap().to_u256();
+        assert_eq!(fast, Target::from_u256(t / U256::from(4u8)).to_compact());
+        let roomy = Target::from_compact(CompactTarget::from_consensus(0x1e0fffff)).unwrap();
         let slow = bitcoin_retarget(roomy, 1_209_600, b, 100_000_000, 0); // -> x4
-        assert_eq!(slow, Target(t * U256::from(4u8)).to_compact());
+        assert_eq!(slow, Target::from_u256(t * U256::from(4u8)).to_compact());
         // Never above the pow limit.
         assert_eq!(
-            bitcoin_retarget(l, 1_209_600, CompactTarget(0x1d00ffff), 100_000_000, 0),
-            CompactTarget(0x1d00ffff)
+            bitcoin_retarget(
+                l,
+                1_209_600,
+                CompactTarget::from_consensus(0x1d00ffff),
+                100_000_000,
+                0
+            ),
+            CompactTarget::from_consensus(0x1d00ffff)
         );
     }
 
     #[test]
     fn asert_scale_halves_and_doubles() {
-        let pl = Target::from_compact(CompactTarget(0x207fffff)).unwrap();
-        let t = Target(U256::from(1u64) << 200);
+        let pl = Target::from_compact(CompactTarget::from_consensus(0x207fffff)).unwrap();
+        let t = Target::from_u256(U256::from(1u64) << 200);
         assert_eq!(asert_scale(t, 0, pl), t);
-        assert_eq!(asert_scale(t, 65536, pl).0, U256::from(1u64) << 201);
-        assert_eq!(asert_scale(t, -65536, pl).0, U256::from(1u64) << 199);
+        assert_eq!(asert_scale(t, 65536, pl).to_u256(), U256::from(1u64) << 201);
+        assert_eq!(
+            asert_scale(t, -65536, pl).to_u256(),
+            U256::from(1u64) << 199
+        );
         // Half a half-life: 2^0.5 within the approximation's precision.
-        let half = asert_scale(t, 32768, pl).0;
+        let half = asert_scale(t, 32768, pl).to_u256();
         let top: U256 = half >> 150usize;
         let ratio = top.to::<u64>() as f64 / (1u64 << 50) as f64;
         // aserti3-2d's cubic is within about 0.013% of 2^x.
@@ -220,7 +233,7 @@ mod tests {
         // Clamped at the limit and at one.
         assert_eq!(asert_scale(pl, 65536 * 10, pl), pl);
         assert_eq!(
-            asert_scale(Target(U256::from(1u8)), -65536 * 300, pl).0,
+            asert_scale(Target::from_u256(U256::from(1u8)), -65536 * 300, pl).to_u256(),
             U256::from(1u8)
         );
     }

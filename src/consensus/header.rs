@@ -37,7 +37,7 @@ impl BlockHeader {
         b[4..36].copy_from_slice(&self.prev_blockhash.0);
         b[36..68].copy_from_slice(&self.merkle_root);
         b[68..72].copy_from_slice(&self.time.to_le_bytes());
-        b[72..76].copy_from_slice(&self.bits.0.to_le_bytes());
+        b[72..76].copy_from_slice(&self.bits.to_consensus().to_le_bytes());
         b[76..80].copy_from_slice(&self.nonce.to_le_bytes());
         b
     }
@@ -55,7 +55,7 @@ impl BlockHeader {
             prev_blockhash: BlockHash(prev),
             merkle_root: merkle,
             time: u32_at(68),
-            bits: CompactTarget(u32_at(72)),
+            bits: CompactTarget::from_consensus(u32_at(72)),
             nonce: u32_at(76),
         }
     }
@@ -109,7 +109,7 @@ mod tests {
         let h = BlockHeader::from_hex(GENESIS_HEX).unwrap();
         assert_eq!(h.version, 1);
         assert_eq!(h.time, 1_231_006_505);
-        assert_eq!(h.bits.0, 0x1d00ffff);
+        assert_eq!(h.bits.to_consensus(), 0x1d00ffff);
         assert_eq!(h.nonce, 2_083_236_893);
         assert_eq!(
             h.block_hash().to_hex(),
@@ -135,7 +135,7 @@ mod tests {
                 prev_blockhash: BlockHash(bytes),
                 merkle_root: more,
                 time,
-                bits: CompactTarget(bits),
+                bits: CompactTarget::from_consensus(bits),
                 nonce,
             };
             let enc = h.encode();

@@ -136,7 +136,7 @@ impl Params {
         let bytes = hex::decode(MAINNET_GENESIS_HEX).expect("the mainnet genesis constant is hex");
         let genesis =
             bitcoin_block_from_bytes(&bytes).expect("the mainnet genesis constant parses");
-        let bits = CompactTarget(0x1d00ffff);
+        let bits = CompactTarget::from_consensus(0x1d00ffff);
         Params {
             network: Network::Mainnet,
             network_id: "mainnet".into(),
@@ -185,7 +185,7 @@ impl Params {
     #[must_use]
     pub fn testnet_at(block_time_secs: u32, start_bits: Option<CompactTarget>) -> Params {
         let block_time_secs = block_time_secs.max(1);
-        let bits = CompactTarget(TESTNET_POW_LIMIT_BITS);
+        let bits = CompactTarget::from_consensus(TESTNET_POW_LIMIT_BITS);
         let start = testnet_start_bits(start_bits);
         let id = Params::testnet_id(block_time_secs, start_bits, false);
         let mut p = Self::powchain(
@@ -262,7 +262,7 @@ impl Params {
         Self::powchain(
             Network::Regtest,
             "regtest".into(),
-            CompactTarget(0x207fffff),
+            CompactTarget::from_consensus(0x207fffff),
             DifficultyRule::Fixed,
             1,
         )
@@ -341,11 +341,11 @@ const TESTNET_POW_LIMIT_BITS: u32 = 0x1f00_ffff;
 /// Start bits that change a testnet: a valid target at or below the pow
 /// limit, other than the pow limit itself.
 fn testnet_start_bits(start_bits: Option<CompactTarget>) -> Option<CompactTarget> {
-    let limit =
-        Target::from_compact(CompactTarget(TESTNET_POW_LIMIT_BITS)).expect("valid pow limit");
+    let limit = Target::from_compact(CompactTarget::from_consensus(TESTNET_POW_LIMIT_BITS))
+        .expect("valid pow limit");
     start_bits
         .filter(|b| Target::from_compact(*b).is_ok_and(|t| t <= limit))
-        .filter(|b| b.0 != TESTNET_POW_LIMIT_BITS)
+        .filter(|b| b.to_consensus() != TESTNET_POW_LIMIT_BITS)
 }
 
 #[cfg(test)]
@@ -378,8 +378,8 @@ mod tests {
     fn testnet_ids_without_building_the_genesis_match() {
         for (bt, start) in [
             (2, None),
-            (1, Some(CompactTarget(0x1d3b_6d89))),
-            (5, Some(CompactTarget(0x1f00_ffff))),
+            (1, Some(CompactTarget::from_consensus(0x1d3b_6d89))),
+            (5, Some(CompactTarget::from_consensus(0x1f00_ffff))),
         ] {
             let p = Params::testnet_at(bt, start);
             assert_eq!(Params::testnet_id(bt, start, false), p.network_id);

@@ -13,7 +13,7 @@ use super::hash::BlockHash;
 /// The compact ("nBits") encoding of a target: a one-byte base-256 exponent
 /// and a 23-bit mantissa with a sign bit, as in Bitcoin's block header.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
-pub struct CompactTarget(pub u32);
+pub struct CompactTarget(u32);
 
 impl CompactTarget {
     /// From the header's `bits` field as Core reads it (`nBits`).
@@ -44,14 +44,26 @@ impl fmt::Display for CompactTarget {
 /// A 256-bit proof-of-work target: a header is valid iff its hash, read as a
 /// little-endian 256-bit integer, is `<=` the target.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Default)]
-pub struct Target(pub U256);
+pub struct Target(U256);
 
 /// Expected number of hashes to find a block at a target: `2^256 / (target+1)`.
 /// Summed from genesis it is the chain's **chainwork**.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Default)]
-pub struct Work(pub U256);
+pub struct Work(U256);
 
 impl Target {
+    /// A target from its 256-bit value (what Core's `arith_uint256` holds).
+    #[must_use]
+    pub const fn from_u256(value: U256) -> Target {
+        Target(value)
+    }
+
+    /// The 256-bit value (for the difficulty rules' arithmetic).
+    #[must_use]
+    pub const fn to_u256(self) -> U256 {
+        self.0
+    }
+
     /// Decodes compact bits exactly like Core's `SetCompact`, rejecting
     /// negative, overflowing and zero encodings.
     ///
@@ -117,9 +129,9 @@ impl Target {
     #[must_use]
     pub fn to_work(&self) -> Work {
         if self.0 == U256::MAX {
-            return Work(U256::from(1u8));
+            return Work::from_u256(U256::from(1u8));
         }
-        Work((!self.0) / (self.0 + U256::from(1u8)) + U256::from(1u8))
+        Work::from_u256((!self.0) / (self.0 + U256::from(1u8)) + U256::from(1u8))
     }
 
     /// 64 hex digits, big-endian.
@@ -137,8 +149,33 @@ impl Target {
 }
 
 impl Work {
+    /// Work from its 256-bit value.
+    #[must_use]
+    pub const fn from_u256(value: U256) -> Work {
+        Work(value)
+    }
+
+    /// The 256-bit value.
+    #[must_use]
+    pub const fn to_u256(self) -> U256 {
+        self.0
+    }
+
+    /// Chainwork as Core serializes it in `getblockchaininfo`'s
+    /// `chainwork` (32 bytes, big-endian) and powchain in handshakes.
+    #[must_use]
+    pub fn from_be_bytes(bytes: [u8; 32]) -> Work {
+        Work::from_u256(U256::from_be_bytes(bytes))
+    }
+
+    /// The 32 big-endian bytes of [`Work::from_be_bytes`].
+    #[must_use]
+    pub fn to_be_bytes(self) -> [u8; 32] {
+        self.0.to_be_bytes::<32>()
+    }
+
     /// Zero work.
-    pub const ZERO: Work = Work(U256::ZERO);
+    pub const ZERO: Work = Work::from_u256(U256::ZERO);
 
     /// 64 hex digits, big-endian (Core's `chainwork` field).
     #[must_use]
@@ -162,7 +199,7 @@ impl Work {
     /// Saturating sum (chainwork cannot realistically reach 2^256).
     #[must_use]
     pub fn saturating_add(self, other: Work) -> Work {
-        Work(self.0.saturating_add(other.0))
+        Work::from_u256(self.0.saturating_add(other.0))
     }
 
     /// As an `f64` (for display and rates).
@@ -221,7 +258,10 @@ mod tests {
         assert!(matches!(t(0xff123456), Err(CompactError::Overflow(_))));
         assert!(matches!(t(0x01fedcba), Err(CompactError::Negative(_))));
         // 0x80 in the top mantissa byte must be re-encoded with a larger exponent.
-        assert_eq!(Target(U256::from(0x80u32)).to_compact().0, 0x02008000);
+        assert_eq!(
+            Target::from_u256(U256::from(0x80u32)).to_compact().0,
+            0x02008000
+        );
     }
 
     #[test]
@@ -251,7 +291,7 @@ mod tests {
         fn compact_truncates_any_u256_downwards(limbs in proptest::array::uniform4(any::<u64>())) {
             let v = U256::from_limbs(limbs);
             prop_assume!(!v.is_zero());
-            let c = Target(v).to_compact();
+            let c = Target::from_u256(v).to_compact();
             let back = t(c.0).unwrap();
             prop_assert!(back.0 <= v);
             prop_assert_eq!(back.to_compact(), c);

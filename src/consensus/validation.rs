@@ -85,8 +85,8 @@ pub fn check_header_context(
     let expected = next_work_required(params, parent).unwrap_or(params.pow_limit_bits);
     if header.bits != expected {
         return Err(HeaderError::BadDiffBits {
-            got: header.bits.0,
-            expected: expected.0,
+            got: header.bits.to_consensus(),
+            expected: expected.to_consensus(),
         });
     }
     // time > max(previous 11) implies time > their median: sort only when not.

@@ -27,7 +27,7 @@ pub fn measure_hashrate(
                 let mut header = [0u8; 80];
                 header[0] = t as u8;
                 header[4] = 0x5a;
-                let input = ScanInput::new(header, Target(ruint::aliases::U256::ZERO));
+                let input = ScanInput::new(header, Target::from_u256(ruint::aliases::U256::ZERO));
                 let mut nonce = 0u32;
                 while !stop.load(Ordering::Relaxed) {
                     let r = backend.scan(&input, nonce, 1 << 16);
@@ -48,7 +48,7 @@ pub fn measure_hashrate(
 #[must_use]
 pub fn reference_sha2_rate(seconds: f64) -> f64 {
     use crate::miner::sha256d::IV;
-    let input = ScanInput::new([7u8; 80], Target(ruint::aliases::U256::ZERO));
+    let input = ScanInput::new([7u8; 80], Target::from_u256(ruint::aliases::U256::ZERO));
     let mut block1 = [0u8; 64];
     block1[..16].copy_from_slice(&input.header[64..80]);
     block1[16] = 0x80;

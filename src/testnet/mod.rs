@@ -157,7 +157,7 @@ pub fn start_bits_for(
     use ruint::aliases::U256;
     let expected = (hashes_per_sec * f64::from(block_time_secs)).max(1.0);
     let expected = U256::from(expected.min(1e30) as u128);
-    crate::consensus::Target(U256::MAX / expected).to_compact()
+    crate::consensus::Target::from_u256(U256::MAX / expected).to_compact()
 }
 
 fn render_table(statuses: &[Option<Status>], elapsed: u64, phase: &str) -> String {

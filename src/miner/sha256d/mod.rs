@@ -127,7 +127,7 @@ impl ScanInput {
         sha2::block_api::compress256(&mut midstate, &[block]);
         let w =
             |i: usize| u32::from_be_bytes([header[i], header[i + 1], header[i + 2], header[i + 3]]);
-        let top: ruint::aliases::U256 = target.0 >> 224usize;
+        let top: ruint::aliases::U256 = target.to_u256() >> 224usize;
         let tail = [w(64), w(68), w(72)];
         let mut round3_state = midstate;
         for (t, &w) in tail.iter().chain(&[0]).enumerate() {
@@ -275,8 +275,10 @@ impl Backend {
             let mut header = [0u8; 80];
             header[..4].copy_from_slice(&0x2000_0000u32.to_le_bytes());
             header[72..76].copy_from_slice(&0x1d00_ffffu32.to_le_bytes());
-            let target = Target::from_compact(crate::consensus::pow::CompactTarget(0x1d00_ffff))
-                .expect("mainnet's first target is valid");
+            let target = Target::from_compact(
+                crate::consensus::pow::CompactTarget::from_consensus(0x1d00_ffff),
+            )
+            .expect("mainnet's first target is valid");
             let plan = Backend::plan(&ScanInput::new(header, target), PLAN_SECONDS);
             tracing::debug!(?plan, "miner backend chosen by measurement");
             plan.chosen
@@ -426,7 +428,7 @@ mod tests {
     #[test]
     fn backends_agree_with_reference_sha256d() {
         let mut rng = rand::rngs::StdRng::seed_from_u64(7);
-        let easy = Target::from_compact(CompactTarget(0x200fffff)).unwrap();
+        let easy = Target::from_compact(CompactTarget::from_consensus(0x200fffff)).unwrap();
         for backend in Backend::ALL {
             if !runs_here(backend) {
                 continue;
@@ -485,7 +487,7 @@ mod tests {
     /// it timed; `auto` is one of the available backends.
     #[test]
     fn the_planner_keeps_the_fastest_backend_it_timed() {
-        let input = ScanInput::new([3u8; 80], Target(ruint::aliases::U256::ZERO));
+        let input = ScanInput::new([3u8; 80], Target::from_u256(ruint::aliases::U256::ZERO));
         let plan = Backend::plan(&input, 0.003);
         let names: Vec<Backend> = plan.timings.iter().map(|t| t.0).collect();
         assert_eq!(names, Backend::available());
@@ -499,7 +501,7 @@ mod tests {
     fn range_end_is_clamped() {
         let input = ScanInput::new(
             [0u8; 80],
-            Target::from_compact(CompactTarget(0x1d00ffff)).unwrap(),
+            Target::from_compact(CompactTarget::from_consensus(0x1d00ffff)).unwrap(),
         );
         // u32::MAX - 3 ..= u32::MAX: four nonces, the last one included.
         for backend in Backend::available() {
@@ -512,7 +514,7 @@ mod tests {
     fn the_top_nonce_is_hashed_and_found() {
         // Any header: with the easiest possible target every nonce is a
         // solution, so the scan must report u32::MAX itself.
-        let input = ScanInput::new([7u8; 80], Target(ruint::aliases::U256::MAX));
+        let input = ScanInput::new([7u8; 80], Target::from_u256(ruint::aliases::U256::MAX));
         for backend in Backend::available() {
             let r = backend.scan(&input, u32::MAX - 1, 10);
             assert_eq!(r.solutions, vec![u32::MAX - 1, u32::MAX], "{backend}");

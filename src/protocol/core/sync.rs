@@ -111,7 +111,7 @@ impl NodeCore {
             genesis: self.params.genesis_hash,
             tip: self.chain.tip(),
             height: self.chain.height(),
-            chainwork: self.chain.chainwork().0.to_be_bytes::<32>(),
+            chainwork: self.chain.chainwork().to_u256().to_be_bytes::<32>(),
         }
     }
 
@@ -219,7 +219,7 @@ impl NodeCore {
         }
         let ours = self.chain.chainwork();
         if let Some(s) = self.sync.peers.get_mut(&peer) {
-            let claimed = Work(ruint::aliases::U256::from_be_bytes(hs.chainwork));
+            let claimed = Work::from_u256(ruint::aliases::U256::from_be_bytes(hs.chainwork));
             // A new, higher claim after a disbelieved one is still not
             // believed; a claim at or below ours needs no belief.
             s.claimed_work = claimed;

@@ -93,7 +93,7 @@ impl Strategy for Equivocate {
             if let Some(i) = ctx.chain.block_info(&p.second) {
                 hs.tip = p.second;
                 hs.height = i.height;
-                hs.chainwork = i.chainwork.0.to_be_bytes::<32>();
+                hs.chainwork = i.chainwork.to_u256().to_be_bytes::<32>();
             }
         }
     }

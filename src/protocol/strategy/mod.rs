@@ -504,7 +504,7 @@ pub(super) fn hide_in_handshake(
     if let Some(i) = ctx.chain.info_at_height(h) {
         hs.tip = i.hash;
         hs.height = i.height;
-        hs.chainwork = i.chainwork.0.to_be_bytes::<32>();
+        hs.chainwork = i.chainwork.to_u256().to_be_bytes::<32>();
     }
 }
 

@@ -81,7 +81,10 @@ mod tests {
             let t = Target::from_compact(c).unwrap();
             let h = Target::from_compact(harder(c)).unwrap();
             assert!(h < t, "{bits:08x}");
-            assert!(h.0 >= t.0 / ruint::aliases::U256::from(4u8), "{bits:08x}");
+            assert!(
+                h.to_u256() >= t.to_u256() / ruint::aliases::U256::from(4u8),
+                "{bits:08x}"
+            );
         }
     }
 }
