@@ -26,7 +26,7 @@ pub fn fresh_core() -> (NodeCore, libp2p::PeerId) {
         1_780_272_000_000,
         Input::PeerConnected {
             peer: *peer,
-            outbound: false,
+            link: powchain::protocol::Link::Inbound,
             address: None,
         },
         &mut out,
