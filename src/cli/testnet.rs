@@ -66,20 +66,20 @@ impl TestnetArgs {
     #[must_use]
     pub fn plan(&self) -> TestnetPlan {
         TestnetPlan {
-            nodes: self.nodes.clone(),
-            duration: self.duration.clone(),
-            block_time: self.block_time.clone(),
-            topology: self.topology.clone(),
-            partition: self.partition.clone(),
-            threads_per_node: self.threads_per_node.clone(),
-            start_bits: self.start_bits.clone(),
-            seed: self.seed.clone(),
-            keep: self.keep.clone(),
-            ui: self.ui.clone(),
+            nodes: self.nodes,
+            duration: self.duration,
+            block_time: self.block_time,
+            topology: self.topology,
+            partition: self.partition,
+            threads_per_node: self.threads_per_node,
+            start_bits: self.start_bits,
+            seed: self.seed,
+            keep: self.keep,
+            ui: self.ui,
             svg: self.svg.clone(),
             adversary: self.adversary.clone(),
             hashrate_share: self.hashrate_share.clone(),
-            json: self.json.clone(),
+            json: self.json,
         }
     }
 }

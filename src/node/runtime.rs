@@ -309,7 +309,7 @@ fn core_loop(
                 let r = out
                     .tx_result
                     .take()
-                    .unwrap_or_else(|| Err(crate::protocol::TxError::Empty))
+                    .unwrap_or(Err(crate::protocol::TxError::Empty))
                     .map_err(|e| e.to_string());
                 let _ = reply.send(r);
             }

@@ -136,7 +136,7 @@ impl Model {
     /// Relative value iteration for reward `R_a − ρ(R_a + R_h)`, warm
     /// started from `v`; returns the greedy policy (an action index per
     /// state).
-    fn best_policy(&self, rho: f64, v: &mut Vec<f64>) -> Vec<usize> {
+    fn best_policy(&self, rho: f64, v: &mut [f64]) -> Vec<usize> {
         let n = self.actions.len();
         let mut next = vec![0.0; n];
         let mut choice = vec![0usize; n];

@@ -42,7 +42,7 @@ pub struct WithholdEvery {
 impl Strategy for WithholdEvery {
     fn on_mined(&mut self, _ctx: &StrategyContext<'_>, block: Block) -> Vec<Action> {
         self.found += 1;
-        if self.found % self.n == 0 {
+        if self.found.is_multiple_of(self.n) {
             self.held = Some(block.block_hash());
             return vec![Action::KeepPrivate(block)];
         }
