@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::chain::{BlockInfo, ChainTip, HiddenRun, ReorgEvent, TreeBlock, TreeStatus};
+use crate::chain::{BlockInfo, ChainTip, HiddenRun, ReorgEvent, TipStatus, TreeBlock, TreeStatus};
 use crate::consensus::{BlockHeader, Target};
 
 /// `GET /status`, `powchain status --json`.
@@ -143,7 +143,7 @@ pub struct Tip {
     /// Blocks from the tip down to the best chain.
     pub branchlen: u32,
     /// `active`, `valid-fork` or `invalid`.
-    pub status: String,
+    pub status: TipStatus,
 }
 
 impl From<&ChainTip> for Tip {
@@ -152,7 +152,7 @@ impl From<&ChainTip> for Tip {
             hash: t.hash.to_string(),
             height: t.height,
             branchlen: t.branchlen,
-            status: t.status.to_string(),
+            status: t.status,
         }
     }
 }
@@ -511,7 +511,7 @@ pub struct TreeBlockView {
     /// Miner id from the coinbase, when the block is stored and has one.
     pub miner: Option<String>,
     /// `active`, `stale`, `invalid` or `orphan`.
-    pub status: String,
+    pub status: TreeStatus,
     /// Chainwork as hex (stored blocks).
     pub chainwork: Option<String>,
     /// When it reached this node, Unix ms.
@@ -527,13 +527,7 @@ impl TreeBlockView {
             prev: b.prev.to_string(),
             height: b.height,
             miner,
-            status: match b.status {
-                TreeStatus::Active => "active",
-                TreeStatus::Stale => "stale",
-                TreeStatus::Invalid => "invalid",
-                TreeStatus::Orphan => "orphan",
-            }
-            .to_string(),
+            status: b.status,
             chainwork: b.chainwork.map(|w| w.to_hex()),
             received_ms: b.received_ms,
         }
@@ -577,4 +571,103 @@ pub struct PeerEvent {
     pub peer: String,
     /// Connected (true) or gone.
     pub connected: bool,
+}
+
+/// The kinds of `GET /events` events: the SSE event names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EventKind {
+    /// A block was stored or refused ([`TreeBlockView`]).
+    Block,
+    /// The best tip moved ([`TipEvent`]).
+    Tip,
+    /// A re-org ([`Reorg`]).
+    Reorg,
+    /// A block a re-org disconnected ([`Stale`]).
+    Stale,
+    /// A block went into the orphan pool ([`OrphanView`]).
+    Orphan,
+    /// A peer came or went ([`PeerEvent`]).
+    Peer,
+    /// This subscriber fell behind and missed this many events.
+    Lagged,
+}
+
+impl EventKind {
+    /// The SSE event name.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Block => "block",
+            EventKind::Tip => "tip",
+            EventKind::Reorg => "reorg",
+            EventKind::Stale => "stale",
+            EventKind::Orphan => "orphan",
+            EventKind::Peer => "peer",
+            EventKind::Lagged => "lagged",
+        }
+    }
+}
+
+impl std::fmt::Display for EventKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One `GET /events` event with its typed data: the SSE event name is the
+/// variant ([`EventKind`]), the SSE data its JSON. The server, `powchain
+/// watch` and the observer share it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", content = "data", rename_all = "lowercase")]
+pub enum ApiEvent {
+    /// `event: block`.
+    Block(TreeBlockView),
+    /// `event: tip`.
+    Tip(TipEvent),
+    /// `event: reorg`.
+    Reorg(Reorg),
+    /// `event: stale`.
+    Stale(Stale),
+    /// `event: orphan`.
+    Orphan(OrphanView),
+    /// `event: peer`.
+    Peer(PeerEvent),
+    /// `event: lagged`: events this subscriber missed.
+    Lagged(u64),
+}
+
+impl ApiEvent {
+    /// Its kind (the SSE event name).
+    #[must_use]
+    pub fn kind(&self) -> EventKind {
+        match self {
+            ApiEvent::Block(_) => EventKind::Block,
+            ApiEvent::Tip(_) => EventKind::Tip,
+            ApiEvent::Reorg(_) => EventKind::Reorg,
+            ApiEvent::Stale(_) => EventKind::Stale,
+            ApiEvent::Orphan(_) => EventKind::Orphan,
+            ApiEvent::Peer(_) => EventKind::Peer,
+            ApiEvent::Lagged(_) => EventKind::Lagged,
+        }
+    }
+
+    /// The SSE data: its JSON.
+    #[must_use]
+    pub fn data(&self) -> serde_json::Value {
+        match serde_json::to_value(self) {
+            Ok(serde_json::Value::Object(mut m)) => m.remove("data").unwrap_or_default(),
+            _ => serde_json::Value::Null,
+        }
+    }
+
+    /// Reads an SSE event: its name and its data.
+    ///
+    /// # Errors
+    /// The JSON error when the name is unknown or the data does not have
+    /// that kind's shape.
+    pub fn from_sse(kind: &str, data: &str) -> Result<ApiEvent, serde_json::Error> {
+        let data: serde_json::Value = serde_json::from_str(data)?;
+        serde_json::from_value(serde_json::json!({ "event": kind, "data": data }))
+    }
 }

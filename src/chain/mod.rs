@@ -221,8 +221,46 @@ pub struct ChainTip {
     pub height: u32,
     /// Blocks between the tip and the best chain (0 for the active tip).
     pub branchlen: u32,
-    /// `active`, `valid-fork` or `invalid`.
-    pub status: &'static str,
+    /// Core's status of the tip.
+    pub status: TipStatus,
+}
+
+/// A chain tip's status as Bitcoin Core's `getchaintips` names it (the
+/// statuses powchain can have: it validates every block fully, so no
+/// `headers-only` or `valid-headers` tip exists).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TipStatus {
+    /// The best chain's tip.
+    Active,
+    /// A fully validated branch off the best chain.
+    ValidFork,
+    /// A block found invalid.
+    Invalid,
+}
+
+impl TipStatus {
+    /// Core's word: `active`, `valid-fork`, `invalid`.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TipStatus::Active => "active",
+            TipStatus::ValidFork => "valid-fork",
+            TipStatus::Invalid => "invalid",
+        }
+    }
+}
+
+impl std::fmt::Display for TipStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl PartialEq<&str> for TipStatus {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
 }
 
 /// The chain store.

@@ -1,7 +1,7 @@
 //! Queries for the API: block info, stored blocks, stale blocks and
 //! getchaintips-style tips.
 
-use super::{BlockInfo, ChainStore, ChainTip, StoreError, Work};
+use super::{BlockInfo, ChainStore, ChainTip, StoreError, TipStatus, Work};
 use crate::consensus::block::{Block, Coinbase};
 use crate::consensus::BlockHash;
 use serde::Serialize;
@@ -93,7 +93,7 @@ impl ChainStore {
                     hash: e.hash,
                     height: e.height,
                     branchlen: 0,
-                    status: "active",
+                    status: TipStatus::Active,
                 });
             } else if e.children == 0 && !e.in_active {
                 let mut cur = i as u32;
@@ -104,7 +104,7 @@ impl ChainStore {
                     hash: e.hash,
                     height: e.height,
                     branchlen: e.height - self.entries[cur as usize].height,
-                    status: "valid-fork",
+                    status: TipStatus::ValidFork,
                 });
             }
         }
@@ -114,7 +114,7 @@ impl ChainStore {
                     hash: *hash,
                     height: *h,
                     branchlen: 0,
-                    status: "invalid",
+                    status: TipStatus::Invalid,
                 });
             }
         }
@@ -157,7 +157,7 @@ pub struct BranchPosition {
 }
 
 /// Where a block of the fork tree stands (SPEC `GET /tree`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TreeStatus {
     /// On the best chain.
@@ -168,6 +168,25 @@ pub enum TreeStatus {
     Invalid,
     /// In the orphan pool: its parent is unknown here.
     Orphan,
+}
+
+impl TreeStatus {
+    /// The JSON word: `active`, `stale`, `invalid`, `orphan`.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TreeStatus::Active => "active",
+            TreeStatus::Stale => "stale",
+            TreeStatus::Invalid => "invalid",
+            TreeStatus::Orphan => "orphan",
+        }
+    }
+}
+
+impl std::fmt::Display for TreeStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// One block of [`BlockTree`].

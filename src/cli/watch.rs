@@ -4,7 +4,7 @@
 use clap::Args;
 
 use super::{failed, print_json, CliError};
-use crate::api::types::{OrphanView, PeerEvent, Reorg, Stale, TipEvent, TreeBlockView};
+use crate::api::types::ApiEvent;
 use crate::api::ApiClient;
 
 /// `powchain watch` flags.
@@ -55,54 +55,42 @@ pub fn event_line(kind: &str, data: &str) -> String {
         ms % 1000
     );
     let short = |h: &str| h.get(..16).unwrap_or(h).to_string();
-    let what = match kind {
-        "block" => serde_json::from_str::<TreeBlockView>(data).ok().map(|b| {
-            format!(
-                "{} height {} {} miner {} prev {}",
-                short(&b.hash),
-                b.height.map_or("?".into(), |h| h.to_string()),
-                b.status,
-                b.miner.as_deref().unwrap_or("-"),
-                short(&b.prev)
-            )
-        }),
-        "tip" => serde_json::from_str::<TipEvent>(data)
-            .ok()
-            .map(|t| format!("{} height {}", short(&t.hash), t.height)),
-        "reorg" => serde_json::from_str::<Reorg>(data).ok().map(|r| {
-            format!(
-                "depth {} at height {}: {} -> {}",
-                r.depth,
-                r.fork_height,
-                short(&r.old_tip),
-                short(&r.new_tip)
-            )
-        }),
-        "stale" => serde_json::from_str::<Stale>(data).ok().map(|s| {
-            format!(
-                "{} height {} miner {}",
-                short(&s.hash),
-                s.height,
-                s.miner_id.as_deref().unwrap_or("-")
-            )
-        }),
-        "orphan" => serde_json::from_str::<OrphanView>(data).ok().map(|o| {
-            format!(
-                "{} claims parent {} from {}",
-                short(&o.hash),
-                short(&o.prev_blockhash),
-                o.from_peer.as_deref().unwrap_or("local")
-            )
-        }),
-        "peer" => serde_json::from_str::<PeerEvent>(data).ok().map(|p| {
-            format!(
-                "{} {}",
-                p.peer,
-                if p.connected { "connected" } else { "gone" }
-            )
-        }),
-        _ => None,
-    };
+    let what = ApiEvent::from_sse(kind, data).ok().map(|e| match e {
+        ApiEvent::Block(b) => format!(
+            "{} height {} {} miner {} prev {}",
+            short(&b.hash),
+            b.height.map_or("?".into(), |h| h.to_string()),
+            b.status,
+            b.miner.as_deref().unwrap_or("-"),
+            short(&b.prev)
+        ),
+        ApiEvent::Tip(t) => format!("{} height {}", short(&t.hash), t.height),
+        ApiEvent::Reorg(r) => format!(
+            "depth {} at height {}: {} -> {}",
+            r.depth,
+            r.fork_height,
+            short(&r.old_tip),
+            short(&r.new_tip)
+        ),
+        ApiEvent::Stale(s) => format!(
+            "{} height {} miner {}",
+            short(&s.hash),
+            s.height,
+            s.miner_id.as_deref().unwrap_or("-")
+        ),
+        ApiEvent::Orphan(o) => format!(
+            "{} claims parent {} from {}",
+            short(&o.hash),
+            short(&o.prev_blockhash),
+            o.from_peer.as_deref().unwrap_or("local")
+        ),
+        ApiEvent::Peer(p) => format!(
+            "{} {}",
+            p.peer,
+            if p.connected { "connected" } else { "gone" }
+        ),
+        ApiEvent::Lagged(n) => format!("missed {n} events"),
+    });
     format!(
         "{clock} {kind:<6} {}",
         what.unwrap_or_else(|| data.to_string())

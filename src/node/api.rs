@@ -15,9 +15,9 @@ use tokio::sync::oneshot;
 
 use super::{now_ms, CoreMsg, Shared};
 use crate::api::types::{
-    BlockView, ErrorBody, GenerateRequest, Header, HealAck, HiddenView, MiningRequest, OrphanView,
-    PartitionAck, PartitionRequest, PeerEvent, PeerRequest, Reorg, Stale, Status, Tip, TipEvent,
-    TreeBlockView, TreeView, TxAccepted, TxRequest,
+    ApiEvent, BlockView, ErrorBody, GenerateRequest, Header, HealAck, HiddenView, MiningRequest,
+    OrphanView, PartitionAck, PartitionRequest, PeerEvent, PeerRequest, Reorg, Stale, Status, Tip,
+    TipEvent, TreeBlockView, TreeView, TxAccepted, TxRequest,
 };
 use crate::chain::BlockInfo;
 use crate::consensus::BlockHash;
@@ -336,11 +336,7 @@ async fn events(
                             .unwrap_or_default();
                         pending.extend(evs);
                     }
-                    Err(RecvError::Lagged(n)) => pending.push_back(
-                        axum::response::sse::Event::default()
-                            .event("lagged")
-                            .data(n.to_string()),
-                    ),
+                    Err(RecvError::Lagged(n)) => pending.extend(sse(&ApiEvent::Lagged(n))),
                     Err(RecvError::Closed) => return None,
                 }
             }
@@ -354,39 +350,41 @@ async fn events(
 /// `reorg` (a `/reorgs` entry) followed by one `stale` (a `/stale` entry)
 /// per disconnected block, `orphan` (an `/orphans` entry), `peer`.
 fn sse_events(s: &Shared, e: &crate::protocol::NodeEvent) -> Vec<axum::response::sse::Event> {
+    api_events(s, e).iter().filter_map(sse).collect()
+}
+
+/// An [`ApiEvent`] as an SSE event: its kind as the name, its data as JSON.
+fn sse(e: &ApiEvent) -> Option<axum::response::sse::Event> {
+    axum::response::sse::Event::default()
+        .event(e.kind().as_str())
+        .json_data(e.data())
+        .ok()
+}
+
+/// The API events one core event makes.
+fn api_events(s: &Shared, e: &crate::protocol::NodeEvent) -> Vec<ApiEvent> {
     use crate::protocol::NodeEvent;
-    fn ev<T: serde::Serialize>(kind: &str, data: &T) -> Option<axum::response::sse::Event> {
-        axum::response::sse::Event::default()
-            .event(kind)
-            .json_data(data)
-            .ok()
-    }
     let core = s.core();
     let chain = core.chain();
     let block = |hash: &BlockHash| {
         chain
             .tree_block(hash)
-            .and_then(|b| ev("block", &TreeBlockView::of(&b, chain.miner_id(hash))))
+            .map(|b| ApiEvent::Block(TreeBlockView::of(&b, chain.miner_id(hash))))
     };
     match e {
         NodeEvent::Block { hash, .. } => block(hash).into_iter().collect(),
         NodeEvent::Rejected {
             hash: Some(hash), ..
         } => block(hash).into_iter().collect(),
-        NodeEvent::Tip { hash, height } => ev(
-            "tip",
-            &TipEvent {
-                hash: hash.to_string(),
-                height: *height,
-            },
-        )
-        .into_iter()
-        .collect(),
+        NodeEvent::Tip { hash, height } => vec![ApiEvent::Tip(TipEvent {
+            hash: hash.to_string(),
+            height: *height,
+        })],
         NodeEvent::Reorg(r) => {
-            let mut v: Vec<_> = ev("reorg", &Reorg::from(r)).into_iter().collect();
+            let mut v = vec![ApiEvent::Reorg(Reorg::from(r))];
             for h in &r.disconnected {
                 if let Some(b) = chain.block_info(h) {
-                    v.extend(ev("stale", &Stale::of(&b, chain.miner_id(h))));
+                    v.push(ApiEvent::Stale(Stale::of(&b, chain.miner_id(h))));
                 }
             }
             v
@@ -396,19 +394,14 @@ fn sse_events(s: &Shared, e: &crate::protocol::NodeEvent) -> Vec<axum::response:
             chain
                 .orphans()
                 .get(hash)
-                .and_then(|o| ev("orphan", &OrphanView::of(o, now)))
+                .map(|o| ApiEvent::Orphan(OrphanView::of(o, now)))
                 .into_iter()
                 .collect()
         }
-        NodeEvent::Peer { peer, connected } => ev(
-            "peer",
-            &PeerEvent {
-                peer: peer.to_string(),
-                connected: *connected,
-            },
-        )
-        .into_iter()
-        .collect(),
+        NodeEvent::Peer { peer, connected } => vec![ApiEvent::Peer(PeerEvent {
+            peer: peer.to_string(),
+            connected: *connected,
+        })],
         NodeEvent::Rejected { hash: None, .. }
         | NodeEvent::Penalised { .. }
         | NodeEvent::Traitor(_) => Vec::new(),

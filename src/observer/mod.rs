@@ -22,8 +22,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::api::types::{HiddenView, TreeBlockView, TreeView};
+use crate::api::types::{EventKind, HiddenView, TreeBlockView, TreeView};
 use crate::api::ApiClient;
+use crate::chain::TreeStatus;
 
 /// The fork-observer page: HTML, CSS and script in one file.
 pub const PAGE: &str = include_str!("page.html");
@@ -41,7 +42,7 @@ pub struct LogEntry {
     pub node: String,
     /// The SSE event name: `block`, `tip`, `reorg`, `stale`, `orphan`,
     /// `peer`.
-    pub event: String,
+    pub event: EventKind,
     /// The event's JSON.
     pub data: serde_json::Value,
 }
@@ -135,8 +136,8 @@ pub fn merge_trees(trees: &[(String, TreeView)]) -> MergedTree {
             let m = merged.entry(b.hash.clone()).or_insert_with(|| {
                 order.push(b.hash.clone());
                 let mut block = b.clone();
-                if Some(i) != best && block.status == "active" {
-                    block.status = "stale".into();
+                if Some(i) != best && block.status == TreeStatus::Active {
+                    block.status = TreeStatus::Stale;
                 }
                 MergedBlock {
                     block,
@@ -144,11 +145,11 @@ pub fn merge_trees(trees: &[(String, TreeView)]) -> MergedTree {
                     seen_ms: BTreeMap::new(),
                 }
             });
-            if b.status == "active" {
+            if b.status == TreeStatus::Active {
                 m.active_on.push(name.clone());
             }
             if let Some(ms) = b.received_ms {
-                if b.status == "active" || b.status == "stale" {
+                if b.status == TreeStatus::Active || b.status == TreeStatus::Stale {
                     m.seen_ms.insert(name.clone(), ms);
                 }
             }
@@ -200,7 +201,7 @@ pub fn merge_trees(trees: &[(String, TreeView)]) -> MergedTree {
 fn collapse(blocks: &mut Vec<MergedBlock>, nodes: &[NodeTip]) -> Vec<HiddenView> {
     let active: BTreeSet<u32> = blocks
         .iter()
-        .filter(|b| b.block.status == "active")
+        .filter(|b| b.block.status == TreeStatus::Active)
         .filter_map(|b| b.block.height)
         .collect();
     let (Some(&lo), Some(&hi)) = (active.first(), active.last()) else {
@@ -208,7 +209,7 @@ fn collapse(blocks: &mut Vec<MergedBlock>, nodes: &[NodeTip]) -> Vec<HiddenView>
     };
     let fork_parents: Vec<u32> = blocks
         .iter()
-        .filter(|b| b.block.status != "active")
+        .filter(|b| b.block.status != TreeStatus::Active)
         .filter_map(|b| b.block.height.map(|h| h.saturating_sub(1)))
         .collect();
     let tips = nodes.iter().filter_map(|n| n.height);
@@ -218,7 +219,7 @@ fn collapse(blocks: &mut Vec<MergedBlock>, nodes: &[NodeTip]) -> Vec<HiddenView>
         fork_parents.into_iter().chain(tips).chain([lo, hi]),
     );
     blocks.retain(|b| {
-        b.block.status != "active"
+        b.block.status != TreeStatus::Active
             || b.block
                 .height
                 .is_none_or(|h| shown.get((h - lo) as usize) == Some(&true))
@@ -326,12 +327,13 @@ impl Recorder {
                         r.seed(&node.name, &t);
                     }
                     let _ = client.events(|kind, data| {
-                        if let Ok(data) = serde_json::from_str(data) {
+                        // Only events of a known kind and shape are kept.
+                        if let Ok(e) = crate::api::types::ApiEvent::from_sse(kind, data) {
                             r.push(LogEntry {
                                 t_ms: crate::clock::now_ms(),
                                 node: node.name.clone(),
-                                event: kind.to_string(),
-                                data,
+                                event: e.kind(),
+                                data: e.data(),
                             });
                         }
                         !r.stop.load(Ordering::Acquire)
@@ -350,7 +352,7 @@ impl Recorder {
                 self.push(LogEntry {
                     t_ms: b.received_ms.unwrap_or(now),
                     node: node.to_string(),
-                    event: "block".into(),
+                    event: EventKind::Block,
                     data,
                 });
             }
@@ -359,7 +361,7 @@ impl Recorder {
             self.push(LogEntry {
                 t_ms: tip.received_ms.unwrap_or(now),
                 node: node.to_string(),
-                event: "tip".into(),
+                event: EventKind::Tip,
                 data: serde_json::json!({ "hash": tip.hash, "height": tip.height }),
             });
         }
@@ -435,7 +437,7 @@ pub fn layout(tree: &MergedTree) -> Layout {
             .height
             .and_then(|h| col_of.get(&h).copied())
             .unwrap_or(unknown_col);
-        let row = if b.block.status == "active" {
+        let row = if b.block.status == TreeStatus::Active {
             0
         } else {
             let parent_row = row_of.get(b.block.prev.as_str()).copied();
@@ -478,7 +480,7 @@ mod tests {
             prev: prev.into(),
             height: Some(height),
             miner: None,
-            status: status.into(),
+            status: serde_json::from_value(serde_json::json!(status)).unwrap(),
             chainwork: Some(format!("{work:064x}")),
             received_ms: Some(ms),
         }
@@ -514,7 +516,7 @@ mod tests {
         assert_eq!(m.tip, "a3");
         assert_eq!(m.blocks.len(), 5);
         let get = |h: &str| m.blocks.iter().find(|b| b.block.hash == h).unwrap();
-        assert_eq!(get("b2").block.status, "stale");
+        assert_eq!(get("b2").block.status, TreeStatus::Stale);
         assert_eq!(get("b2").active_on, vec!["node1".to_string()]);
         assert_eq!(
             get("a1").active_on,
@@ -543,7 +545,7 @@ mod tests {
         r.push(LogEntry {
             t_ms: 5,
             node: "node0".into(),
-            event: "tip".into(),
+            event: EventKind::Tip,
             data: serde_json::json!({"hash": "ab", "height": 1}),
         });
         let dir = tempfile::tempdir().unwrap();

@@ -149,7 +149,7 @@ async fn events(
                         obj.insert("t_ms".into(), e.t_ms.into());
                     }
                     let ev = axum::response::sse::Event::default()
-                        .event(e.event.clone())
+                        .event(e.event.as_str())
                         .json_data(&data)
                         .unwrap_or_default();
                     return Some((Ok(ev), rx));
