@@ -76,6 +76,48 @@ fn selfish_mining_reproduces_eyal_sirer() {
     }
 }
 
+/// The optimal policy of Sapirshtein–Sompolinsky–Zohar's MDP, played by
+/// the node's `optimal-selfish` strategy: the MDP's revenue is printed and
+/// lies inside the simulated interval at α = 0.35 and 0.40, γ = 0; and the
+/// stubborn strategies run and report their own name.
+#[test]
+fn optimal_selfish_mining_earns_the_mdp_revenue() {
+    let cfg = SelfishConfig {
+        strategy: SelfishStrategy::Optimal,
+        alphas: vec![0.35, 0.4],
+        gammas: vec![0.0],
+        blocks: 20_000,
+        honest_nodes: 10,
+        seed: 5,
+        threads: 2,
+    };
+    let r = selfish(&cfg, &|_| {});
+    for row in &r.results {
+        eprintln!("{row:?}");
+        let mdp = row.revenue_mdp.expect("revenue_mdp for optimal");
+        assert_eq!(row.revenue_mdp_realised, Some(mdp), "gamma realised 0");
+        assert_eq!(row.strategy.to_string(), "optimal");
+        assert!(
+            row.ci95[0] <= mdp && mdp <= row.ci95[1],
+            "MDP revenue outside the interval: {row:?}"
+        );
+        // The optimum beats SM1's closed form.
+        assert!(mdp > row.revenue_eyal_sirer, "{row:?}");
+    }
+    let stubborn = SelfishConfig {
+        strategy: "stubborn:LF".parse().unwrap(),
+        alphas: vec![0.45],
+        gammas: vec![0.0],
+        blocks: 5_000,
+        ..cfg
+    };
+    let r = selfish(&stubborn, &|_| {});
+    let row = &r.results[0];
+    assert_eq!(row.strategy.to_string(), "stubborn:LF");
+    assert!(row.revenue_mdp.is_none());
+    assert!(row.revenue_sim > 0.3, "{row:?}");
+}
+
 fn small_network(seed: u64) -> NetworkConfig {
     NetworkConfig {
         nodes: 60,

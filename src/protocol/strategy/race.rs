@@ -282,3 +282,98 @@ impl<P: Policy> Strategy for Racer<P> {
         false
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::selfish::Sm1;
+    use super::super::stubborn::Stubborn;
+    use super::*;
+
+    fn h(i: u8) -> BlockHash {
+        BlockHash([i; 32])
+    }
+
+    fn published(out: &[Action]) -> Vec<(Vec<BlockHash>, PublishReason)> {
+        out.iter()
+            .filter_map(|a| match a {
+                Action::Publish { blocks, reason } => Some((blocks.clone(), *reason)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// SM1 on a script: a block, an honest rival (match, the network
+    /// splits), a second own block (override: both published, the base
+    /// moves to it); then a race lost to honest miners who built on the
+    /// pool's matched block (γ): that block is everyone's, the pool adopts.
+    #[test]
+    fn sm1_matches_overrides_and_commits_a_won_race() {
+        let mut r = Race::new(h(0), 0);
+        let mut out = Vec::new();
+        r.on_own(h(1));
+        r.play(Sm1.after_own(&r), &mut out);
+        assert!(out.is_empty());
+        assert!(r.on_public(h(101), 1, h(0)));
+        assert_eq!((r.a(), r.h(), r.fork()), (1, 1, Fork::Relevant));
+        r.play(Sm1.after_public(&r), &mut out);
+        assert_eq!(published(&out), vec![(vec![h(1)], PublishReason::Match)]);
+        assert_eq!(r.fork(), Fork::Active);
+        out.clear();
+        r.on_own(h(2));
+        r.play(Sm1.after_own(&r), &mut out);
+        assert_eq!(published(&out), vec![(vec![h(2)], PublishReason::Override)]);
+        assert_eq!((r.a(), r.h(), r.private_tip()), (0, 0, h(2)));
+
+        // A new race: match at height 3, then an honest block on ours.
+        out.clear();
+        r.on_own(h(3));
+        assert!(r.on_public(h(103), 3, h(2)));
+        r.play(Sm1.after_public(&r), &mut out);
+        assert_eq!(published(&out), vec![(vec![h(3)], PublishReason::Match)]);
+        assert!(r.on_public(h(104), 4, h(3)));
+        assert_eq!((r.a(), r.h()), (0, 1), "h(3) is everyone's now");
+        r.play(Sm1.after_public(&r), &mut out);
+        assert_eq!(r.private_tip(), h(104), "adopted the honest tip");
+        // An old height changes nothing.
+        assert!(!r.on_public(h(105), 4, h(3)));
+    }
+
+    /// Lead-stubborn one ahead of an honest block reveals only to its
+    /// height where SM1 overrides; trail-stubborn keeps a branch one behind
+    /// and publishes it as a tie when it catches up.
+    #[test]
+    fn stubborn_parts_differ_from_sm1_where_the_paper_says() {
+        let lead = Stubborn {
+            lead: true,
+            ..Stubborn::default()
+        };
+        let mut r = Race::new(h(0), 0);
+        r.on_own(h(1));
+        r.on_own(h(2));
+        assert!(r.on_public(h(101), 1, h(0)));
+        assert_eq!(Sm1.after_public(&r), Move::Override);
+        assert_eq!(lead.after_public(&r), Move::Match);
+        let mut out = Vec::new();
+        r.play(lead.after_public(&r), &mut out);
+        assert_eq!(published(&out), vec![(vec![h(1)], PublishReason::Lead)]);
+
+        let trail = Stubborn {
+            trail: 1,
+            ..Stubborn::default()
+        };
+        let mut r = Race::new(h(0), 0);
+        r.on_own(h(1));
+        assert!(r.on_public(h(101), 1, h(0)));
+        assert!(r.on_public(h(102), 2, h(101)));
+        assert_eq!((r.a(), r.h()), (1, 2));
+        assert_eq!(Sm1.after_public(&r), Move::Adopt);
+        assert_eq!(trail.after_public(&r), Move::Wait);
+        r.on_own(h(2));
+        let mut out = Vec::new();
+        r.play(trail.after_own(&r), &mut out);
+        assert_eq!(
+            published(&out),
+            vec![(vec![h(1), h(2)], PublishReason::Match)]
+        );
+    }
+}
