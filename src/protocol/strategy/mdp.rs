@@ -288,4 +288,12 @@ mod tests {
         // At the start an honest block is adopted.
         assert_eq!(m.policy(0, 1, Fork::Relevant), Move::Adopt);
     }
+
+    /// SSZ 2016: the optimal policy is profitable from α ≈ 0.329 at γ = 0,
+    /// below SM1's 1/3.
+    #[test]
+    fn the_optimal_profit_threshold_is_below_sm1s() {
+        let t = profit_threshold(0.0, 30, 1e-3);
+        assert!((0.327..0.332).contains(&t), "{t}");
+    }
 }
