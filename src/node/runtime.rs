@@ -90,6 +90,13 @@ pub async fn run(
         peers: config.peers.clone(),
         max_peers: config.max_peers,
         strategy: config.strategy,
+        // The keep-alive handshake comes at least twice per libp2p idle
+        // timeout, so a quiet network's connections are not closed as
+        // idle between two blocks.
+        keepalive_secs: Some(
+            crate::protocol::core::keepalive_secs(params.block_time_secs)
+                .min(crate::p2p::behaviour::IDLE_CONNECTION_SECS / 2),
+        ),
         ..CoreConfig::new(peer_id)
     };
     let (cmd_tx, cmd_rx) = std::sync::mpsc::channel::<CoreMsg>();
