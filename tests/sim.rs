@@ -110,18 +110,22 @@ fn optimal_selfish_mining_earns_the_mdp_revenue() {
         // The optimum beats SM1's closed form.
         assert!(mdp > row.revenue_eyal_sirer, "{row:?}");
     }
+    // Lead-stubborn mining never overrides, and at γ = 0 a tie is never
+    // won: it earns far less than honest mining would (Nayak et al. 2016;
+    // the README's table: 0.218 at α = 0.35 over 40,000 blocks).
     let stubborn = SelfishConfig {
-        strategy: "stubborn:LF".parse().unwrap(),
-        alphas: vec![0.45],
+        strategy: "stubborn:L".parse().unwrap(),
+        alphas: vec![0.35],
         gammas: vec![0.0],
-        blocks: 5_000,
+        blocks: 10_000,
         ..cfg
     };
     let r = selfish(&stubborn, &|_| {});
     let row = &r.results[0];
-    assert_eq!(row.strategy.to_string(), "stubborn:LF");
+    eprintln!("{row:?}");
+    assert_eq!(row.strategy.to_string(), "stubborn:L");
     assert!(row.revenue_mdp.is_none());
-    assert!(row.revenue_sim > 0.3, "{row:?}");
+    assert!(row.ci95[1] < 0.35, "lead-stubborn pays at γ = 0? {row:?}");
 }
 
 fn small_network(seed: u64) -> NetworkConfig {
