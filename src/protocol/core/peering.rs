@@ -29,24 +29,30 @@ fn peer_id_of(addr: &Multiaddr) -> Option<PeerId> {
 }
 
 impl Peering {
+    /// When configured address `addr` may be dialled next, Unix ms: after
+    /// its redial pause and any ban of the peer it names; `None` while it
+    /// is connected (matched by its `/p2p/<id>` when it has one: a DNS
+    /// name never equals the IP a connection reports) or partitioned off.
+    fn dial_due_ms(&self, addr: &Multiaddr, peers: &PeerBook) -> Option<u64> {
+        let redial = self
+            .last_dial_ms
+            .get(addr)
+            .map_or(0, |t| t + REDIAL_SECS * 1000);
+        match peer_id_of(addr) {
+            Some(id) if peers.get(&id).is_some() || self.partitioned.contains(&id) => None,
+            Some(id) => Some(redial.max(peers.banned_until_ms(&id).unwrap_or(0))),
+            None if peers.iter().any(|(_, p)| p.address.as_ref() == Some(addr)) => None,
+            None => Some(redial),
+        }
+    }
+
     /// When a configured peer that is not connected may be dialled next,
     /// Unix ms (0: now); `None` when every one is connected or refused.
     pub fn next_dial_ms(&self, config: &CoreConfig, peers: &PeerBook) -> Option<u64> {
         config
             .peers
             .iter()
-            .filter_map(|addr| {
-                let redial = self
-                    .last_dial_ms
-                    .get(addr)
-                    .map_or(0, |t| t + REDIAL_SECS * 1000);
-                match peer_id_of(addr) {
-                    Some(id) if peers.get(&id).is_some() || self.partitioned.contains(&id) => None,
-                    Some(id) => Some(redial.max(peers.banned_until_ms(&id).unwrap_or(0))),
-                    None if peers.iter().any(|(_, p)| p.address.as_ref() == Some(addr)) => None,
-                    None => Some(redial),
-                }
-            })
+            .filter_map(|addr| self.dial_due_ms(addr, peers))
             .min()
     }
 }
@@ -166,30 +172,17 @@ impl NodeCore {
     /// `/p2p/<id>` is matched by that id (a DNS name never equals the IP a
     /// connection reports).
     pub(super) fn dial_peers(&mut self, now_ms: u64, out: &mut impl Outbox) {
-        let mut to_dial = Vec::new();
-        for addr in &self.config.peers {
-            let skip = match peer_id_of(addr) {
-                Some(id) => {
-                    self.peers.get(&id).is_some()
-                        || self.peering.partitioned.contains(&id)
-                        || self.peers.is_banned(&id, now_ms)
-                }
-                None => self
-                    .peers
-                    .iter()
-                    .any(|(_, p)| p.address.as_ref() == Some(addr)),
-            };
-            if skip
-                || self
-                    .peering
-                    .last_dial_ms
-                    .get(addr)
-                    .is_some_and(|&t| now_ms < t + REDIAL_SECS * 1000)
-            {
-                continue;
-            }
-            to_dial.push(addr.clone());
-        }
+        let to_dial: Vec<Multiaddr> = self
+            .config
+            .peers
+            .iter()
+            .filter(|addr| {
+                self.peering
+                    .dial_due_ms(addr, &self.peers)
+                    .is_some_and(|due| due <= now_ms)
+            })
+            .cloned()
+            .collect();
         for addr in to_dial {
             self.peering.last_dial_ms.insert(addr.clone(), now_ms);
             out.push(Output::Dial(addr));
