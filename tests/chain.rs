@@ -7,7 +7,9 @@ use std::sync::Arc;
 
 use common::{regtest_block, regtest_chain, NOW_MS};
 use powchain::chain::orphans::OrphanLimits;
-use powchain::chain::{BlockStatus, ChainError, ChainStore, MemStore, Precheck, RedbStore};
+use powchain::chain::{
+    BlockStatus, ChainError, ChainStore, MemStore, Precheck, RedbStore, TipStatus,
+};
 use powchain::consensus::{Block, Params};
 use proptest::prelude::*;
 
@@ -64,8 +66,10 @@ fn two_way_race_then_the_longer_branch_wins() {
     assert_eq!(tips.len(), 2);
     assert!(tips
         .iter()
-        .any(|t| t.status == "valid-fork" && t.hash == a.block_hash() && t.branchlen == 1));
-    assert!(tips.iter().any(|t| t.status == "active" && t.height == 7));
+        .any(|t| t.status == TipStatus::ValidFork && t.hash == a.block_hash() && t.branchlen == 1));
+    assert!(tips
+        .iter()
+        .any(|t| t.status == TipStatus::Active && t.height == 7));
 }
 
 #[test]
@@ -152,7 +156,7 @@ fn invalid_block_in_a_branch_poisons_its_descendants() {
     assert!(cs
         .chain_tips()
         .iter()
-        .any(|t| t.status == "invalid" && t.height == 4));
+        .any(|t| t.status == TipStatus::Invalid && t.height == 4));
     // A time at the median-time-past is invalid too.
     let mut stale_time = regtest_block(&p, good[2].block_hash(), 4, good[1].header.time, 6, vec![]);
     stale_time.header.time = good[1].header.time;

@@ -257,12 +257,6 @@ impl std::fmt::Display for TipStatus {
     }
 }
 
-impl PartialEq<&str> for TipStatus {
-    fn eq(&self, other: &&str) -> bool {
-        self.as_str() == *other
-    }
-}
-
 /// The chain store.
 pub struct ChainStore {
     params: Arc<Params>,
