@@ -79,17 +79,11 @@ impl StrategyContext<'_> {
     /// oldest transactions.
     #[must_use]
     pub fn best_template(&self) -> BlockTemplate {
-        let view = self.chain.tip_view();
-        let bits = next_work_required(self.params, &view).unwrap_or(self.params.pow_limit_bits);
-        BlockTemplate {
-            height: self.chain.height() + 1,
-            version: 1,
-            prev_blockhash: self.chain.tip(),
-            bits,
-            min_time: view.median_time_past() + 1,
-            transactions: self.mempool.select(self.params.max_block_bytes - 1024),
-            miner_id: self.miner_id.to_string(),
-        }
+        let mut t = self
+            .template_on(&self.chain.tip())
+            .expect("the best tip is stored");
+        t.transactions = self.mempool.select(self.params.max_block_bytes - 1024);
+        t
     }
 
     /// The next block's template on any stored block `parent` (a private
