@@ -10,13 +10,11 @@
 //!
 //! Needs `chromium` and `chromium-driver` (apt; `.ci/run` installs them).
 
-mod common;
-
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::BIN;
+use crate::util::BIN;
 use fantoccini::{ClientBuilder, Locator};
 use serde_json::{json, Value};
 

@@ -1,14 +1,12 @@
 //! The fork observer's data routes on a real node process: `GET /tree`,
 //! the `GET /events` stream read by `powchain watch`, and `powchain tree`.
 
-mod common;
-
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use common::{get, Node, BIN};
+use crate::util::{get, Node, BIN};
 use serde_json::{json, Value};
 
 #[test]
@@ -169,7 +167,7 @@ fn node_page_and_grafana(api: &str) {
         );
     }
 
-    let metrics = common::get_text(api, "/metrics").unwrap();
+    let metrics = crate::util::get_text(api, "/metrics").unwrap();
     let exported: std::collections::BTreeSet<String> = metrics
         .lines()
         .filter(|l| !l.starts_with('#'))
@@ -251,7 +249,7 @@ fn replay_of_a_kept_log(api: &str, dir: &std::path::Path) {
         .trim_end_matches('/')
         .to_string();
     let mut merged = None;
-    common::wait_for("the replay's /tree", 20, || {
+    crate::util::wait_for("the replay's /tree", 20, || {
         merged = get(&ui, "/tree");
         merged.is_some()
     });
@@ -263,7 +261,7 @@ fn replay_of_a_kept_log(api: &str, dir: &std::path::Path) {
         entries.as_array().unwrap().len(),
         tree["blocks"].as_array().unwrap().len()
     );
-    let page = common::get_text(&ui, "/").unwrap();
+    let page = crate::util::get_text(&ui, "/").unwrap();
     assert!(page.contains("data-hash"));
     let _ = child.kill();
     let _ = child.wait();

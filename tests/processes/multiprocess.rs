@@ -2,15 +2,13 @@
 //! must re-org and agree, and a mining node killed with SIGKILL that must
 //! keep every block it reported and rejoin.
 
-mod common;
-
 use std::process::Command;
 
 use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use common::{get, get_text, post_to, wait_for, Node, BIN};
+use crate::util::{get, get_text, post_to, wait_for, Node, BIN};
 
 /// Runs `powchain testnet ARGS` (with `--json`), requires exit 0 and
 /// returns the report.

@@ -1,8 +1,6 @@
 //! Consensus rules against real Bitcoin mainnet data in `tests/data`
 //! (expected values from its README).
 
-mod common;
-
 use powchain::chain::headers::verify_header_chain;
 use powchain::cli::read_headers_file;
 use powchain::consensus::block::bitcoin_block_from_bytes;
@@ -15,7 +13,7 @@ const NOW: u64 = 1_800_000_000;
 
 #[test]
 fn all_40000_headers_validate_with_exact_tip_and_chainwork() {
-    let path = common::test_data("mainnet-headers-0-39999.bin");
+    let path = crate::util::test_data("mainnet-headers-0-39999.bin");
     let headers = read_headers_file(&path).unwrap();
     assert_eq!(headers.len(), 40_000);
     let r = verify_header_chain(&Params::mainnet(), &headers, NOW, |_| {}).unwrap();
@@ -47,8 +45,8 @@ fn all_40000_headers_validate_with_exact_tip_and_chainwork() {
 #[test]
 fn second_segment_bridges_and_retargets_at_40320() {
     let (main, seg) = (
-        common::test_data("mainnet-headers-0-39999.bin"),
-        common::test_data("mainnet-headers-40319-44351.bin"),
+        crate::util::test_data("mainnet-headers-0-39999.bin"),
+        crate::util::test_data("mainnet-headers-40319-44351.bin"),
     );
     let main = read_headers_file(&main).unwrap();
     let seg = read_headers_file(&seg).unwrap();
@@ -98,7 +96,7 @@ fn second_segment_bridges_and_retargets_at_40320() {
 
 #[test]
 fn every_retarget_to_832608_recomputes_from_the_csv() {
-    let path = common::test_data("mainnet-retarget-boundaries.csv");
+    let path = crate::util::test_data("mainnet-retarget-boundaries.csv");
     let text = std::fs::read_to_string(path).unwrap();
     let mut rows = std::collections::BTreeMap::new();
     for line in text.lines().skip(1) {
@@ -164,7 +162,7 @@ fn raw_blocks_merkle_roots() {
         ),
     ];
     for (file, ntx, root, hash) in cases {
-        let path = common::test_data(file);
+        let path = crate::util::test_data(file);
         let bytes = hex::decode(std::fs::read_to_string(path).unwrap().trim()).unwrap();
         let block = bitcoin_block_from_bytes(&bytes).unwrap();
         assert_eq!(block.txdata.len(), ntx, "{file}");
@@ -212,7 +210,7 @@ fn raw_blocks_merkle_roots() {
 
 #[test]
 fn broken_headers_are_rejected_with_rule_and_height() {
-    let path = common::test_data("mainnet-headers-0-39999.bin");
+    let path = crate::util::test_data("mainnet-headers-0-39999.bin");
     let headers = read_headers_file(&path).unwrap();
     let params = Params::mainnet();
     let mut h = headers[..3000].to_vec();
@@ -267,7 +265,7 @@ fn broken_headers_are_rejected_with_rule_and_height() {
 
 #[test]
 fn genesis_of_another_network_is_refused() {
-    let path = common::test_data("mainnet-headers-0-39999.bin");
+    let path = crate::util::test_data("mainnet-headers-0-39999.bin");
     let headers = read_headers_file(&path).unwrap();
     let e = verify_header_chain(&Params::regtest(), &headers[..10], NOW, |_| {}).unwrap_err();
     assert_eq!((e.height, e.rule), (0, "bad-genesis"));
@@ -279,7 +277,7 @@ fn fuzz_regressions_are_refused_cleanly() {
     // A block of a real header and a transaction count of zero: the
     // coinbase-height rule indexed the missing coinbase (found by the
     // `block` target, 2026-11-23).
-    let bytes = std::fs::read(common::test_data(
+    let bytes = std::fs::read(crate::util::test_data(
         "fuzz-regressions/block-no-transactions.bin",
     ))
     .unwrap();

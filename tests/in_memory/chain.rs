@@ -1,11 +1,9 @@
 //! Chain store scenarios: races, ties, deep re-orgs, orphans, invalid
 //! branches, pool limits, restart, and delivery-order independence.
 
-mod common;
-
 use std::sync::Arc;
 
-use common::{regtest_block, regtest_chain, NOW_MS};
+use crate::util::{regtest_block, regtest_chain, NOW_MS};
 use powchain::chain::orphans::OrphanLimits;
 use powchain::chain::{
     BlockStatus, ChainError, ChainStore, MemStore, Precheck, RedbStore, TipStatus,

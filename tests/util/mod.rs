@@ -10,6 +10,7 @@ use powchain::consensus::{sha256d, BlockHash, BlockHeader, Params, Target};
 /// A real-data file under `tests/data/` (copied from `../shared/data`, whose
 /// README there gives the expected values). The data is part of the
 /// repository, so a missing file is a broken checkout: the test fails.
+#[track_caller]
 pub fn test_data(file: &str) -> PathBuf {
     let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("tests/data")
@@ -106,6 +107,7 @@ pub fn post_to(dir: &std::path::Path, api: &str, path: &str, body: &Value) -> Op
 }
 
 /// Polls `f` every 200 ms until it holds; panics after `secs`.
+#[track_caller]
 pub fn wait_for(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(secs);
     while !f() {
@@ -129,6 +131,7 @@ impl Node {
     /// 127.0.0.1, and extra flags; returns once its API answers, at the
     /// address the node reports on stderr (no port is probed and handed
     /// over). Its log is `<dir>.log`.
+    #[track_caller]
     pub fn spawn(dir: &std::path::Path, extra: &[String]) -> Node {
         let log_path = dir.with_extension("log");
         let log = std::fs::File::create(&log_path).unwrap();
@@ -171,6 +174,7 @@ impl Node {
     }
 
     /// A `/status` field as u64.
+    #[track_caller]
     pub fn status_u64(&self, key: &str) -> u64 {
         get(&self.api, "/status")
             .and_then(|s| s[key].as_u64())

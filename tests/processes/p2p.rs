@@ -2,11 +2,9 @@
 //! along a line, a late joiner's sync, refusal of another network, and a
 //! hostile libp2p peer.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::{get, get_text, wait_for, Node};
+use crate::util::{get, get_text, wait_for, Node};
 use futures::StreamExt;
 use libp2p::gossipsub::{self, IdentTopic};
 use libp2p::swarm::SwarmEvent;
