@@ -7,7 +7,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use thiserror::Error;
 
-use super::types::{ErrorBody, Status, TreeView};
+use super::types::{BlockTree, ErrorBody, Status};
 
 /// A failed API call.
 #[derive(Debug, Error)]
@@ -205,7 +205,7 @@ impl ApiClient {
     ///
     /// # Errors
     /// [`ApiError`].
-    pub fn tree(&self, from: Option<u32>, to: Option<u32>) -> Result<TreeView, ApiError> {
+    pub fn tree(&self, from: Option<u32>, to: Option<u32>) -> Result<BlockTree, ApiError> {
         self.tree_with(from, to, true)
     }
 
@@ -219,7 +219,7 @@ impl ApiClient {
         from: Option<u32>,
         to: Option<u32>,
         collapse: bool,
-    ) -> Result<TreeView, ApiError> {
+    ) -> Result<BlockTree, ApiError> {
         let mut q = Vec::new();
         if !collapse {
             q.push("collapse=false".to_string());

@@ -5,8 +5,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::chain::{BlockInfo, ChainTip, HiddenRun, ReorgEvent, TipStatus, TreeBlock, TreeStatus};
-use crate::consensus::{BlockHeader, Target};
+use crate::chain::{BlockInfo, ChainTip, TipStatus};
+pub use crate::chain::{BlockTree, HiddenRun, ReorgEvent, TreeBlock};
+use crate::consensus::{BlockHash, BlockHeader, Target};
 
 /// `GET /status`, `powchain status --json`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -202,55 +203,23 @@ pub struct OrphanView {
 }
 
 impl OrphanView {
-    /// The JSON shape of an orphan at `now_secs` (Unix seconds).
+    /// The JSON shape of an orphan at `now_ms` (Unix ms); its age in whole
+    /// seconds.
     #[must_use]
-    pub fn of(o: &crate::chain::orphans::Orphan, now_secs: u64) -> OrphanView {
+    pub fn of(o: &crate::chain::orphans::Orphan, now_ms: u64) -> OrphanView {
         OrphanView {
             hash: o.hash.to_string(),
             prev_blockhash: o.block.header.prev_blockhash.to_string(),
             from_peer: o.from_peer.clone(),
-            age_secs: now_secs.saturating_sub(o.received_secs),
+            age_secs: (now_ms.saturating_sub(o.received_ms)) / 1000,
             size: o.size,
         }
     }
 }
 
-/// One entry of `GET /reorgs`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Reorg {
-    /// When, Unix ms.
-    pub time_ms: u64,
-    /// Blocks disconnected.
-    pub depth: u32,
-    /// Last common block.
-    pub fork_point: String,
-    /// Its height.
-    pub fork_height: u32,
-    /// Tip before.
-    pub old_tip: String,
-    /// Tip after.
-    pub new_tip: String,
-    /// Disconnected, old tip first.
-    pub disconnected: Vec<String>,
-    /// Connected, lowest first.
-    pub connected: Vec<String>,
-}
-
-impl From<&ReorgEvent> for Reorg {
-    fn from(r: &ReorgEvent) -> Reorg {
-        let hex = |v: &[crate::consensus::BlockHash]| v.iter().map(ToString::to_string).collect();
-        Reorg {
-            time_ms: r.time_ms,
-            depth: r.depth,
-            fork_point: r.fork_point.to_string(),
-            fork_height: r.fork_height,
-            old_tip: r.old_tip.to_string(),
-            new_tip: r.new_tip.to_string(),
-            disconnected: hex(&r.disconnected),
-            connected: hex(&r.connected),
-        }
-    }
-}
+/// One entry of `GET /reorgs` and the data of an `event: reorg`: the
+/// chain's own [`ReorgEvent`] (hashes as display hex).
+pub type Reorg = ReorgEvent;
 
 /// `POST /tx` answer.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -487,79 +456,11 @@ pub struct MinerShare {
     pub chain_share: f64,
 }
 
-/// `GET /tree` (SPEC): the block tree near the tip.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TreeView {
-    /// The best tip's hash.
-    pub tip: String,
-    /// Every block drawn, by height then arrival.
-    pub blocks: Vec<TreeBlockView>,
-    /// Straight runs of the best chain left out.
-    pub hidden: Vec<HiddenView>,
-}
-
-/// One block of [`TreeView`]; also the data of an `event: block` on
-/// `GET /events`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TreeBlockView {
-    /// Hash.
-    pub hash: String,
-    /// Its (claimed) parent.
-    pub prev: String,
-    /// Height (`null` for an orphan whose coinbase height does not decode).
-    pub height: Option<u32>,
-    /// Miner id from the coinbase, when the block is stored and has one.
-    pub miner: Option<String>,
-    /// `active`, `stale`, `invalid` or `orphan`.
-    pub status: TreeStatus,
-    /// Chainwork as hex (stored blocks).
-    pub chainwork: Option<String>,
-    /// When it reached this node, Unix ms.
-    pub received_ms: Option<u64>,
-}
-
-impl TreeBlockView {
-    /// The JSON shape of `b` with its miner id.
-    #[must_use]
-    pub fn of(b: &TreeBlock, miner: Option<String>) -> TreeBlockView {
-        TreeBlockView {
-            hash: b.hash.to_string(),
-            prev: b.prev.to_string(),
-            height: b.height,
-            miner,
-            status: b.status,
-            chainwork: b.chainwork.map(|w| w.to_hex()),
-            received_ms: b.received_ms,
-        }
-    }
-}
-
-/// A collapsed run of the best chain in [`TreeView`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct HiddenView {
-    /// First hidden height.
-    pub from_height: u32,
-    /// Last hidden height.
-    pub to_height: u32,
-    /// Blocks hidden.
-    pub count: u32,
-}
-
-impl From<&HiddenRun> for HiddenView {
-    fn from(h: &HiddenRun) -> HiddenView {
-        HiddenView {
-            from_height: h.from_height,
-            to_height: h.to_height,
-            count: h.count,
-        }
-    }
-}
-
 /// Data of an `event: tip` on `GET /events`: the new best tip.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TipEvent {
     /// Hash.
-    pub hash: String,
+    pub hash: BlockHash,
     /// Height.
     pub height: u32,
 }
@@ -577,7 +478,7 @@ pub struct PeerEvent {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum EventKind {
-    /// A block was stored or refused ([`TreeBlockView`]).
+    /// A block was stored or refused ([`TreeBlock`]).
     Block,
     /// The best tip moved ([`TipEvent`]).
     Tip,
@@ -622,11 +523,11 @@ impl std::fmt::Display for EventKind {
 #[serde(tag = "event", content = "data", rename_all = "lowercase")]
 pub enum ApiEvent {
     /// `event: block`.
-    Block(TreeBlockView),
+    Block(TreeBlock),
     /// `event: tip`.
     Tip(TipEvent),
     /// `event: reorg`.
-    Reorg(Reorg),
+    Reorg(ReorgEvent),
     /// `event: stale`.
     Stale(Stale),
     /// `event: orphan`.

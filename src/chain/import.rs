@@ -273,10 +273,10 @@ impl ChainStore {
                 block,
                 hash,
                 from_peer: from_peer.map(str::to_string),
-                received_secs: now_ms / 1000,
+                received_ms: now_ms,
                 size,
             };
-            self.orphans.expire(now_ms / 1000);
+            self.orphans.expire(now_ms);
             self.orphans
                 .insert(orphan)
                 .map_err(|reason| ChainError::OrphanRefused { hash, reason })?;

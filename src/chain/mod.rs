@@ -25,7 +25,7 @@ pub mod store;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::consensus::pow::Work;
@@ -110,7 +110,10 @@ pub enum Precheck {
 
 /// One re-org: the best tip moved to a block that does not descend from
 /// the old tip.
-#[derive(Clone, Debug, Serialize)]
+///
+/// Also the JSON of a `GET /reorgs` entry and of an `event: reorg` on
+/// `GET /events` (hashes as display hex).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReorgEvent {
     /// When, Unix milliseconds.
     pub time_ms: u64,
@@ -453,9 +456,9 @@ impl ChainStore {
         self.invalid.len()
     }
 
-    /// Drops expired orphans; returns how many.
-    pub fn expire_orphans(&mut self, now_secs: u64) -> usize {
-        self.orphans.expire(now_secs)
+    /// Drops expired orphans (`now_ms`: Unix ms); returns how many.
+    pub fn expire_orphans(&mut self, now_ms: u64) -> usize {
+        self.orphans.expire(now_ms)
     }
 }
 

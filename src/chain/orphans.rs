@@ -41,8 +41,8 @@ pub struct Orphan {
     pub hash: BlockHash,
     /// Which peer sent it (`None`: local).
     pub from_peer: Option<String>,
-    /// When it arrived, Unix seconds.
-    pub received_secs: u64,
+    /// When it arrived, Unix milliseconds (as block infos keep it).
+    pub received_ms: u64,
     /// Serialized size, bytes.
     pub size: usize,
 }
@@ -133,7 +133,7 @@ impl OrphanPool {
             let Some(oldest) = self
                 .by_hash
                 .values()
-                .min_by_key(|o| (o.received_secs, o.hash))
+                .min_by_key(|o| (o.received_ms, o.hash))
                 .map(|o| o.hash)
             else {
                 break;
@@ -181,7 +181,7 @@ impl OrphanPool {
             return Vec::new();
         };
         let mut out: Vec<Orphan> = hashes.iter().filter_map(|h| self.remove(h)).collect();
-        out.sort_by_key(|o| o.received_secs);
+        out.sort_by_key(|o| o.received_ms);
         out
     }
 
@@ -202,11 +202,12 @@ impl OrphanPool {
     }
 
     /// Drops orphans older than the expiry; returns how many.
-    pub fn expire(&mut self, now_secs: u64) -> usize {
+    pub fn expire(&mut self, now_ms: u64) -> usize {
+        let expiry_ms = self.limits.expiry_secs.saturating_mul(1000);
         let old: Vec<BlockHash> = self
             .by_hash
             .values()
-            .filter(|o| now_secs.saturating_sub(o.received_secs) > self.limits.expiry_secs)
+            .filter(|o| now_ms.saturating_sub(o.received_ms) > expiry_ms)
             .map(|o| o.hash)
             .collect();
         for h in &old {
@@ -216,15 +217,16 @@ impl OrphanPool {
         old.len()
     }
 
-    /// When the oldest orphan expires, Unix seconds (`None`: the pool is
-    /// empty): the first second at which [`OrphanPool::expire`] drops it.
+    /// When the oldest orphan expires, Unix ms (`None`: the pool is
+    /// empty): the first millisecond at which [`OrphanPool::expire`] drops
+    /// it.
     #[must_use]
-    pub fn next_expiry_secs(&self) -> Option<u64> {
+    pub fn next_expiry_ms(&self) -> Option<u64> {
         self.by_hash
             .values()
-            .map(|o| o.received_secs)
+            .map(|o| o.received_ms)
             .min()
-            .map(|t| t + self.limits.expiry_secs + 1)
+            .map(|t| t + self.limits.expiry_secs.saturating_mul(1000) + 1)
     }
 
     /// The orphan with this hash.
@@ -237,7 +239,7 @@ impl OrphanPool {
     #[must_use]
     pub fn list(&self) -> Vec<&Orphan> {
         let mut v: Vec<&Orphan> = self.by_hash.values().collect();
-        v.sort_by_key(|o| (o.received_secs, o.hash));
+        v.sort_by_key(|o| (o.received_ms, o.hash));
         v
     }
 }

@@ -4,7 +4,7 @@
 use super::{BlockInfo, ChainStore, ChainTip, StoreError, TipStatus, Work};
 use crate::consensus::block::{Block, Coinbase};
 use crate::consensus::BlockHash;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 impl ChainStore {
     pub(super) fn info(&self, id: u32) -> BlockInfo {
@@ -189,8 +189,9 @@ impl std::fmt::Display for TreeStatus {
     }
 }
 
-/// One block of [`BlockTree`].
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// One block of [`BlockTree`]; also the JSON of a `GET /tree` block and of
+/// an `event: block` on `GET /events` (hashes and chainwork as hex).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TreeBlock {
     /// Its hash.
     pub hash: BlockHash,
@@ -200,6 +201,9 @@ pub struct TreeBlock {
     /// `None` when that does not decode, and for an invalid block the
     /// one its parent gives, when known.
     pub height: Option<u32>,
+    /// Miner id from the coinbase (stored blocks and orphans that carry
+    /// one; `None` for invalid blocks, whose body is not kept).
+    pub miner: Option<String>,
     /// Where it stands.
     pub status: TreeStatus,
     /// Chainwork up to and including it (stored blocks only).
@@ -212,7 +216,7 @@ pub struct TreeBlock {
 /// A straight run of the best chain left out of [`BlockTree::blocks`]:
 /// heights `from_height..=to_height`, `count` blocks (fork-observer's
 /// "N blocks hidden").
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HiddenRun {
     /// First hidden height.
     pub from_height: u32,
@@ -224,8 +228,8 @@ pub struct HiddenRun {
 
 /// The block tree near the tip: every stored, invalid and orphan block in
 /// a height window, with the straight stretches of the best chain
-/// collapsed ([`ChainStore::tree`]).
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// collapsed ([`ChainStore::tree`]); also the JSON of `GET /tree`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BlockTree {
     /// The best tip.
     pub tip: BlockHash,
@@ -248,7 +252,9 @@ impl ChainStore {
     #[must_use]
     pub fn tree_block(&self, hash: &BlockHash) -> Option<TreeBlock> {
         if let Some(&id) = self.ids.get(hash) {
-            return Some(stored_tree_block(&self.entries[id as usize]));
+            let mut b = stored_tree_block(&self.entries[id as usize]);
+            b.miner = self.miner_id(hash);
+            return Some(b);
         }
         if let Some(inv) = self.invalid.get(hash) {
             return Some(invalid_tree_block(*hash, inv));
@@ -333,6 +339,13 @@ impl ChainStore {
             .map(|(_, h)| stored_tree_block(&self.entries[self.active[h as usize] as usize]))
             .collect();
         blocks.extend(forks);
+        // Miner ids come from each stored block's coinbase: store reads,
+        // one per block drawn.
+        for b in &mut blocks {
+            if matches!(b.status, TreeStatus::Active | TreeStatus::Stale) {
+                b.miner = self.miner_id(&b.hash);
+            }
+        }
         blocks.sort_by_key(|b| {
             (
                 b.height.unwrap_or(u32::MAX),
@@ -398,6 +411,7 @@ fn stored_tree_block(e: &super::Entry) -> TreeBlock {
         } else {
             TreeStatus::Stale
         },
+        miner: None,
         chainwork: Some(e.chainwork),
         received_ms: Some(e.received_ms),
     }
@@ -410,6 +424,7 @@ fn invalid_tree_block(hash: BlockHash, inv: &(Option<u32>, String, BlockHash)) -
         hash,
         prev: inv.2,
         height: inv.0,
+        miner: None,
         status: TreeStatus::Invalid,
         chainwork: None,
         received_ms: None,
@@ -419,17 +434,18 @@ fn invalid_tree_block(hash: BlockHash, inv: &(Option<u32>, String, BlockHash)) -
 /// An orphan as the tree shows it: its height is the one its coinbase
 /// claims (BIP 34), unchecked.
 fn orphan_tree_block(o: &crate::chain::orphans::Orphan) -> TreeBlock {
+    let coinbase = o
+        .block
+        .txdata
+        .first()
+        .and_then(|tx| crate::consensus::block::Coinbase::decode(tx).ok());
     TreeBlock {
         hash: o.hash,
         prev: o.block.header.prev_blockhash,
-        height: o
-            .block
-            .txdata
-            .first()
-            .and_then(|tx| crate::consensus::block::Coinbase::decode(tx).ok())
-            .map(|c| c.height),
+        height: coinbase.as_ref().map(|c| c.height),
+        miner: coinbase.map(|c| c.miner_id),
         status: TreeStatus::Orphan,
         chainwork: None,
-        received_ms: Some(o.received_secs.saturating_mul(1000)),
+        received_ms: Some(o.received_ms),
     }
 }

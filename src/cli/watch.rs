@@ -6,6 +6,7 @@ use clap::Args;
 use super::{failed, print_json, CliError};
 use crate::api::types::ApiEvent;
 use crate::api::ApiClient;
+use crate::chain::TreeStatus;
 
 /// `powchain watch` flags.
 #[derive(Debug, Args, Clone)]
@@ -44,9 +45,7 @@ pub fn run_watch(a: &WatchArgs) -> Result<(), CliError> {
 /// `HH:MM:SS.mmm`), the kind, and the fields that matter.
 #[must_use]
 pub fn event_line(kind: &str, data: &str) -> String {
-    let ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis());
+    let ms = crate::clock::now_ms();
     let clock = format!(
         "{:02}:{:02}:{:02}.{:03}",
         (ms / 3_600_000) % 24,
@@ -54,7 +53,10 @@ pub fn event_line(kind: &str, data: &str) -> String {
         (ms / 1000) % 60,
         ms % 1000
     );
-    let short = |h: &str| h.get(..16).unwrap_or(h).to_string();
+    let short = |h: &dyn std::fmt::Display| {
+        let h = h.to_string();
+        h.get(..16).unwrap_or(&h).to_string()
+    };
     let what = ApiEvent::from_sse(kind, data).ok().map(|e| match e {
         ApiEvent::Block(b) => format!(
             "{} height {} {} miner {} prev {}",
@@ -141,7 +143,7 @@ pub fn run_replay(a: &ReplayArgs) -> Result<(), CliError> {
             odir.join("events.jsonl").display()
         ))
     })?;
-    let trees: Vec<(String, crate::api::types::TreeView)> = std::fs::read(odir.join("trees.json"))
+    let trees: Vec<(String, crate::api::types::BlockTree)> = std::fs::read(odir.join("trees.json"))
         .map_err(|e| e.to_string())
         .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()))
         .map_err(|e| failed(format!("{}: {e}", odir.join("trees.json").display())))?;
@@ -186,7 +188,10 @@ pub fn run_tree(a: &TreeArgs) -> Result<(), CliError> {
         print_json(&t);
         return Ok(());
     }
-    let short = |h: &str| h.get(..12).unwrap_or(h).to_string();
+    let short = |h: &dyn std::fmt::Display| {
+        let h = h.to_string();
+        h.get(..12).unwrap_or(&h).to_string()
+    };
     let mut rows: Vec<(Option<u32>, String)> = t
         .hidden
         .iter()
@@ -201,9 +206,9 @@ pub fn run_tree(a: &TreeArgs) -> Result<(), CliError> {
         })
         .collect();
     for b in &t.blocks {
-        let mark = match b.status.as_str() {
-            "active" if b.hash == t.tip => "* tip".to_string(),
-            "active" => "*".to_string(),
+        let mark = match b.status {
+            TreeStatus::Active if b.hash == t.tip => "* tip".to_string(),
+            TreeStatus::Active => "*".to_string(),
             other => format!("  {other}"),
         };
         rows.push((

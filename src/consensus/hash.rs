@@ -3,7 +3,7 @@
 //! Hashes are stored in *internal* byte order (the raw digest) and displayed
 //! byte-reversed in hex, exactly as Bitcoin Core prints block hashes and txids.
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use sha2::{Digest, Sha256};
 use std::fmt;
 use std::str::FromStr;
@@ -25,10 +25,33 @@ macro_rules! hash_newtype {
         ///
         /// Internal byte order; `Display`/`FromStr` use the byte-reversed hex
         /// form that Bitcoin Core prints.
-        #[derive(
-            Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize,
-        )]
+        ///
+        /// Serde: display-order hex in human-readable formats (JSON: the
+        /// API, the observer's files), the 32 raw bytes otherwise (bincode:
+        /// the wire and the store), so the chain's own types serve the API.
+        #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
         pub struct $name(pub [u8; 32]);
+
+        impl Serialize for $name {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                if s.is_human_readable() {
+                    s.serialize_str(&self.to_hex())
+                } else {
+                    self.0.serialize(s)
+                }
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                if d.is_human_readable() {
+                    let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+                    $name::from_hex(&text).map_err(serde::de::Error::custom)
+                } else {
+                    <[u8; 32]>::deserialize(d).map($name)
+                }
+            }
+        }
 
         impl $name {
             /// The all-zero hash (the genesis block's `prev_blockhash`).
@@ -113,5 +136,25 @@ mod tests {
             "000000000019d6689c085ae165831e934ff763ae46a2a6c172b3f1b60a8ce26f"
         );
         assert!(BlockHash::from_hex("zz").is_err());
+    }
+
+    #[test]
+    fn serde_is_display_hex_in_json_and_raw_bytes_in_bincode() {
+        let h =
+            BlockHash::from_hex("000000000019d6689c085ae165831e934ff763ae46a2a6c172b3f1b60a8ce26f")
+                .unwrap();
+        let json = serde_json::to_string(&h).unwrap();
+        assert_eq!(
+            json,
+            "\"000000000019d6689c085ae165831e934ff763ae46a2a6c172b3f1b60a8ce26f\""
+        );
+        assert_eq!(serde_json::from_str::<BlockHash>(&json).unwrap(), h);
+        assert!(serde_json::from_str::<BlockHash>("\"00ff\"").is_err());
+        let config = bincode::config::standard();
+        let bytes = bincode::serde::encode_to_vec(h, config).unwrap();
+        assert_eq!(bytes, h.0.to_vec(), "the wire and store form is unchanged");
+        let (back, _): (BlockHash, usize) =
+            bincode::serde::decode_from_slice(&bytes, config).unwrap();
+        assert_eq!(back, h);
     }
 }

@@ -48,8 +48,37 @@ pub struct Target(U256);
 
 /// Expected number of hashes to find a block at a target: `2^256 / (target+1)`.
 /// Summed from genesis it is the chain's **chainwork**.
+///
+/// Serde: 64 big-endian hex digits in human-readable formats (Core's
+/// `chainwork` field), the 32 big-endian bytes otherwise.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Default)]
 pub struct Work(U256);
+
+impl Serialize for Work {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if s.is_human_readable() {
+            s.serialize_str(&self.to_hex())
+        } else {
+            self.to_be_bytes().serialize(s)
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Work {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        if d.is_human_readable() {
+            let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+            if text.len() > 66 {
+                return Err(serde::de::Error::custom(
+                    "chainwork: more than 64 hex digits",
+                ));
+            }
+            Work::from_hex(&text).ok_or_else(|| serde::de::Error::custom("chainwork: not hex"))
+        } else {
+            <[u8; 32]>::deserialize(d).map(Work::from_be_bytes)
+        }
+    }
+}
 
 impl Target {
     /// A target from its 256-bit value (what Core's `arith_uint256` holds).

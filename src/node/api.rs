@@ -15,9 +15,9 @@ use tokio::sync::oneshot;
 
 use super::{now_ms, CoreMsg, Shared};
 use crate::api::types::{
-    ApiEvent, BlockView, ErrorBody, GenerateRequest, Header, HealAck, HiddenView, MiningRequest,
+    ApiEvent, BlockTree, BlockView, ErrorBody, GenerateRequest, Header, HealAck, MiningRequest,
     OrphanView, PartitionAck, PartitionRequest, PeerEvent, PeerRequest, Reorg, Stale, Status, Tip,
-    TipEvent, TreeBlockView, TreeView, TxAccepted, TxRequest,
+    TipEvent, TxAccepted, TxRequest,
 };
 use crate::chain::BlockInfo;
 use crate::consensus::BlockHash;
@@ -258,7 +258,7 @@ async fn orphans(State(s): State<Arc<Shared>>) -> Json<Vec<OrphanView>> {
 
 async fn reorgs(State(s): State<Arc<Shared>>) -> Json<Vec<Reorg>> {
     let core = s.core();
-    Json(core.chain().reorgs().iter().map(Reorg::from).collect())
+    Json(core.chain().reorgs())
 }
 
 /// `GET /tree` query: the height window (both optional, inclusive).
@@ -277,7 +277,7 @@ pub const MAX_TREE_SPAN: u32 = 10_000;
 async fn tree(
     State(s): State<Arc<Shared>>,
     axum::extract::Query(q): axum::extract::Query<TreeQuery>,
-) -> ApiResult<TreeView> {
+) -> ApiResult<BlockTree> {
     if let (Some(a), Some(b)) = (q.from_height, q.to_height) {
         if a > b {
             return Err(err(
@@ -299,16 +299,11 @@ async fn tree(
     blocking(move || {
         let core = s.core();
         let chain = core.chain();
-        let t = chain.tree_with(q.from_height, to, q.collapse.unwrap_or(true));
-        Ok(Json(TreeView {
-            tip: t.tip.to_string(),
-            blocks: t
-                .blocks
-                .iter()
-                .map(|b| TreeBlockView::of(b, chain.miner_id(&b.hash)))
-                .collect(),
-            hidden: t.hidden.iter().map(HiddenView::from).collect(),
-        }))
+        Ok(Json(chain.tree_with(
+            q.from_height,
+            to,
+            q.collapse.unwrap_or(true),
+        )))
     })
     .await
 }
@@ -366,22 +361,18 @@ fn api_events(s: &Shared, e: &crate::protocol::NodeEvent) -> Vec<ApiEvent> {
     use crate::protocol::NodeEvent;
     let core = s.core();
     let chain = core.chain();
-    let block = |hash: &BlockHash| {
-        chain
-            .tree_block(hash)
-            .map(|b| ApiEvent::Block(TreeBlockView::of(&b, chain.miner_id(hash))))
-    };
+    let block = |hash: &BlockHash| chain.tree_block(hash).map(ApiEvent::Block);
     match e {
         NodeEvent::Block { hash, .. } => block(hash).into_iter().collect(),
         NodeEvent::Rejected {
             hash: Some(hash), ..
         } => block(hash).into_iter().collect(),
         NodeEvent::Tip { hash, height } => vec![ApiEvent::Tip(TipEvent {
-            hash: hash.to_string(),
+            hash: *hash,
             height: *height,
         })],
         NodeEvent::Reorg(r) => {
-            let mut v = vec![ApiEvent::Reorg(Reorg::from(r))];
+            let mut v = vec![ApiEvent::Reorg(r.clone())];
             for h in &r.disconnected {
                 if let Some(b) = chain.block_info(h) {
                     v.push(ApiEvent::Stale(Stale::of(&b, chain.miner_id(h))));

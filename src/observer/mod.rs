@@ -22,9 +22,10 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::api::types::{EventKind, HiddenView, TreeBlockView, TreeView};
+use crate::api::types::{BlockTree, EventKind, HiddenRun, TreeBlock};
 use crate::api::ApiClient;
 use crate::chain::TreeStatus;
+use crate::consensus::BlockHash;
 
 /// The fork-observer page: HTML, CSS and script in one file.
 pub const PAGE: &str = include_str!("page.html");
@@ -62,7 +63,7 @@ pub struct NodeTip {
     /// The node's name.
     pub name: String,
     /// Its best tip.
-    pub tip: String,
+    pub tip: BlockHash,
     /// Its height (`None` when the tip is not in its tree).
     pub height: Option<u32>,
     /// Its API address, when known (live testnets).
@@ -78,7 +79,7 @@ pub struct MergedBlock {
     /// The block (`status` from the best node's view; a block the best
     /// node does not know is `stale` unless invalid or an orphan).
     #[serde(flatten)]
-    pub block: TreeBlockView,
+    pub block: TreeBlock,
     /// Nodes whose best chain holds it.
     pub active_on: Vec<String>,
     /// When each node that stores it received it, Unix ms.
@@ -90,11 +91,11 @@ pub struct MergedBlock {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MergedTree {
     /// The best tip among the nodes (most chainwork; ties: the first).
-    pub tip: String,
+    pub tip: BlockHash,
     /// Every block any node shows, by height then first arrival.
     pub blocks: Vec<MergedBlock>,
     /// Straight runs of the best chain left out.
-    pub hidden: Vec<HiddenView>,
+    pub hidden: Vec<HiddenRun>,
     /// Each node's tip.
     pub nodes: Vec<NodeTip>,
 }
@@ -106,12 +107,12 @@ pub struct MergedTree {
 /// into hidden runs. The best node is the one whose tip has the most
 /// chainwork.
 #[must_use]
-pub fn merge_trees(trees: &[(String, TreeView)]) -> MergedTree {
-    let tip_work = |t: &TreeView| {
+pub fn merge_trees(trees: &[(String, BlockTree)]) -> MergedTree {
+    let tip_work = |t: &BlockTree| {
         t.blocks
             .iter()
             .find(|b| b.hash == t.tip)
-            .and_then(|b| b.chainwork.clone())
+            .and_then(|b| b.chainwork)
             .unwrap_or_default()
     };
     let best = trees
@@ -123,8 +124,8 @@ pub fn merge_trees(trees: &[(String, TreeView)]) -> MergedTree {
                 .then(b.0.cmp(&a.0))
         })
         .map(|(i, _)| i);
-    let mut order: Vec<String> = Vec::new();
-    let mut merged: HashMap<String, MergedBlock> = HashMap::new();
+    let mut order: Vec<BlockHash> = Vec::new();
+    let mut merged: HashMap<BlockHash, MergedBlock> = HashMap::new();
     // The best node first, so that its view of each block wins.
     let visit: Vec<usize> = best
         .into_iter()
@@ -133,8 +134,8 @@ pub fn merge_trees(trees: &[(String, TreeView)]) -> MergedTree {
     for &i in &visit {
         let (name, tree) = &trees[i];
         for b in &tree.blocks {
-            let m = merged.entry(b.hash.clone()).or_insert_with(|| {
-                order.push(b.hash.clone());
+            let m = merged.entry(b.hash).or_insert_with(|| {
+                order.push(b.hash);
                 let mut block = b.clone();
                 if Some(i) != best && block.status == TreeStatus::Active {
                     block.status = TreeStatus::Stale;
@@ -175,7 +176,7 @@ pub fn merge_trees(trees: &[(String, TreeView)]) -> MergedTree {
         .iter()
         .map(|(name, t)| NodeTip {
             name: name.clone(),
-            tip: t.tip.clone(),
+            tip: t.tip,
             height: t
                 .blocks
                 .iter()
@@ -186,7 +187,7 @@ pub fn merge_trees(trees: &[(String, TreeView)]) -> MergedTree {
         .collect();
     let hidden = collapse(&mut blocks, &nodes);
     MergedTree {
-        tip: best.map(|i| trees[i].1.tip.clone()).unwrap_or_default(),
+        tip: best.map(|i| trees[i].1.tip).unwrap_or_default(),
         blocks,
         hidden,
         nodes,
@@ -198,7 +199,7 @@ pub fn merge_trees(trees: &[(String, TreeView)]) -> MergedTree {
 /// blocks are kept within [`crate::chain::TREE_CONTEXT`] heights of any
 /// other block's parent, of any node's tip and of the window's ends; the
 /// rest become hidden runs.
-fn collapse(blocks: &mut Vec<MergedBlock>, nodes: &[NodeTip]) -> Vec<HiddenView> {
+fn collapse(blocks: &mut Vec<MergedBlock>, nodes: &[NodeTip]) -> Vec<HiddenRun> {
     let active: BTreeSet<u32> = blocks
         .iter()
         .filter(|b| b.block.status == TreeStatus::Active)
@@ -224,14 +225,14 @@ fn collapse(blocks: &mut Vec<MergedBlock>, nodes: &[NodeTip]) -> Vec<HiddenView>
                 .height
                 .is_none_or(|h| shown.get((h - lo) as usize) == Some(&true))
     });
-    hidden.iter().map(HiddenView::from).collect()
+    hidden
 }
 
 /// The trees of running nodes over one common window (the 100 heights up
 /// to the highest node's height), uncollapsed, ready for
 /// [`merge_trees`]; nodes that do not answer are left out.
 #[must_use]
-pub fn fetch_trees(nodes: &[NodeRef]) -> Vec<(String, TreeView)> {
+pub fn fetch_trees(nodes: &[NodeRef]) -> Vec<(String, BlockTree)> {
     let clients: Vec<(String, ApiClient)> = nodes
         .iter()
         .map(|n| (n.name.clone(), ApiClient::new(&n.api)))
@@ -345,7 +346,7 @@ impl Recorder {
     }
 
     /// Records a node's tree as `block` events and its tip as a `tip`.
-    pub fn seed(&self, node: &str, t: &TreeView) {
+    pub fn seed(&self, node: &str, t: &BlockTree) {
         let now = crate::clock::now_ms();
         for b in &t.blocks {
             if let Ok(data) = serde_json::to_value(b) {
@@ -427,7 +428,7 @@ pub fn layout(tree: &MergedTree) -> Layout {
         .map(|(i, h)| (*h, i as u32))
         .collect();
     let unknown_col = cols.len() as u32;
-    let mut row_of: HashMap<&str, u32> = HashMap::new();
+    let mut row_of: HashMap<BlockHash, u32> = HashMap::new();
     let mut taken: std::collections::HashSet<(u32, u32)> = std::collections::HashSet::new();
     let mut next_row = 1;
     let mut out = Vec::new();
@@ -440,7 +441,7 @@ pub fn layout(tree: &MergedTree) -> Layout {
         let row = if b.block.status == TreeStatus::Active {
             0
         } else {
-            let parent_row = row_of.get(b.block.prev.as_str()).copied();
+            let parent_row = row_of.get(&b.block.prev).copied();
             match parent_row {
                 Some(r) if r > 0 && !taken.contains(&(col, r)) => r,
                 _ => {
@@ -454,7 +455,7 @@ pub fn layout(tree: &MergedTree) -> Layout {
             }
         };
         taken.insert((col, row));
-        row_of.insert(&b.block.hash, row);
+        row_of.insert(b.block.hash, row);
         out.push((i, col, row));
     }
     Layout {
@@ -466,22 +467,22 @@ pub fn layout(tree: &MergedTree) -> Layout {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::consensus::pow::Work;
+    use ruint::aliases::U256;
 
-    fn block(
-        hash: &str,
-        prev: &str,
-        height: u32,
-        status: &str,
-        work: u8,
-        ms: u64,
-    ) -> TreeBlockView {
-        TreeBlockView {
-            hash: hash.into(),
-            prev: prev.into(),
+    /// A made-up block hash named `name` (its sha256d).
+    fn h(name: &str) -> BlockHash {
+        BlockHash(crate::consensus::sha256d(name.as_bytes()))
+    }
+
+    fn block(hash: &str, prev: &str, height: u32, status: &str, work: u8, ms: u64) -> TreeBlock {
+        TreeBlock {
+            hash: h(hash),
+            prev: h(prev),
             height: Some(height),
             miner: None,
             status: serde_json::from_value(serde_json::json!(status)).unwrap(),
-            chainwork: Some(format!("{work:064x}")),
+            chainwork: Some(Work::from_u256(U256::from(work))),
             received_ms: Some(ms),
         }
     }
@@ -493,8 +494,8 @@ mod tests {
     /// chain.
     #[test]
     fn merging_two_partitioned_nodes() {
-        let a = TreeView {
-            tip: "a3".into(),
+        let a = BlockTree {
+            tip: h("a3"),
             blocks: vec![
                 block("g", "-", 0, "active", 1, 10),
                 block("a1", "g", 1, "active", 2, 20),
@@ -503,8 +504,8 @@ mod tests {
             ],
             hidden: vec![],
         };
-        let b = TreeView {
-            tip: "b2".into(),
+        let b = BlockTree {
+            tip: h("b2"),
             blocks: vec![
                 block("g", "-", 0, "active", 1, 11),
                 block("a1", "g", 1, "active", 2, 25),
@@ -513,9 +514,9 @@ mod tests {
             hidden: vec![],
         };
         let m = merge_trees(&[("node0".into(), a), ("node1".into(), b)]);
-        assert_eq!(m.tip, "a3");
+        assert_eq!(m.tip, h("a3"));
         assert_eq!(m.blocks.len(), 5);
-        let get = |h: &str| m.blocks.iter().find(|b| b.block.hash == h).unwrap();
+        let get = |name: &str| m.blocks.iter().find(|b| b.block.hash == h(name)).unwrap();
         assert_eq!(get("b2").block.status, TreeStatus::Stale);
         assert_eq!(get("b2").active_on, vec!["node1".to_string()]);
         assert_eq!(
@@ -523,11 +524,15 @@ mod tests {
             vec!["node0".to_string(), "node1".to_string()]
         );
         assert_eq!(get("a1").seen_ms["node1"], 25);
-        assert_eq!(m.nodes[1].tip, "b2");
+        assert_eq!(m.nodes[1].tip, h("b2"));
         assert_eq!(m.nodes[1].height, Some(2));
         let l = layout(&m);
-        let pos = |h: &str| {
-            let i = m.blocks.iter().position(|b| b.block.hash == h).unwrap();
+        let pos = |name: &str| {
+            let i = m
+                .blocks
+                .iter()
+                .position(|b| b.block.hash == h(name))
+                .unwrap();
             l.blocks
                 .iter()
                 .find(|x| x.0 == i)

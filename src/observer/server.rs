@@ -12,7 +12,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 
 use super::{merge_trees, LogEntry, MergedTree, NodeRef, Recorder, PAGE};
-use crate::api::types::TreeView;
+use crate::api::types::BlockTree;
 
 /// The start of the stderr line that gives the page's address
 /// (`powchain: fork observer on http://ADDR/`), printed by `testnet --ui`
@@ -25,7 +25,7 @@ pub enum TreeSource {
     /// Running nodes: each `/tree` is read at each request.
     Live(Vec<NodeRef>),
     /// A finished run's final trees (replay).
-    Saved(Vec<(String, TreeView)>),
+    Saved(Vec<(String, BlockTree)>),
 }
 
 impl TreeSource {

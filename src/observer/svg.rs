@@ -8,6 +8,7 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use super::{layout, MergedTree};
+use crate::consensus::BlockHash;
 
 const COL_W: i32 = 96;
 const ROW_H: i32 = 56;
@@ -23,9 +24,9 @@ pub fn render(tree: &MergedTree) -> Result<String, String> {
     let l = layout(tree);
     let places = &l.blocks;
     // Column and row of each drawn block, by hash (edges, tip labels).
-    let pos: std::collections::HashMap<&str, (u32, u32)> = places
+    let pos: std::collections::HashMap<BlockHash, (u32, u32)> = places
         .iter()
-        .map(|&(i, c, r)| (tree.blocks[i].block.hash.as_str(), (c, r)))
+        .map(|&(i, c, r)| (tree.blocks[i].block.hash, (c, r)))
         .collect();
     let hidden_cols: Vec<(u32, String)> = tree
         .hidden
@@ -58,7 +59,7 @@ pub fn render(tree: &MergedTree) -> Result<String, String> {
         // Edges first, under the boxes.
         for &(i, col, row) in places {
             let b = &tree.blocks[i].block;
-            if let Some(&(pc, pr)) = pos.get(b.prev.as_str()) {
+            if let Some(&(pc, pr)) = pos.get(&b.prev) {
                 let (x0, y0) = xy(pc, pr);
                 let (x1, y1) = xy(col, row);
                 root.draw(&PathElement::new(
@@ -101,9 +102,7 @@ pub fn render(tree: &MergedTree) -> Result<String, String> {
             let label = format!(
                 "{} {}",
                 b.height.map_or("?".into(), |h| h.to_string()),
-                b.hash
-                    .get(b.hash.len().saturating_sub(6)..)
-                    .unwrap_or(&b.hash)
+                &b.hash.to_hex()[58..]
             );
             root.draw(&Text::new(
                 label,
@@ -114,7 +113,7 @@ pub fn render(tree: &MergedTree) -> Result<String, String> {
         }
         // Tip labels above (row 0) or below (other rows) the tip's box.
         for n in &tree.nodes {
-            if let Some(&(col, row)) = pos.get(n.tip.as_str()) {
+            if let Some(&(col, row)) = pos.get(&n.tip) {
                 let (x, y) = xy(col, row);
                 let same: Vec<&str> = tree
                     .nodes

@@ -282,10 +282,7 @@ impl NodeCore {
             self.peering.next_dial_ms(&self.config, &self.peers),
             self.sync.next_deadline_ms(self.peers.is_empty()),
             self.mining.tx_job_at_ms,
-            self.chain
-                .orphans()
-                .next_expiry_secs()
-                .map(|s| s.saturating_mul(1000)),
+            self.chain.orphans().next_expiry_ms(),
         ]
         .into_iter()
         .flatten()
@@ -366,7 +363,7 @@ impl NodeCore {
             self.mining.job_dirty = true;
         }
         self.dial_peers(now_ms, out);
-        self.chain.expire_orphans(now_ms / 1000);
+        self.chain.expire_orphans(now_ms);
         self.sync_timeouts(now_ms, out);
         self.keepalive(now_ms, out);
         self.peers.prune(now_ms);
