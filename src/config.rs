@@ -11,10 +11,37 @@ use thiserror::Error;
 use crate::consensus::{CompactTarget, Network};
 use crate::miner::Backend;
 
+/// Why a `bits` value is refused.
+#[derive(Debug, Error)]
+pub enum BitsError {
+    /// Not hex digits that fit 32 bits.
+    #[error("not 8 hex digits: {0}")]
+    Hex(#[source] std::num::ParseIntError),
+    /// Negative, overflowing or zero (Core's `SetCompact` flags).
+    #[error(transparent)]
+    Compact(#[from] crate::consensus::CompactError),
+}
+
 /// A bad configuration value or file.
 #[derive(Debug, Error)]
 #[non_exhaustive]
 pub enum ConfigError {
+    /// A `bits` value (8 hex digits, Core's compact form) that does not parse
+    /// or decodes to no valid target.
+    #[error("bad bits {given:?}: {source}")]
+    Bits {
+        /// The text given.
+        given: String,
+        /// Why.
+        #[source]
+        source: BitsError,
+    },
+    /// A value of the wrong form (the network's name, a number).
+    #[error(transparent)]
+    Value(#[from] crate::value::ValueError),
+    /// A miner backend that this build or CPU cannot run.
+    #[error(transparent)]
+    Backend(#[from] crate::miner::BackendError),
     /// The file could not be read.
     #[error("cannot read config file {path}: {source}")]
     Read {
@@ -224,20 +251,27 @@ pub struct Overrides {
 /// # Errors
 /// [`ConfigError::Invalid`].
 pub fn parse_bits(text: &str) -> Result<CompactTarget, ConfigError> {
-    let v = u32::from_str_radix(text.trim().trim_start_matches("0x"), 16)
-        .map_err(|e| ConfigError::Invalid(format!("bad bits '{text}': {e}")))?;
+    let given = || text.chars().take(crate::value::MAX_ECHO_CHARS).collect();
+    let v = u32::from_str_radix(text.trim().trim_start_matches("0x"), 16).map_err(|e| {
+        ConfigError::Bits {
+            given: given(),
+            source: BitsError::Hex(e),
+        }
+    })?;
     let bits = CompactTarget::from_consensus(v);
-    crate::consensus::Target::from_compact(bits)
-        .map_err(|e| ConfigError::Invalid(format!("bad bits '{text}': {e}")))?;
+    crate::consensus::Target::from_compact(bits).map_err(|e| ConfigError::Bits {
+        given: given(),
+        source: BitsError::Compact(e),
+    })?;
     Ok(bits)
 }
 
 /// [`parse_bits`] for clap's `value_parser` (`--start-bits`).
 ///
 /// # Errors
-/// A message for bad bits.
-pub fn parse_bits_arg(s: &str) -> Result<CompactTarget, String> {
-    parse_bits(s).map_err(|e| e.to_string())
+/// [`ConfigError::Invalid`] for bad bits.
+pub fn parse_bits_arg(s: &str) -> Result<CompactTarget, ConfigError> {
+    parse_bits(s)
 }
 
 fn parse_addrs(v: &[String]) -> Result<Vec<Multiaddr>, ConfigError> {
@@ -271,8 +305,7 @@ impl NodeConfig {
             .network
             .or(f.network)
             .unwrap_or_else(|| "testnet".into())
-            .parse()
-            .map_err(ConfigError::Invalid)?;
+            .parse()?;
         let block_time_secs = o.block_time.or(f.block_time);
         if let Some(bt) = block_time_secs {
             if bt == 0 || bt > 86_400 {
@@ -347,9 +380,8 @@ impl NodeConfig {
             .backend
             .or(f.backend)
             .unwrap_or_else(|| "auto".into())
-            .parse()
-            .map_err(ConfigError::Invalid)?;
-        let backend = backend.require().map_err(ConfigError::Invalid)?;
+            .parse::<Backend>()?
+            .require()?;
         let miner_id = o
             .miner_id
             .or(f.miner_id)

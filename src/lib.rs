@@ -39,3 +39,4 @@ pub mod p2p;
 pub mod protocol;
 pub mod sim;
 pub mod testnet;
+pub mod value;

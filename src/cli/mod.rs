@@ -148,7 +148,7 @@ impl BackendArg {
             BackendArg::Avx512 => Backend::Avx512,
             BackendArg::Scalar => Backend::Scalar,
         };
-        b.require().map_err(CliError::Usage)
+        b.require().map_err(|e| CliError::Usage(e.to_string()))
     }
 }
 

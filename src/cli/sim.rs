@@ -9,6 +9,7 @@ use super::{default_threads, print_json, progress_bar, CliError};
 use crate::protocol::StrategySpec;
 use crate::sim::experiments::{self, DoubleSpendConfig, NetworkConfig, SelfishConfig, SimTopology};
 use crate::sim::{plot, LatencyModel};
+use crate::value::{self, ValueError};
 
 /// `powchain sim` subcommands.
 #[derive(Debug, Args)]
@@ -183,65 +184,49 @@ pub struct FloatList(pub Vec<f64>);
 pub struct CountList(pub Vec<u32>);
 
 /// `0.1,0.3` or `LO..HI:STEP` (inclusive), each in [0, 1].
-fn parse_fractions(s: &str) -> Result<FloatList, String> {
+fn parse_fractions(s: &str) -> Result<FloatList, ValueError> {
     let mut out = Vec::new();
     for part in s.split(',') {
         if let Some((lo, rest)) = part.split_once("..") {
             let (hi, step) = rest.split_once(':').unwrap_or((rest, "0.05"));
-            let lo: f64 = lo
-                .trim()
-                .parse()
-                .map_err(|_| format!("bad number {lo:?}"))?;
-            let hi: f64 = hi
-                .trim()
-                .parse()
-                .map_err(|_| format!("bad number {hi:?}"))?;
-            let step: f64 = step
-                .trim()
-                .parse()
-                .map_err(|_| format!("bad step {step:?}"))?;
+            let (lo, hi, step) = (value::float(lo)?, value::float(hi)?, value::float(step)?);
             if step.is_nan() || step <= 0.0 || hi < lo {
-                return Err(format!("bad range {part:?}"));
+                return Err(ValueError::range(
+                    part,
+                    "a range needs LO <= HI and STEP > 0",
+                ));
             }
             let n = ((hi - lo) / step + 1e-9).floor() as u64;
             if n > 10_000 {
-                return Err(format!("range {part:?} has too many points"));
+                return Err(ValueError::range(part, "at most 10,000 points"));
             }
             for i in 0..=n {
                 out.push(((lo + i as f64 * step) * 1e9).round() / 1e9);
             }
         } else {
-            out.push(
-                part.trim()
-                    .parse()
-                    .map_err(|_| format!("bad number {part:?}"))?,
-            );
+            out.push(value::float(part)?);
         }
     }
     if out.is_empty() || out.iter().any(|x| !(0.0..=1.0).contains(x)) {
-        return Err(format!("{s:?}: every value must be in [0, 1]"));
+        return Err(ValueError::range(s, "every value must be in [0, 1]"));
     }
     Ok(FloatList(out))
 }
 
-/// `6`, `1,2,6` or `LO..HI` (inclusive).
-fn parse_counts(s: &str) -> Result<CountList, String> {
+/// `6`, `1,2,6` or `LO..HI` (inclusive), each at most 1,000.
+fn parse_counts(s: &str) -> Result<CountList, ValueError> {
     let mut out = Vec::new();
     for part in s.split(',') {
         if let Some((lo, hi)) = part.split_once("..") {
-            let lo: u32 = lo.trim().parse().map_err(|_| format!("bad count {lo:?}"))?;
-            let hi: u32 = hi.trim().parse().map_err(|_| format!("bad count {hi:?}"))?;
+            let (lo, hi): (u32, u32) = (value::int(lo)?, value::int(hi)?);
             if hi < lo || hi > 1000 {
-                return Err(format!("bad range {part:?} (at most 1000)"));
+                return Err(ValueError::range(part, "a range needs LO <= HI <= 1000"));
             }
             out.extend(lo..=hi);
         } else {
-            let z: u32 = part
-                .trim()
-                .parse()
-                .map_err(|_| format!("bad count {part:?}"))?;
+            let z: u32 = value::int(part)?;
             if z > 1000 {
-                return Err(format!("{z} confirmations: at most 1000"));
+                return Err(ValueError::range(part, "at most 1000 confirmations"));
             }
             out.push(z);
         }
@@ -250,59 +235,68 @@ fn parse_counts(s: &str) -> Result<CountList, String> {
 }
 
 /// `100,1000,5000`: link latencies, ms (at most 600,000, at most 50).
-fn parse_latencies(s: &str) -> Result<CountList, String> {
+fn parse_latencies(s: &str) -> Result<CountList, ValueError> {
     let mut out = Vec::new();
     for part in s.split(',') {
-        let ms: u32 = part
-            .trim()
-            .parse()
-            .map_err(|_| format!("bad latency {part:?}"))?;
+        let ms: u32 = value::int(part)?;
         if ms > 600_000 {
-            return Err(format!("{ms} ms: at most 600000"));
+            return Err(ValueError::range(part, "at most 600000 ms"));
         }
         out.push(ms);
     }
     if out.len() > 50 {
-        return Err("at most 50 latencies".into());
+        return Err(ValueError::range(s, "at most 50 latencies"));
     }
     Ok(CountList(out))
 }
 
-fn parse_window(s: &str) -> Result<(f64, f64), String> {
+/// `START:END` seconds, `0 <= START < END`.
+fn parse_window(s: &str) -> Result<(f64, f64), ValueError> {
     let (a, b) = s
         .split_once(':')
-        .ok_or_else(|| format!("{s:?}: expected START:END seconds"))?;
-    let a: f64 = a.parse().map_err(|_| format!("bad start {a:?}"))?;
-    let b: f64 = b.parse().map_err(|_| format!("bad end {b:?}"))?;
+        .ok_or_else(|| ValueError::form(s, "START:END seconds"))?;
+    let (a, b) = (value::float(a)?, value::float(b)?);
     if !(0.0..b).contains(&a) {
-        return Err(format!("{s:?}: need 0 <= START < END"));
+        return Err(ValueError::range(s, "need 0 <= START < END"));
     }
     Ok((a, b))
 }
 
-/// `NODE:STRATEGY`.
-pub fn parse_adversary(s: &str) -> Result<(usize, StrategySpec), String> {
-    let (node, strategy) = s
-        .split_once(':')
-        .ok_or_else(|| format!("{s:?}: expected NODE:STRATEGY"))?;
-    let node: usize = node
-        .parse()
-        .map_err(|_| format!("bad node index {node:?}"))?;
-    let strategy: StrategySpec = strategy.parse().map_err(|e| format!("{e}"))?;
-    Ok((node, strategy))
+/// A bad `--adversary NODE:STRATEGY`.
+#[derive(Debug, thiserror::Error)]
+pub enum AdversaryError {
+    /// Not `NODE:STRATEGY`, or a bad node index.
+    #[error(transparent)]
+    Value(#[from] ValueError),
+    /// The strategy is not registered or its arguments are wrong.
+    #[error(transparent)]
+    Strategy(#[from] crate::protocol::strategy::StrategyParseError),
 }
 
-/// `NODE:FRACTION`.
-pub fn parse_share(s: &str) -> Result<(usize, f64), String> {
+/// `NODE:STRATEGY`.
+///
+/// # Errors
+/// [`AdversaryError`].
+pub fn parse_adversary(s: &str) -> Result<(usize, StrategySpec), AdversaryError> {
+    let (node, strategy) = s
+        .split_once(':')
+        .ok_or_else(|| ValueError::form(s, "NODE:STRATEGY"))?;
+    let node: usize = value::int(node)?;
+    Ok((node, strategy.parse()?))
+}
+
+/// `NODE:FRACTION`, the fraction in (0, 1].
+///
+/// # Errors
+/// [`ValueError`].
+pub fn parse_share(s: &str) -> Result<(usize, f64), ValueError> {
     let (node, f) = s
         .split_once(':')
-        .ok_or_else(|| format!("{s:?}: expected NODE:FRACTION"))?;
-    let node: usize = node
-        .parse()
-        .map_err(|_| format!("bad node index {node:?}"))?;
-    let f: f64 = f.parse().map_err(|_| format!("bad fraction {f:?}"))?;
+        .ok_or_else(|| ValueError::form(s, "NODE:FRACTION"))?;
+    let node: usize = value::int(node)?;
+    let f = value::float(f)?;
     if f.is_nan() || f <= 0.0 || f > 1.0 {
-        return Err(format!("{s:?}: the fraction must be in (0, 1]"));
+        return Err(ValueError::range(s, "the fraction must be in (0, 1]"));
     }
     Ok((node, f))
 }
@@ -460,7 +454,8 @@ fn network(a: &NetworkArgs) -> Result<(), CliError> {
         "{msg} [{bar:30}] {human_pos}/{human_len} blocks (eta {eta})",
         "network",
     );
-    let report = experiments::network(&config, &|n| pb.set_position(n)).map_err(CliError::Usage)?;
+    let report = experiments::network(&config, &|n| pb.set_position(n))
+        .map_err(|e| CliError::Usage(e.to_string()))?;
     pb.finish_and_clear();
     if let Some(path) = &a.svg {
         plot::propagation_svg(
@@ -513,7 +508,7 @@ fn sweep(a: &NetworkArgs, base: &NetworkConfig, latencies: &[u32]) -> Result<(),
         };
         let done = k as u64 * a.blocks;
         let report = experiments::network(&config, &|n| pb.set_position(done + n))
-            .map_err(CliError::Usage)?;
+            .map_err(|e| CliError::Usage(e.to_string()))?;
         runs.push(SweepRun {
             latency_ms: ms,
             report,

@@ -36,14 +36,15 @@ impl fmt::Display for Network {
 }
 
 impl FromStr for Network {
-    type Err = String;
+    type Err = crate::value::ValueError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
             "mainnet" | "main" | "bitcoin" => Ok(Network::Mainnet),
             "testnet" => Ok(Network::Testnet),
             "regtest" => Ok(Network::Regtest),
-            other => Err(format!(
-                "unknown network '{other}' (expected mainnet, testnet or regtest)"
+            other => Err(crate::value::ValueError::form(
+                other,
+                "a network: mainnet, testnet or regtest",
             )),
         }
     }

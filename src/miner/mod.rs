@@ -5,4 +5,4 @@ pub mod bench;
 pub mod sha256d;
 pub mod worker;
 
-pub use sha256d::{Backend, ScanInput, ScanResult};
+pub use sha256d::{Backend, BackendError, ScanInput, ScanResult};

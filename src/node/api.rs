@@ -416,7 +416,7 @@ async fn generate(
         .map_err(|_| shutting_down())?;
     match rx.await {
         Ok(Ok(hashes)) => Ok(Json(hashes.iter().map(ToString::to_string).collect())),
-        Ok(Err(e)) => Err(err(StatusCode::UNPROCESSABLE_ENTITY, e)),
+        Ok(Err(e)) => Err(err(StatusCode::UNPROCESSABLE_ENTITY, e.to_string())),
         Err(_) => Err(shutting_down()),
     }
 }
@@ -435,7 +435,7 @@ async fn submit_tx(
         Ok(Ok(txid)) => Ok(Json(TxAccepted {
             txid: txid.to_string(),
         })),
-        Ok(Err(e)) => Err(err(StatusCode::UNPROCESSABLE_ENTITY, e)),
+        Ok(Err(e)) => Err(err(StatusCode::UNPROCESSABLE_ENTITY, e.to_string())),
         Err(_) => Err(shutting_down()),
     }
 }

@@ -56,9 +56,15 @@ pub enum CoreMsg {
     /// A protocol input.
     Input(Input),
     /// `POST /tx`.
-    SubmitTx(Vec<u8>, oneshot::Sender<Result<Txid, String>>),
+    SubmitTx(
+        Vec<u8>,
+        oneshot::Sender<Result<Txid, crate::protocol::TxError>>,
+    ),
     /// `POST /generate` (regtest): mine N blocks now.
-    Generate(u32, oneshot::Sender<Result<Vec<BlockHash>, String>>),
+    Generate(
+        u32,
+        oneshot::Sender<Result<Vec<BlockHash>, runtime::GenerateError>>,
+    ),
     /// Stop the core thread.
     Stop,
 }

@@ -67,8 +67,8 @@ pub async fn run(
         tip = %chain.tip(), blocks = chain.block_count(), "chain store opened"
     );
     let limits = crate::p2p::connection_limits(config.max_peers, config.peers.len());
-    let mut swarm =
-        build_swarm(key.clone(), &params, config.mdns, limits).map_err(NodeError::P2p)?;
+    let mut swarm = build_swarm(key.clone(), &params, config.mdns, limits)
+        .map_err(|e| NodeError::P2p(e.to_string()))?;
     let topics = Topics::new(&params);
     for t in [&topics.blocks, &topics.tx] {
         swarm
@@ -316,14 +316,13 @@ fn core_loop(
                 let r = out
                     .tx_result
                     .take()
-                    .unwrap_or(Err(crate::protocol::TxError::Empty))
-                    .map_err(|e| e.to_string());
+                    .unwrap_or(Err(crate::protocol::TxError::Empty));
                 let _ = reply.send(r);
             }
             CoreMsg::Generate(n, reply) => {
                 let r = generate(shared, n, backend, &mut out);
                 let stop = matches!(&r, Err(GenerateError::Store(_)));
-                let _ = reply.send(r.map_err(|e| e.to_string()));
+                let _ = reply.send(r);
                 if stop {
                     break Err(NodeError::Io("storage failure during generate".into()));
                 }
@@ -338,18 +337,24 @@ fn core_loop(
     result
 }
 
+/// Why `POST /generate` mined no block.
 #[derive(Debug, thiserror::Error)]
-enum GenerateError {
+pub enum GenerateError {
+    /// Only regtest's proof-of-work limit makes blocks this cheap.
     #[error("generate is for regtest only")]
     NotRegtest,
+    /// The whole 32-bit nonce range missed the target.
     #[error("no nonce found")]
     NoNonce,
+    /// The template's bits decode to no target.
     #[error("bad bits: {0}")]
-    Bits(String),
+    Bits(#[from] crate::consensus::CompactError),
+    /// The chain store failed while storing the block.
     #[error("storage failure: {0}")]
-    Store(String),
-    #[error("own block rejected: {0}")]
-    Rejected(String),
+    Store(#[from] crate::protocol::CoreError),
+    /// The core refused the block (the log says why).
+    #[error("own block {0} was not stored (see the log)")]
+    Rejected(BlockHash),
 }
 
 /// Regtest `generate`: mines `n` blocks on the tip now, on the core
@@ -369,8 +374,7 @@ fn generate(
         // The strategy's template: a `/generate`d block is the miner's
         // find like any other (a selfish node keeps it private).
         let template = shared.core().mining_template(now_ms());
-        let target =
-            Target::from_compact(template.bits).map_err(|e| GenerateError::Bits(e.to_string()))?;
+        let target = Target::from_compact(template.bits)?;
         let now = now_ms();
         let (mut header, coinbase) = assemble_at(&template, u64::from(i), now / 1000);
         let progress = std::sync::atomic::AtomicU64::new(0);
@@ -382,12 +386,9 @@ fn generate(
         let block = Block { header, txdata };
         let hash = block.block_hash();
         let mut core = shared.core();
-        core.handle(now, Input::Mined(block), out)
-            .map_err(|e| GenerateError::Store(e.to_string()))?;
+        core.handle(now, Input::Mined(block), out)?;
         if !core.chain().contains(&hash) {
-            return Err(GenerateError::Rejected(format!(
-                "block {hash} was not stored (see the log)"
-            )));
+            return Err(GenerateError::Rejected(hash));
         }
         hashes.push(hash);
     }

@@ -16,11 +16,16 @@ const BOX_W: i32 = 78;
 const BOX_H: i32 = 30;
 const MARGIN: i32 = 24;
 
+/// The fork tree could not be drawn.
+#[derive(Debug, thiserror::Error)]
+#[error("drawing the fork tree: {0}")]
+pub struct SvgError(#[from] DrawingAreaErrorKind<std::io::Error>);
+
 /// Renders `tree` as an SVG document.
 ///
 /// # Errors
-/// A drawing error from plotters, as text.
-pub fn render(tree: &MergedTree) -> Result<String, String> {
+/// [`SvgError`] when plotters fails to draw.
+pub fn render(tree: &MergedTree) -> Result<String, SvgError> {
     let l = layout(tree);
     let places = &l.blocks;
     // Column and row of each drawn block, by hash (edges, tip labels).
@@ -47,7 +52,7 @@ pub fn render(tree: &MergedTree) -> Result<String, String> {
     let mut out = String::new();
     {
         let root = SVGBackend::with_string(&mut out, (width, height)).into_drawing_area();
-        root.fill(&WHITE).map_err(|e| e.to_string())?;
+        root.fill(&WHITE)?;
         let xy = |col: u32, row: u32| {
             (
                 MARGIN + col as i32 * COL_W,
@@ -65,8 +70,7 @@ pub fn render(tree: &MergedTree) -> Result<String, String> {
                 root.draw(&PathElement::new(
                     vec![(x0 + BOX_W, y0 + BOX_H / 2), (x1, y1 + BOX_H / 2)],
                     BLACK.mix(0.5),
-                ))
-                .map_err(|e| e.to_string())?;
+                ))?;
             }
         }
         for (c, label) in &hidden_cols {
@@ -74,14 +78,12 @@ pub fn render(tree: &MergedTree) -> Result<String, String> {
             root.draw(&Rectangle::new(
                 [(x, y), (x + BOX_W, y + BOX_H)],
                 RGBColor(220, 220, 220).filled(),
-            ))
-            .map_err(|e| e.to_string())?;
+            ))?;
             root.draw(&Text::new(
                 label.clone(),
                 (x + BOX_W / 2, y + BOX_H / 2),
                 font.clone().pos(centre),
-            ))
-            .map_err(|e| e.to_string())?;
+            ))?;
         }
         for &(i, col, row) in places {
             let b = &tree.blocks[i].block;
@@ -95,10 +97,8 @@ pub fn render(tree: &MergedTree) -> Result<String, String> {
             root.draw(&Rectangle::new(
                 [(x, y), (x + BOX_W, y + BOX_H)],
                 fill.filled(),
-            ))
-            .map_err(|e| e.to_string())?;
-            root.draw(&Rectangle::new([(x, y), (x + BOX_W, y + BOX_H)], BLACK))
-                .map_err(|e| e.to_string())?;
+            ))?;
+            root.draw(&Rectangle::new([(x, y), (x + BOX_W, y + BOX_H)], BLACK))?;
             let label = format!(
                 "{} {}",
                 b.height.map_or("?".into(), |h| h.to_string()),
@@ -108,8 +108,7 @@ pub fn render(tree: &MergedTree) -> Result<String, String> {
                 label,
                 (x + BOX_W / 2, y + BOX_H / 2),
                 font.clone().pos(centre),
-            ))
-            .map_err(|e| e.to_string())?;
+            ))?;
         }
         // Tip labels above (row 0) or below (other rows) the tip's box.
         for n in &tree.nodes {
@@ -129,11 +128,10 @@ pub fn render(tree: &MergedTree) -> Result<String, String> {
                     same.join(", "),
                     (x + BOX_W / 2, ty),
                     ("sans-serif", 12).into_font().color(&BLUE).pos(centre),
-                ))
-                .map_err(|e| e.to_string())?;
+                ))?;
             }
         }
-        root.present().map_err(|e| e.to_string())?;
+        root.present()?;
     }
     Ok(out)
 }

@@ -79,17 +79,32 @@ fn message_id(m: &gossipsub::Message) -> MessageId {
     MessageId::from(crate::protocol::GossipId::of(&m.data).0.to_vec())
 }
 
+/// The swarm could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum SwarmError {
+    /// The TCP/noise/yamux transport.
+    #[error("tcp transport: {0}")]
+    Transport(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// One behaviour refused its configuration (libp2p gives these as
+    /// text: gossipsub's constructor errors are `&'static str`).
+    #[error("{0}: {1}")]
+    Part(&'static str, String),
+    /// The behaviour builder failed.
+    #[error("behaviour: {0}")]
+    Behaviour(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
 /// Builds the swarm for `params` with identity `keypair` under `limits`
 /// ([`connection_limits()`]); `mdns` turns on LAN discovery.
 ///
 /// # Errors
-/// A description of the failing part (transport, gossipsub config, mDNS).
+/// [`SwarmError`] naming the failing part.
 pub fn build_swarm(
     keypair: Keypair,
     params: &Params,
     mdns: bool,
     limits: connection_limits::ConnectionLimits,
-) -> Result<Swarm<Behaviour>, String> {
+) -> Result<Swarm<Behaviour>, SwarmError> {
     let max_transmit = params.max_block_bytes + GOSSIP_OVERHEAD_BYTES;
     let agent = format!("powchain/{}", env!("CARGO_PKG_VERSION"));
     let swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
@@ -99,7 +114,7 @@ pub fn build_swarm(
             noise::Config::new,
             yamux::Config::default,
         )
-        .map_err(|e| format!("tcp transport: {e}"))?
+        .map_err(|e| SwarmError::Transport(Box::new(e)))?
         .with_behaviour(|key| {
             let config = gossipsub::ConfigBuilder::default()
                 .max_transmit_size(max_transmit)
@@ -109,10 +124,10 @@ pub fn build_swarm(
                 .duplicate_cache_time(Duration::from_secs(120))
                 .message_id_fn(message_id)
                 .build()
-                .map_err(|e| format!("gossipsub config: {e}"))?;
+                .map_err(|e| SwarmError::Part("gossipsub config", e.to_string()))?;
             let gossipsub =
                 gossipsub::Behaviour::new(MessageAuthenticity::Signed(key.clone()), config)
-                    .map_err(|e| format!("gossipsub: {e}"))?;
+                    .map_err(|e| SwarmError::Part("gossipsub", e.to_string()))?;
             let identify = identify::Behaviour::new(
                 identify::Config::new("/powchain/id/1".into(), key.public())
                     .with_agent_version(agent),
@@ -128,7 +143,7 @@ pub fn build_swarm(
                         libp2p::mdns::Config::default(),
                         key.public().to_peer_id(),
                     )
-                    .map_err(|e| format!("mdns: {e}"))?,
+                    .map_err(|e| SwarmError::Part("mdns", e.to_string()))?,
                 )
             } else {
                 None
@@ -142,7 +157,7 @@ pub fn build_swarm(
                 mdns: Toggle::from(mdns),
             })
         })
-        .map_err(|e| format!("behaviour: {e}"))?
+        .map_err(|e| SwarmError::Behaviour(Box::new(e)))?
         .with_swarm_config(|c| {
             c.with_idle_connection_timeout(Duration::from_secs(IDLE_CONNECTION_SECS))
         })

@@ -2,6 +2,8 @@
 
 use rand::Rng;
 
+use crate::value::{self, ValueError};
+
 /// How a link's one-way latency is drawn (once per link, when it is made).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum LatencyModel {
@@ -58,27 +60,27 @@ impl LatencyModel {
 }
 
 impl std::str::FromStr for LatencyModel {
-    type Err = String;
+    type Err = ValueError;
 
     /// `fixed:MS`, `uniform:LO-HI` or `bitcoin`.
-    fn from_str(s: &str) -> Result<LatencyModel, String> {
-        let bad =
-            || format!("bad latency model {s:?}: expected fixed:MS, uniform:LO-HI or bitcoin");
+    fn from_str(s: &str) -> Result<LatencyModel, ValueError> {
+        const FORMS: &str = "fixed:MS, uniform:LO-HI or bitcoin";
         if s == "bitcoin" {
             return Ok(LatencyModel::BITCOIN);
         }
         if let Some(ms) = s.strip_prefix("fixed:") {
-            return ms.parse().map(LatencyModel::Fixed).map_err(|_| bad());
+            return value::int(ms).map(LatencyModel::Fixed);
         }
         if let Some(r) = s.strip_prefix("uniform:") {
-            let (lo, hi) = r.split_once('-').ok_or_else(bad)?;
-            let lo: u64 = lo.parse().map_err(|_| bad())?;
-            let hi: u64 = hi.parse().map_err(|_| bad())?;
+            let (lo, hi) = r
+                .split_once('-')
+                .ok_or_else(|| ValueError::form(s, FORMS))?;
+            let (lo, hi): (u64, u64) = (value::int(lo)?, value::int(hi)?);
             if lo > hi {
-                return Err(bad());
+                return Err(ValueError::range(s, "uniform:LO-HI needs LO <= HI"));
             }
             return Ok(LatencyModel::Uniform(lo, hi));
         }
-        Err(bad())
+        Err(ValueError::form(s, FORMS))
     }
 }

@@ -1,5 +1,6 @@
 //! Testnet topologies and the partition flag.
 
+use crate::value::{self, ValueError};
 use clap::ValueEnum;
 use rand::{Rng, SeedableRng};
 
@@ -81,21 +82,16 @@ impl std::fmt::Display for Partition {
 }
 
 impl std::str::FromStr for Partition {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Partition, String> {
+    type Err = ValueError;
+
+    /// `START:END` seconds since the testnet's start, `START < END`.
+    fn from_str(s: &str) -> Result<Partition, ValueError> {
         let (a, b) = s
             .split_once(':')
-            .ok_or("partition must be START:END seconds, e.g. 20:35")?;
-        let start: u64 = a
-            .trim()
-            .parse()
-            .map_err(|_| format!("bad partition start '{a}'"))?;
-        let end: u64 = b
-            .trim()
-            .parse()
-            .map_err(|_| format!("bad partition end '{b}'"))?;
+            .ok_or_else(|| ValueError::form(s, "START:END seconds, e.g. 20:35"))?;
+        let (start, end): (u64, u64) = (value::int(a)?, value::int(b)?);
         if start >= end {
-            return Err(format!("partition {start}:{end} must have START < END"));
+            return Err(ValueError::range(s, "a partition needs START < END"));
         }
         Ok(Partition { start, end })
     }

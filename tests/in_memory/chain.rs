@@ -220,7 +220,7 @@ fn orphan_pool_overflow_per_peer_limit_and_expiry() {
     }
     assert_eq!(cs.orphans().len(), 5);
     assert!(cs.orphans().evicted() >= 3);
-    assert_eq!(cs.expire_orphans(NOW_MS / 1000 + 1000), 5);
+    assert_eq!(cs.expire_orphans(NOW_MS + 1_000_000), 5);
     assert!(cs.orphans().is_empty());
 }
 

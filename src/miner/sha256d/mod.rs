@@ -197,6 +197,21 @@ pub enum Backend {
     Avx512,
 }
 
+/// A hashing backend that cannot run here.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BackendError {
+    /// No backend of that name.
+    #[error(transparent)]
+    Unknown(#[from] crate::value::ValueError),
+    /// Compiled out: the AVX-512 kernel is built only with cargo feature
+    /// `avx512` (see README, Miner).
+    #[error("backend {0} is not in this build (cargo feature `avx512`, see README, Miner)")]
+    NotBuilt(Backend),
+    /// The CPU lacks the instructions (see `/proc/cpuinfo` flags).
+    #[error("backend {0} is not supported by this CPU")]
+    NotOnThisCpu(Backend),
+}
+
 impl Backend {
     /// Every backend this build knows, fastest first.
     pub const ALL: [Backend; 6] = [
@@ -322,14 +337,14 @@ impl Backend {
     /// where this CPU cannot run it: `scan` on such a backend would panic.
     ///
     /// # Errors
-    /// A one-line reason naming the backend.
-    pub fn require(self) -> Result<Backend, String> {
+    /// [`BackendError`] naming the backend.
+    pub fn require(self) -> Result<Backend, BackendError> {
         if self.is_available() {
             Ok(self)
         } else if self == Backend::Avx512 && !cfg!(feature = "avx512") {
-            Err("backend avx512 is not in this build (cargo feature `avx512`)".into())
+            Err(BackendError::NotBuilt(self))
         } else {
-            Err(format!("backend {self} is not supported by this CPU"))
+            Err(BackendError::NotOnThisCpu(self))
         }
     }
 
@@ -379,7 +394,7 @@ impl fmt::Display for Backend {
 }
 
 impl FromStr for Backend {
-    type Err = String;
+    type Err = BackendError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
             "scalar" => Ok(Backend::Scalar),
@@ -389,15 +404,11 @@ impl FromStr for Backend {
             "avx2" => Ok(Backend::Avx2),
             "auto" => Ok(Backend::auto()),
             "avx512" if cfg!(feature = "avx512") => Ok(Backend::Avx512),
-            "avx512" => Err(
-                "the avx512 backend is not in this build: it was never run on \
-                 a CPU with AVX-512, so it is built only with `--features avx512` \
-                 (see README, Miner)"
-                    .into(),
-            ),
-            other => Err(format!(
-                "unknown backend '{other}' (expected auto, all, sha-ni, avx2 or scalar)"
-            )),
+            "avx512" => Err(BackendError::NotBuilt(Backend::Avx512)),
+            other => Err(BackendError::Unknown(crate::value::ValueError::form(
+                other,
+                "a backend: auto, sha-ni, sha-ni-3, sha-ni-4, avx2, avx512 or scalar",
+            ))),
         }
     }
 }
@@ -415,7 +426,7 @@ mod tests {
         if backend.is_available() {
             return true;
         }
-        let err = backend.require().unwrap_err();
+        let err = backend.require().unwrap_err().to_string();
         assert!(err.contains(backend.name()), "{err}");
         assert!(!Backend::available().contains(&backend));
         assert_ne!(Backend::auto(), backend);

@@ -11,8 +11,8 @@ use std::collections::BTreeMap;
 use libp2p::PeerId;
 
 use super::{
-    cut_hidden, hide_in_handshake, Action, Entry, PublishReason, Strategy, StrategyContext,
-    TraitorEvent,
+    cut_hidden, hide_in_handshake, Action, ArgsError, Entry, PublishReason, Strategy,
+    StrategyContext, TraitorEvent,
 };
 use crate::consensus::BlockTemplate;
 use crate::consensus::{sha256d, Block, BlockHash, Txid};
@@ -41,8 +41,10 @@ pub(super) const ENTRY: Entry = Entry {
 
 /// `Z` (at most 1,000) and `D` (1 to 100,000, default
 /// [`DEFAULT_GIVE_UP_BEHIND`]).
-fn parse(args: Option<&str>) -> Result<(u32, u32), String> {
-    let bad = || "expected double-spend:Z or double-spend:Z:D".to_string();
+fn parse(args: Option<&str>) -> Result<(u32, u32), ArgsError> {
+    let bad = || ArgsError {
+        expected: "double-spend:Z or double-spend:Z:D",
+    };
     let mut parts = args.ok_or_else(bad)?.split(':');
     let z = parts
         .next()

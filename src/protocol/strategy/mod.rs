@@ -249,7 +249,7 @@ pub struct Entry {
     /// The form shown in errors and `--help`, e.g. `double-spend:Z[:D]`.
     pub usage: &'static str,
     /// Checks the arguments (the text after `name:`, if any).
-    pub check: fn(Option<&str>) -> Result<(), String>,
+    pub check: fn(Option<&str>) -> Result<(), ArgsError>,
     /// Builds the strategy from checked arguments, for a node whose best
     /// tip is `tip` at `height`.
     pub build: fn(Option<&str>, BlockHash, u32) -> Box<dyn Strategy>,
@@ -340,16 +340,26 @@ impl Serialize for StrategySpec {
     }
 }
 
-/// A strategy name that does not parse.
+/// A strategy that does not parse.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("unknown strategy {given:?}{detail}: expected one of {expected}")]
-pub struct StrategyParseError {
-    /// What was given (at most 64 characters).
-    pub given: String,
-    /// What is wrong with the arguments, if the name was known.
-    pub detail: String,
-    /// The registered forms.
-    pub expected: String,
+pub enum StrategyParseError {
+    /// No strategy of that name is registered.
+    #[error("unknown strategy {given:?}: expected one of {expected}")]
+    Unknown {
+        /// What was given (at most 64 characters).
+        given: String,
+        /// The registered forms.
+        expected: String,
+    },
+    /// The name is registered; its arguments are refused.
+    #[error("strategy {given:?}: {source}")]
+    Args {
+        /// What was given (at most 64 characters).
+        given: String,
+        /// What the strategy accepts.
+        #[source]
+        source: ArgsError,
+    },
 }
 
 impl FromStr for StrategySpec {
@@ -360,20 +370,21 @@ impl FromStr for StrategySpec {
     fn from_str(s: &str) -> Result<StrategySpec, StrategyParseError> {
         let spec = StrategySpec(s.to_string());
         let (name, args) = spec.parts();
-        let err = |detail: String| StrategyParseError {
-            given: s.chars().take(64).collect(),
-            detail,
-            expected: REGISTRY
-                .iter()
-                .map(|e| e.usage)
-                .collect::<Vec<_>>()
-                .join(", "),
-        };
-        let entry = REGISTRY
-            .iter()
-            .find(|e| e.name == name)
-            .ok_or_else(|| err(String::new()))?;
-        (entry.check)(args).map_err(|d| err(format!(" ({d})")))?;
+        let given = || s.chars().take(64).collect();
+        let entry = REGISTRY.iter().find(|e| e.name == name).ok_or_else(|| {
+            StrategyParseError::Unknown {
+                given: given(),
+                expected: REGISTRY
+                    .iter()
+                    .map(|e| e.usage)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            }
+        })?;
+        (entry.check)(args).map_err(|source| StrategyParseError::Args {
+            given: given(),
+            source,
+        })?;
         Ok(spec)
     }
 }
@@ -471,11 +482,22 @@ pub enum TraitorEvent {
 }
 
 /// Parses a whole argument list that must be absent.
-pub(super) fn no_args(args: Option<&str>) -> Result<(), String> {
+pub(super) fn no_args(args: Option<&str>) -> Result<(), ArgsError> {
     match args {
         None => Ok(()),
-        Some(a) => Err(format!("takes no arguments, got {a:?}")),
+        Some(_) => Err(ArgsError {
+            expected: "no arguments",
+        }),
     }
+}
+
+/// A strategy's arguments (the text after `name:`) that it refuses.
+#[derive(Debug, Clone, Copy, thiserror::Error, PartialEq, Eq)]
+#[error("expected {expected}")]
+pub struct ArgsError {
+    /// The accepted form with its ranges, e.g. `withhold-every:N with N
+    /// from 2 to 1000`.
+    pub expected: &'static str,
 }
 
 /// Hides the blocks `hidden` says are private from a handshake: it shows

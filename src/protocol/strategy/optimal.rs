@@ -5,7 +5,7 @@
 
 use super::mdp::{SelfishMdp, DEFAULT_MAX_LEN};
 use super::race::{Move, Policy, Race, Racer};
-use super::Entry;
+use super::{ArgsError, Entry};
 
 pub(super) const ENTRY: Entry = Entry {
     name: "optimal-selfish",
@@ -22,9 +22,10 @@ pub(super) const ENTRY: Entry = Entry {
 };
 
 /// α in (0, 0.5) and γ in [0, 1].
-fn parse(args: Option<&str>) -> Result<(f64, f64), String> {
-    let bad = || {
-        "expected optimal-selfish:ALPHA or optimal-selfish:ALPHA:GAMMA, 0 < ALPHA < 0.5, 0 <= GAMMA <= 1".to_string()
+fn parse(args: Option<&str>) -> Result<(f64, f64), ArgsError> {
+    let bad = || ArgsError {
+        expected:
+            "optimal-selfish:ALPHA or optimal-selfish:ALPHA:GAMMA, 0 < ALPHA < 0.5, 0 <= GAMMA <= 1",
     };
     let mut parts = args.ok_or_else(bad)?.split(':');
     let alpha = parts

@@ -13,7 +13,7 @@
 //! Without letters the policy is SM1's (`selfish`).
 
 use super::race::{Fork, Move, Policy, Race, Racer};
-use super::Entry;
+use super::{ArgsError, Entry};
 
 pub(super) const ENTRY: Entry = Entry {
     name: "stubborn",
@@ -35,8 +35,10 @@ pub struct Stubborn {
 
 /// `L`, `F` and `Tj` (j from 1 to 1,000), each at most once, in that
 /// order; at least one.
-fn parse(args: Option<&str>) -> Result<Stubborn, String> {
-    let bad = || "expected stubborn: followed by L, F and/or Tj, e.g. stubborn:LFT2".to_string();
+fn parse(args: Option<&str>) -> Result<Stubborn, ArgsError> {
+    let bad = || ArgsError {
+        expected: "stubborn: followed by L, F and/or Tj, e.g. stubborn:LFT2",
+    };
     let mut s = args.ok_or_else(bad)?;
     let mut st = Stubborn::default();
     if let Some(r) = s.strip_prefix('L') {

@@ -6,7 +6,8 @@
 use libp2p::PeerId;
 
 use super::{
-    cut_hidden, hide_in_handshake, Action, Entry, PublishReason, Strategy, StrategyContext,
+    cut_hidden, hide_in_handshake, Action, ArgsError, Entry, PublishReason, Strategy,
+    StrategyContext,
 };
 use crate::consensus::{Block, BlockHash};
 use crate::protocol::messages::Handshake;
@@ -25,10 +26,12 @@ pub(super) const ENTRY: Entry = Entry {
 };
 
 /// `N` from 2 to 1,000.
-fn parse(args: Option<&str>) -> Result<u32, String> {
+fn parse(args: Option<&str>) -> Result<u32, ArgsError> {
     args.and_then(|a| a.parse::<u32>().ok())
         .filter(|n| (2..=1000).contains(n))
-        .ok_or_else(|| "expected withhold-every:N with N from 2 to 1000".to_string())
+        .ok_or(ArgsError {
+            expected: "withhold-every:N with N from 2 to 1000",
+        })
 }
 
 /// The state: how many blocks it found, and the one it holds.

@@ -117,6 +117,38 @@ pub struct Percentiles {
     pub p99: u32,
 }
 
+/// Why `sim network` cannot run as configured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum NetworkError {
+    /// `--topology random-regular` with an impossible degree.
+    #[error("no {degree}-regular graph on {nodes} nodes (need degree < nodes and an even nodes × degree)")]
+    NoRegularGraph {
+        /// Nodes asked for.
+        nodes: usize,
+        /// Degree asked for.
+        degree: usize,
+    },
+    /// `--adversary NODE:...` names no node.
+    #[error("adversary node {node} is not among {nodes} nodes")]
+    AdversaryNotANode {
+        /// The index given.
+        node: usize,
+        /// Nodes in the network.
+        nodes: usize,
+    },
+    /// `--share NODE:...` names no node.
+    #[error("hashrate share for node {node}, not among {nodes} nodes")]
+    ShareNotANode {
+        /// The index given.
+        node: usize,
+        /// Nodes in the network.
+        nodes: usize,
+    },
+    /// Every node runs a traitor strategy: no honest node to measure.
+    #[error("every node is a traitor: no honest node to measure agreement on")]
+    NoHonestNode,
+}
+
 /// The links of `topology` over `n` nodes.
 ///
 /// # Errors
@@ -126,7 +158,7 @@ pub fn topology_links(
     n: usize,
     degree: usize,
     rng: &mut impl Rng,
-) -> Result<Vec<(usize, usize)>, String> {
+) -> Result<Vec<(usize, usize)>, NetworkError> {
     let mut links = Vec::new();
     match topology {
         SimTopology::Line | SimTopology::Ring => {
@@ -146,9 +178,7 @@ pub fn topology_links(
         }
         SimTopology::RandomRegular => {
             if degree >= n || (n * degree) % 2 == 1 || degree == 0 {
-                return Err(format!(
-                    "no {degree}-regular graph on {n} nodes (need degree < nodes and an even nodes × degree)"
-                ));
+                return Err(NetworkError::NoRegularGraph { nodes: n, degree });
             }
             // Ring lattice: each node to its degree/2 successors (and, for
             // an odd degree, the node opposite), then random
@@ -224,7 +254,10 @@ fn common_prefix_k(net: &Network, tips: &[BlockHash]) -> u32 {
 ///
 /// # Errors
 /// A text when the topology cannot be built.
-pub fn network(config: &NetworkConfig, progress: &dyn Fn(u64)) -> Result<NetworkReport, String> {
+pub fn network(
+    config: &NetworkConfig,
+    progress: &dyn Fn(u64),
+) -> Result<NetworkReport, NetworkError> {
     let started = Instant::now();
     let n = config.nodes.max(2);
     let block_ms = config.block_time_secs * 1000.0;
@@ -234,14 +267,14 @@ pub fn network(config: &NetworkConfig, progress: &dyn Fn(u64)) -> Result<Network
     for (i, s) in &config.adversaries {
         let i = *i;
         if i >= n {
-            return Err(format!("adversary node {i} is not among {n} nodes"));
+            return Err(NetworkError::AdversaryNotANode { node: i, nodes: n });
         }
         sim.strategies[i] = s.clone();
     }
     sim.shares = vec![None; n];
     for &(i, f) in &config.shares {
         if i >= n {
-            return Err(format!("hashrate share for node {i}, not among {n} nodes"));
+            return Err(NetworkError::ShareNotANode { node: i, nodes: n });
         }
         sim.shares[i] = Some(f);
     }
@@ -259,7 +292,7 @@ pub fn network(config: &NetworkConfig, progress: &dyn Fn(u64)) -> Result<Network
     }
     net.run_for(1_000);
     let honest: Vec<usize> = (0..n).filter(|&i| sim.strategies[i].is_honest()).collect();
-    let reference = *honest.first().ok_or("every node is a traitor")?;
+    let reference = *honest.first().ok_or(NetworkError::NoHonestNode)?;
     let start_ms = net.now_ms();
     let side: Vec<usize> = (0..n / 2).collect();
     let mut partition = config.partition.map(|(a, b)| {

@@ -49,19 +49,30 @@ impl std::fmt::Display for SelfishStrategy {
     }
 }
 
+/// A `--strategy` of `sim selfish` that does not parse.
+#[derive(Debug, thiserror::Error)]
+pub enum SelfishStrategyError {
+    /// Not `sm1`, `optimal` or `stubborn:...`.
+    #[error(transparent)]
+    Form(#[from] crate::value::ValueError),
+    /// `stubborn:` with letters the stubborn strategy refuses.
+    #[error(transparent)]
+    Stubborn(#[from] crate::protocol::strategy::StrategyParseError),
+}
+
 impl std::str::FromStr for SelfishStrategy {
-    type Err = String;
+    type Err = SelfishStrategyError;
 
     /// `sm1`, `optimal` or `stubborn:[L][F][Tj]`.
-    fn from_str(s: &str) -> Result<SelfishStrategy, String> {
+    fn from_str(s: &str) -> Result<SelfishStrategy, SelfishStrategyError> {
         match s {
             "sm1" => Ok(SelfishStrategy::Sm1),
             "optimal" => Ok(SelfishStrategy::Optimal),
             _ => {
                 let letters = s.strip_prefix("stubborn:").ok_or_else(|| {
-                    format!("unknown selfish strategy {s:?}: expected sm1, optimal or stubborn:[L][F][Tj]")
+                    crate::value::ValueError::form(s, "sm1, optimal or stubborn:[L][F][Tj]")
                 })?;
-                s.parse::<StrategySpec>().map_err(|e| e.to_string())?;
+                s.parse::<StrategySpec>()?;
                 Ok(SelfishStrategy::Stubborn(letters.to_string()))
             }
         }

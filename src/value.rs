@@ -1,0 +1,114 @@
+//! Typed errors for values read from text: command-line arguments, config
+//! values and experiment settings. Every parser outside the consensus code
+//! answers with a [`ValueError`], so clap, the config loader and tests see
+//! one error type with its source instead of a bare message.
+
+use std::num::{ParseFloatError, ParseIntError};
+use std::str::FromStr;
+
+/// The most characters of a rejected value an error repeats.
+pub const MAX_ECHO_CHARS: usize = 64;
+
+/// A value that does not parse or is out of its range.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ValueError {
+    /// Not a decimal number.
+    #[error("{given:?} is not a number: {source}")]
+    Float {
+        /// The text (at most [`MAX_ECHO_CHARS`]).
+        given: String,
+        /// Why not.
+        #[source]
+        source: ParseFloatError,
+    },
+    /// Not a whole number (or too large for its type).
+    #[error("{given:?} is not a whole number: {source}")]
+    Int {
+        /// The text (at most [`MAX_ECHO_CHARS`]).
+        given: String,
+        /// Why not.
+        #[source]
+        source: ParseIntError,
+    },
+    /// Not of the accepted form.
+    #[error("{given:?}: expected {expected}")]
+    Form {
+        /// The text (at most [`MAX_ECHO_CHARS`]).
+        given: String,
+        /// The accepted forms, e.g. `START:END seconds`.
+        expected: &'static str,
+    },
+    /// A well-formed value outside its range.
+    #[error("{given:?}: {rule}")]
+    Range {
+        /// The text (at most [`MAX_ECHO_CHARS`]).
+        given: String,
+        /// The rule broken, e.g. `every value must be in [0, 1]`.
+        rule: &'static str,
+    },
+}
+
+fn echo(s: &str) -> String {
+    s.chars().take(MAX_ECHO_CHARS).collect()
+}
+
+impl ValueError {
+    /// `given` is not of the form `expected`.
+    #[must_use]
+    pub fn form(given: &str, expected: &'static str) -> ValueError {
+        ValueError::Form {
+            given: echo(given),
+            expected,
+        }
+    }
+
+    /// `given` breaks `rule`.
+    #[must_use]
+    pub fn range(given: &str, rule: &'static str) -> ValueError {
+        ValueError::Range {
+            given: echo(given),
+            rule,
+        }
+    }
+}
+
+/// A decimal number (surrounding spaces allowed).
+///
+/// # Errors
+/// [`ValueError::Float`].
+pub fn float(s: &str) -> Result<f64, ValueError> {
+    s.trim().parse().map_err(|source| ValueError::Float {
+        given: echo(s),
+        source,
+    })
+}
+
+/// A whole number of type `T` (surrounding spaces allowed).
+///
+/// # Errors
+/// [`ValueError::Int`].
+pub fn int<T: FromStr<Err = ParseIntError>>(s: &str) -> Result<T, ValueError> {
+    s.trim().parse().map_err(|source| ValueError::Int {
+        given: echo(s),
+        source,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_carry_their_source_and_a_bounded_echo() {
+        let e = int::<u32>("12x").unwrap_err();
+        assert!(matches!(e, ValueError::Int { .. }));
+        assert!(std::error::Error::source(&e).is_some());
+        let long = "9".repeat(1000);
+        let ValueError::Int { given, .. } = int::<u8>(&long).unwrap_err() else {
+            panic!("an Int error")
+        };
+        assert_eq!(given.len(), MAX_ECHO_CHARS);
+        assert_eq!(float(" 0.25 ").unwrap(), 0.25);
+        assert!(float("x").is_err());
+    }
+}
