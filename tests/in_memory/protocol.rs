@@ -105,6 +105,30 @@ fn a_late_joiner_syncs_more_than_one_batch() {
     assert!(net.nodes[2].core.stats().sync_requests >= 2);
 }
 
+/// Blocks that arrive by sync reach nobody else by gossip: the node
+/// announces its new tip with a handshake at once (event-driven), not at
+/// the next keep-alive, which is 5 s away at the earliest.
+#[test]
+fn a_tip_learnt_by_sync_is_announced_to_the_other_peers_at_once() {
+    let mut net = regtest_net(3, 10);
+    net.connect(1, 2);
+    net.run_for(100);
+    for _ in 0..5 {
+        net.mine(0);
+    }
+    net.run_for(100);
+    assert_eq!(net.height(2), 0);
+    // Node 0 meets node 1 only: 1 syncs 0's chain, then tells 2.
+    net.connect(0, 1);
+    net.run_for(500);
+    assert_eq!(net.height(1), 5);
+    assert_eq!(
+        net.height(2),
+        5,
+        "node 2 learnt of node 1's synced tip only within 0.5 s by a handshake"
+    );
+}
+
 #[test]
 fn a_partition_heals_onto_the_heavier_side() {
     let mut net = regtest_net(4, 20);

@@ -352,6 +352,9 @@ impl NodeCore {
             Input::Command(c) => self.on_command(now_ms, c, out),
             Input::Tick => self.on_tick(now_ms, out),
         }
+        if std::mem::take(&mut self.sync.tip_unannounced) {
+            self.handshake_all(now_ms, out);
+        }
         if std::mem::take(&mut self.mining.job_dirty) {
             self.refresh_job(now_ms, out);
         }

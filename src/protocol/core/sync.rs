@@ -66,6 +66,9 @@ pub struct Syncing {
     peers: BTreeMap<PeerId, SyncState>,
     keepalive_ms: u64,
     next_keepalive_ms: u64,
+    /// The best tip changed in a way gossip did not announce (a re-org,
+    /// blocks from a sync): handshake every peer once this input is done.
+    pub(super) tip_unannounced: bool,
 }
 
 impl Syncing {
@@ -75,6 +78,7 @@ impl Syncing {
             peers: BTreeMap::new(),
             keepalive_ms,
             next_keepalive_ms: 0,
+            tip_unannounced: false,
         }
     }
 

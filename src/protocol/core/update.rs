@@ -1,7 +1,8 @@
 //! What a stored block changed: a [`ChainUpdate`] turned into penalties
 //! for orphans that proved invalid (on the peer that sent them, the origin
 //! of the data), the strategy's view of public blocks, events, mempool
-//! changes, handshakes after a re-org, and a new mining job.
+//! changes, handshakes on a tip change that gossip did not announce (a
+//! re-org, a sync), and a new mining job.
 
 use super::{strategy_ctx, CoreError, NodeCore};
 use crate::chain::ChainUpdate;
@@ -100,9 +101,20 @@ impl NodeCore {
                 connected = r.connected.len(), "re-org"
             );
             Self::event(out, NodeEvent::Reorg(r.clone()));
-            // Peers on the branch we left may not ask for ours by
-            // themselves (gossip refuses deep low-work forks): tell them.
-            self.handshake_all(now_ms, out);
+        }
+        // Handshakes are event-driven: a new tip is announced to every
+        // peer by a handshake unless the block itself announced it, that is
+        // a one-block extension by a block that gossip carries on (one
+        // received by gossip, or one mined here). After a re-org the peers
+        // on the branch we left may not ask for ours by themselves (gossip
+        // refuses deep low-work forks); after a sync the blocks came by
+        // request-response, which nobody else sees.
+        let gossiped = matches!(source, BlockSource::Gossip(_) | BlockSource::Mined)
+            && change.new_tip == update.hash
+            && change.connected.len() == 1;
+        if change.reorg.is_some() || !gossiped {
+            // Once per input, after every block of a sync batch.
+            self.sync.tip_unannounced = true;
         }
         tracing::info!(height = change.new_height, tip = %change.new_tip, "new best tip");
         Self::event(
