@@ -201,7 +201,12 @@ impl ChainStore {
     ) -> Result<(), BlockError> {
         let height = self.entries[parent as usize].height + 1;
         let view = self.view(parent);
-        check_header_context(&self.params, &block.header, &view, now_ms / 1000)?;
+        check_header_context(
+            &self.params,
+            &block.header,
+            &view,
+            crate::clock::unix_secs(now_ms),
+        )?;
         check_block_at_height(&self.params, block, height)
     }
 

@@ -329,7 +329,7 @@ impl ChainStore {
         if loaded.is_empty() {
             let g = StoredBlock {
                 seq: 0,
-                received_ms: u64::from(params.genesis.header.time) * 1000,
+                received_ms: crate::clock::from_unix_secs(u64::from(params.genesis.header.time)),
                 bytes: params.genesis.encode(),
             };
             cs.store.put_blocks(std::slice::from_ref(&g))?;

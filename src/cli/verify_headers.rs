@@ -58,7 +58,7 @@ pub fn run(a: &VerifyHeadersArgs) -> Result<(), CliError> {
         "verifying headers",
     );
     let started = Instant::now();
-    let now = crate::node::now_ms() / 1000;
+    let now = crate::clock::unix_secs(crate::clock::now_ms());
     let result = verify_header_chain(&params, &headers, now, |i| pb.set_position(i as u64));
     pb.finish_and_clear();
     let seconds = started.elapsed().as_secs_f64();

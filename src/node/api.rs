@@ -245,7 +245,7 @@ async fn stale(State(s): State<Arc<Shared>>) -> ApiResult<Vec<Stale>> {
 
 async fn orphans(State(s): State<Arc<Shared>>) -> Json<Vec<OrphanView>> {
     let core = s.core();
-    let now = now_ms() / 1000;
+    let now = now_ms();
     Json(
         core.chain()
             .orphans()
@@ -381,7 +381,7 @@ fn api_events(s: &Shared, e: &crate::protocol::NodeEvent) -> Vec<ApiEvent> {
             v
         }
         NodeEvent::Orphan { hash, .. } => {
-            let now = now_ms() / 1000;
+            let now = now_ms();
             chain
                 .orphans()
                 .get(hash)

@@ -376,7 +376,8 @@ fn generate(
         let template = shared.core().mining_template(now_ms());
         let target = Target::from_compact(template.bits)?;
         let now = now_ms();
-        let (mut header, coinbase) = assemble_at(&template, u64::from(i), now / 1000);
+        let (mut header, coinbase) =
+            assemble_at(&template, u64::from(i), crate::clock::unix_secs(now));
         let progress = std::sync::atomic::AtomicU64::new(0);
         let r = search_header(backend, &header, target, 0, 1, &progress);
         let (nonce, _) = r.solution.ok_or(GenerateError::NoNonce)?;

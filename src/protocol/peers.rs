@@ -10,29 +10,31 @@
 //! [`peer_action`], one exhaustive `match` with no catch-all arm, so a new
 //! error variant does not compile until somebody decides what it costs.
 //!
-//! Scores decay towards zero with a half-life of [`HALF_LIFE_SECS`]; a
-//! peer at or below [`BAN_THRESHOLD`] is banned for [`BAN_SECS`]. Time is
+//! Scores decay towards zero with a half-life of [`HALF_LIFE`]; a
+//! peer at or below [`BAN_THRESHOLD`] is banned for [`BAN`]. Time is
 //! passed in (Unix ms), never read here.
 
 use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
 
 use libp2p::{Multiaddr, PeerId};
 
 use super::mempool::TxError;
 use crate::chain::{ChainError, OrphanReject};
+use crate::clock::after;
 use crate::consensus::{BlockError, DecodeError, HeaderError};
 
 /// Score at or below which a peer is banned.
 pub const BAN_THRESHOLD: f64 = -100.0;
-/// Ban duration, seconds.
-pub const BAN_SECS: u64 = 600;
-/// Score half-life, seconds.
-pub const HALF_LIFE_SECS: f64 = 300.0;
+/// Ban duration.
+pub const BAN: Duration = Duration::from_secs(600);
+/// Score half-life.
+pub const HALF_LIFE: Duration = Duration::from_secs(300);
 /// Sync responses in a row that bring nothing before a peer's claimed
 /// chainwork is no longer believed (for this connection).
 pub const MAX_FRUITLESS_SYNCS: u32 = 3;
-/// Seconds a sync request may stay unanswered.
-pub const SYNC_TIMEOUT_SECS: u64 = 30;
+/// How long a sync request may stay unanswered.
+pub const SYNC_TIMEOUT: Duration = Duration::from_secs(30);
 /// Scores kept for disconnected peers at most; the closest to zero go first.
 pub const MAX_REMEMBERED_SCORES: usize = 10_000;
 
@@ -84,7 +86,7 @@ pub enum ProtocolFault {
     /// Sync responses that repeatedly brought nothing while the peer claims
     /// more chainwork.
     FruitlessSync,
-    /// A sync request left unanswered for [`SYNC_TIMEOUT_SECS`].
+    /// A sync request left unanswered for [`SYNC_TIMEOUT`].
     SyncTimeout,
     /// A gossip message on a topic this node does not serve.
     UnknownTopic,
@@ -343,7 +345,7 @@ impl PeerBook {
         s.value = decay(s.value, now_ms.saturating_sub(s.updated_ms)) + action.penalty();
         s.updated_ms = now_ms;
         if s.value <= BAN_THRESHOLD && !self.is_banned(&peer, now_ms) {
-            self.banned_until_ms.insert(peer, now_ms + BAN_SECS * 1000);
+            self.banned_until_ms.insert(peer, after(now_ms, BAN));
             return true;
         }
         false
@@ -406,7 +408,7 @@ impl PeerBook {
 }
 
 fn decay(value: f64, elapsed_ms: u64) -> f64 {
-    value * 0.5f64.powf(elapsed_ms as f64 / 1000.0 / HALF_LIFE_SECS)
+    value * 0.5f64.powf(Duration::from_millis(elapsed_ms).as_secs_f64() / HALF_LIFE.as_secs_f64())
 }
 
 #[cfg(test)]
@@ -419,7 +421,7 @@ mod tests {
         let p = PeerId::random();
         assert!(s.penalise(p, PeerAction::Fatal, 1_000_000));
         assert!(s.is_banned(&p, 1_000_000));
-        assert!(!s.is_banned(&p, 1_000_000 + BAN_SECS * 1000));
+        assert!(!s.is_banned(&p, after(1_000_000, BAN)));
     }
 
     #[test]

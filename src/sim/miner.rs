@@ -113,7 +113,11 @@ impl Network {
 
     fn solve(&mut self, template: BlockTemplate) -> Block {
         self.extranonce += 1;
-        let (mut header, coinbase) = assemble_at(&template, self.extranonce, self.now_ms / 1000);
+        let (mut header, coinbase) = assemble_at(
+            &template,
+            self.extranonce,
+            crate::clock::unix_secs(self.now_ms),
+        );
         let target = Target::from_compact(template.bits).expect("template bits decode");
         let input = ScanInput::new(header.encode(), target);
         let backend = Backend::auto();

@@ -1,6 +1,9 @@
 //! The testnet's end-of-run report: agreement, stale blocks, re-orgs and
 //! propagation, read from every node's API.
 
+use std::time::Duration;
+
+use crate::clock::after;
 use std::collections::HashSet;
 use std::path::Path;
 
@@ -42,14 +45,15 @@ pub(crate) fn build(
     start_bits: crate::consensus::CompactTarget,
     dir: &Path,
 ) -> TestnetReport {
-    let steady_from_secs = 5 * u64::from(a.block_time);
-    let steady_ms = started_ms + steady_from_secs * 1000;
+    let secs = Duration::from_secs;
+    let block_time = secs(u64::from(a.block_time));
+    let steady_ms = after(started_ms, 5 * block_time);
     // The partition window: from the cut to two block times after the heal
     // (the light side re-orgs once it has synced).
     let window = a.partition.map(|p| {
         (
-            started_ms + p.start * 1000,
-            started_ms + p.end * 1000 + 2000 * u64::from(a.block_time),
+            after(started_ms, secs(p.start)),
+            after(started_ms, secs(p.end) + 2 * block_time),
         )
     });
     let in_window = |t: u64| window.is_some_and(|(s, e)| (s..e).contains(&t));
@@ -108,8 +112,8 @@ pub(crate) fn build(
     // `propagation_all_ms` keeps every block.
     let cut_ms = a.partition.map(|p| {
         (
-            started_ms + p.start * 1000,
-            started_ms + p.end * 1000 + 5000,
+            after(started_ms, secs(p.start)),
+            after(started_ms, secs(p.end + 5)),
         )
     });
     let warmup_end_ms = (started_ms + 5000) as f64;
@@ -193,7 +197,7 @@ pub(crate) fn build(
         partition: a.partition.map(|p| p.to_string()),
         logs: a.keep.then(|| dir.display().to_string()),
         start_bits: start_bits.to_string(),
-        steady_from_secs,
+        steady_from_secs: 5 * u64::from(a.block_time),
         blocks_steady,
         stale_steady,
         stale_rate_steady: if blocks_steady == 0 {

@@ -18,6 +18,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use libp2p::{Multiaddr, PeerId};
 use thiserror::Error;
@@ -40,8 +41,8 @@ pub use sync::SyncState;
 
 /// Most connected peers by default (`max_peers`).
 pub const DEFAULT_MAX_PEERS: usize = 64;
-/// Seconds between two dials of the same configured address.
-pub const REDIAL_SECS: u64 = 2;
+/// The least time between two dials of the same configured address.
+pub const REDIAL: Duration = Duration::from_secs(2);
 /// Sync requests in flight at once, over all peers.
 pub const MAX_SYNCS_IN_FLIGHT: usize = 2;
 /// A gossip block whose branch leaves the best chain more than this many

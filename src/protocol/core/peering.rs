@@ -7,8 +7,9 @@ use std::collections::{BTreeSet, HashMap};
 use libp2p::multiaddr::Protocol;
 use libp2p::{Multiaddr, PeerId};
 
-use super::{CoreConfig, NodeCore, REDIAL_SECS};
-use crate::protocol::peers::{peer_action, Link, Offence, PeerAction, PeerBook, BAN_SECS};
+use super::{CoreConfig, NodeCore, REDIAL};
+use crate::clock::after;
+use crate::protocol::peers::{peer_action, Link, Offence, PeerAction, PeerBook, BAN};
 use crate::protocol::{Command, NodeEvent, Outbox, Output};
 
 /// The peering manager's own state.
@@ -34,10 +35,7 @@ impl Peering {
     /// is connected (matched by its `/p2p/<id>` when it has one: a DNS
     /// name never equals the IP a connection reports) or partitioned off.
     fn dial_due_ms(&self, addr: &Multiaddr, peers: &PeerBook) -> Option<u64> {
-        let redial = self
-            .last_dial_ms
-            .get(addr)
-            .map_or(0, |t| t + REDIAL_SECS * 1000);
+        let redial = self.last_dial_ms.get(addr).map_or(0, |&t| after(t, REDIAL));
         match peer_id_of(addr) {
             Some(id) if peers.get(&id).is_some() || self.partitioned.contains(&id) => None,
             Some(id) => Some(redial.max(peers.banned_until_ms(&id).unwrap_or(0))),
@@ -160,7 +158,7 @@ impl NodeCore {
         if banned {
             out.push(Output::Ban {
                 peer,
-                until_ms: now_ms + BAN_SECS * 1000,
+                until_ms: after(now_ms, BAN),
             });
             out.push(Output::Disconnect(peer));
             self.forget_peer(peer, out);
@@ -168,7 +166,7 @@ impl NodeCore {
     }
 
     /// Dials every configured peer that is not connected, not refused and
-    /// not dialled in the last [`REDIAL_SECS`]. An address with a
+    /// not dialled in the last [`REDIAL`]. An address with a
     /// `/p2p/<id>` is matched by that id (a DNS name never equals the IP a
     /// connection reports).
     pub(super) fn dial_peers(&mut self, now_ms: u64, out: &mut impl Outbox) {

@@ -9,13 +9,14 @@ use libp2p::PeerId;
 
 use super::{strategy_ctx, CoreError, NodeCore, MAX_SYNCS_IN_FLIGHT};
 use crate::chain::ChainError;
+use crate::clock::after;
 use crate::consensus::Work;
 use crate::protocol::messages::{
     truncate_reason, BlockBatch, Handshake, SyncRequest, SyncResponse, MAX_BLOCKS_PER_RESPONSE,
     MAX_LOCATOR, PROTOCOL_VERSION,
 };
 use crate::protocol::peers::{
-    peer_action, Offence, ProtocolFault, MAX_FRUITLESS_SYNCS, SYNC_TIMEOUT_SECS,
+    peer_action, Offence, ProtocolFault, MAX_FRUITLESS_SYNCS, SYNC_TIMEOUT,
 };
 use crate::protocol::{BlockSource, Outbox, Output, RequestId};
 
@@ -98,10 +99,10 @@ impl Syncing {
     /// The next keep-alive (when any peer is connected) or sync timeout,
     /// Unix ms.
     pub fn next_deadline_ms(&self, no_peers: bool) -> Option<u64> {
-        let timeouts = self.peers.values().filter_map(|s| {
-            s.sync_in_flight
-                .map(|(_, t)| t + SYNC_TIMEOUT_SECS * 1000 + 1)
-        });
+        let timeouts = self
+            .peers
+            .values()
+            .filter_map(|s| s.sync_in_flight.map(|(_, t)| after(t, SYNC_TIMEOUT) + 1));
         let keepalive = (!no_peers).then_some(self.next_keepalive_ms);
         timeouts.chain(keepalive).min()
     }
@@ -173,7 +174,7 @@ impl NodeCore {
             .iter()
             .filter(|(_, s)| {
                 s.sync_in_flight
-                    .is_some_and(|(_, t)| now_ms > t + SYNC_TIMEOUT_SECS * 1000)
+                    .is_some_and(|(_, t)| now_ms > after(t, SYNC_TIMEOUT))
             })
             .map(|(id, _)| *id)
             .collect();

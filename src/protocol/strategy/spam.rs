@@ -44,7 +44,8 @@ impl Strategy for SpamInvalid {
             SpamKind::MerkleRoot => {}
             SpamKind::Bits => tpl.bits = harder(tpl.bits),
             SpamKind::TimeTooNew => {
-                let limit = ctx.now_ms / 1000 + ctx.params.max_future_block_time_secs;
+                let limit =
+                    crate::clock::unix_secs(ctx.now_ms) + ctx.params.max_future_block_time_secs;
                 tpl.min_time = u32::try_from(limit + 3600).unwrap_or(u32::MAX);
             }
             SpamKind::CoinbaseHeight => tpl.height += 1,
