@@ -38,7 +38,7 @@ impl Network {
     /// the loss rate drops it.
     pub(super) fn delay(&mut self, from: usize, to: usize, bytes: usize) -> Option<u64> {
         if self.loss > 0.0 && self.rng.random::<f64>() < self.loss {
-            self.stats.lost += 1;
+            self.record.stats.lost += 1;
             return None;
         }
         let base = match self.link_ms.get(&(from, to)) {

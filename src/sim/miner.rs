@@ -28,7 +28,7 @@ impl Network {
         let mut out = Vec::new();
         self.nodes[i]
             .core
-            .handle(self.now_ms, Input::Mined(block), &mut out)
+            .handle(self.queue.now_ms(), Input::Mined(block), &mut out)
             .expect("in-memory store never fails");
         self.process(i, out);
         hash
@@ -52,16 +52,16 @@ impl Network {
             .chain()
             .block_info(&block.header.prev_blockhash)
             .map_or(0, |i| i.height + 1);
-        self.mined.insert(
+        let mined_ms = self.now_ms();
+        self.record.mined(
             hash,
             MinedBlock {
                 parent: block.header.prev_blockhash,
                 height,
                 miner,
-                mined_ms: self.now_ms,
+                mined_ms,
             },
         );
-        self.mined_order.push(hash);
     }
 
     /// Node `i`'s miner finds a block now on the job its core last handed
@@ -116,7 +116,7 @@ impl Network {
         let (mut header, coinbase) = assemble_at(
             &template,
             self.extranonce,
-            crate::clock::unix_secs(self.now_ms),
+            crate::clock::unix_secs(self.now_ms()),
         );
         let target = Target::from_compact(template.bits).expect("template bits decode");
         let input = ScanInput::new(header.encode(), target);

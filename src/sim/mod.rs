@@ -24,12 +24,16 @@ mod latency;
 mod links;
 mod miner;
 pub mod plot;
+mod queue;
+mod recorder;
 pub mod stats;
 
 pub use latency::{LatencyModel, BITCOIN_ACCESS_MEDIAN_MS, BITCOIN_ACCESS_SIGMA};
+pub use recorder::{MinedBlock, Recorder, SimStats};
 
-use std::cmp::Reverse;
-use std::collections::{BTreeSet, BinaryHeap};
+use queue::EventQueue;
+
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use libp2p::PeerId;
@@ -44,11 +48,11 @@ type HashSet<K> = std::collections::HashSet<K, foldhash::fast::FixedState>;
 use crate::chain::{ChainStore, MemStore};
 use crate::consensus::BlockTemplate;
 use crate::consensus::{BlockHash, Params};
-use crate::protocol::{BlockSource, Link, StrategySpec, TraitorEvent};
 use crate::protocol::{
     Command, CoreConfig, CoreError, GossipId, InboundId, Input, NodeCore, NodeEvent, Output,
     RequestId, SyncRequest, SyncResponse, Topic, Verdict,
 };
+use crate::protocol::{Link, StrategySpec};
 
 /// Virtual time at which a simulation starts, Unix ms (2026-06-01).
 pub const SIM_EPOCH_MS: u64 = 1_780_272_000_000;
@@ -82,19 +86,6 @@ enum Delivery {
     Tick,
 }
 
-/// A block the simulator's miners made: who, when, on what.
-#[derive(Clone, Copy, Debug)]
-pub struct MinedBlock {
-    /// Its parent.
-    pub parent: BlockHash,
-    /// Its height.
-    pub height: u32,
-    /// The node whose miner found it.
-    pub miner: usize,
-    /// When, virtual Unix ms.
-    pub mined_ms: u64,
-}
-
 /// One simulated node.
 pub struct SimNode {
     /// The real protocol core.
@@ -106,7 +97,7 @@ pub struct SimNode {
     /// Gossip waiting for the core's verdict: id -> (topic, data).
     pending: HashMap<GossipId, (Topic, Arc<Vec<u8>>)>,
     /// Events the core emitted, with their time (Unix ms), when
-    /// [`Network::record_events`] is on.
+    /// [`Recorder::keep_events`] is on.
     pub events: Vec<(u64, NodeEvent)>,
     /// Share of the network's hashrate (for [`Network::mine_next`]).
     pub hashrate_share: f64,
@@ -114,17 +105,6 @@ pub struct SimNode {
     pub job: Option<BlockTemplate>,
     /// When its core's next tick is queued, virtual Unix ms.
     timer: Option<u64>,
-}
-
-/// Counters of one run.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct SimStats {
-    /// Messages delivered (gossip, requests, responses).
-    pub messages: u64,
-    /// Events processed from the queue.
-    pub events: u64,
-    /// Messages dropped by the loss rate.
-    pub lost: u64,
 }
 
 /// A network of protocol cores in virtual time.
@@ -149,30 +129,15 @@ pub struct Network {
     rng: ChaCha8Rng,
     /// Links cut by a partition, restored by [`Network::heal`].
     cut: BTreeSet<(usize, usize)>,
-    now_ms: u64,
-    seq: u64,
-    queue: BinaryHeap<Reverse<(u64, u64, usize)>>,
-    payloads: HashMap<u64, Delivery>,
+    /// Messages and ticks in flight, with the virtual clock.
+    queue: EventQueue<Delivery>,
     /// Inbound requests waiting for their answer: (responder, inbound id)
     /// -> (asker, the asker's request id).
     inbound: HashMap<(usize, InboundId), (usize, RequestId)>,
     next_inbound: u64,
     extranonce: u64,
-    /// Counters.
-    pub stats: SimStats,
-    /// Keep every node's events in [`SimNode::events`].
-    pub record_events: bool,
-    /// Every block [`Network::mine_next`] and [`Network::mine`] made.
-    pub mined: HashMap<BlockHash, MinedBlock>,
-    /// Order of [`Network::mined`], first mined first.
-    pub mined_order: Vec<BlockHash>,
-    /// Milliseconds from a block's discovery to its arrival at each other
-    /// node (gossip or sync), one sample per (block, node).
-    pub arrival_ms: Vec<u32>,
-    /// Depth of every re-org at every node.
-    pub reorg_depths: Vec<u32>,
-    /// What traitors did: (time, node, event).
-    pub traitor_events: Vec<(u64, usize, TraitorEvent)>,
+    /// What the run measured.
+    pub record: Recorder,
 }
 
 /// Settings of a [`Network`] beyond its size.
@@ -298,20 +263,11 @@ impl Network {
             access_ms,
             rng,
             cut: BTreeSet::new(),
-            now_ms: SIM_EPOCH_MS,
-            seq: 0,
-            queue: BinaryHeap::new(),
-            payloads: HashMap::default(),
+            queue: EventQueue::new(SIM_EPOCH_MS),
             inbound: HashMap::default(),
             next_inbound: 0,
             extranonce: 0,
-            stats: SimStats::default(),
-            record_events: true,
-            mined: HashMap::default(),
-            mined_order: Vec::new(),
-            arrival_ms: Vec::new(),
-            reorg_depths: Vec::new(),
-            traitor_events: Vec::new(),
+            record: Recorder::default(),
         };
         for i in 0..n {
             let mut out = Vec::new();
@@ -333,7 +289,7 @@ impl Network {
     /// Virtual time now, Unix ms.
     #[must_use]
     pub fn now_ms(&self) -> u64 {
-        self.now_ms
+        self.queue.now_ms()
     }
 
     /// Node `i`'s best tip.
@@ -357,10 +313,7 @@ impl Network {
     }
 
     fn schedule(&mut self, delay_ms: u64, to: usize, d: Delivery) {
-        self.seq += 1;
-        self.queue
-            .push(Reverse((self.now_ms + delay_ms, self.seq, to)));
-        self.payloads.insert(self.seq, d);
+        self.queue.schedule(delay_ms, to, d);
     }
 
     /// Sends an operator command to node `i`.
@@ -371,7 +324,7 @@ impl Network {
         let mut out = Vec::new();
         self.nodes[i]
             .core
-            .handle(self.now_ms, Input::Command(c), &mut out)?;
+            .handle(self.queue.now_ms(), Input::Command(c), &mut out)?;
         self.process(i, out);
         Ok(())
     }
@@ -382,7 +335,9 @@ impl Network {
     /// [`CoreError`] on a storage failure.
     pub fn input(&mut self, i: usize, input: Input) -> Result<Vec<Output>, CoreError> {
         let mut out = Vec::new();
-        self.nodes[i].core.handle(self.now_ms, input, &mut out)?;
+        self.nodes[i]
+            .core
+            .handle(self.queue.now_ms(), input, &mut out)?;
         let copy = out.clone();
         self.process(i, out);
         Ok(copy)
@@ -393,21 +348,11 @@ impl Network {
     /// # Panics
     /// On a storage failure of the in-memory store (never).
     pub fn run_for(&mut self, ms: u64) {
-        let until = self.now_ms + ms;
-        while let Some(&Reverse((t, seq, to))) = self.queue.peek() {
-            if t > until {
-                break;
-            }
-            self.queue.pop();
-            self.now_ms = t;
-            let d = self
-                .payloads
-                .remove(&seq)
-                .expect("payload of a queued event");
-            self.stats.events += 1;
+        let until = self.now_ms() + ms;
+        while let Some((to, d)) = self.queue.pop_until(until) {
+            self.record.stats.events += 1;
             self.deliver(to, d);
         }
-        self.now_ms = until;
     }
 
     fn deliver(&mut self, to: usize, d: Delivery) {
@@ -415,7 +360,7 @@ impl Network {
             Delivery::Tick => {
                 // Only the tick the node's timer stands at (an earlier
                 // deadline may have replaced it).
-                if self.nodes[to].timer != Some(self.now_ms) {
+                if self.nodes[to].timer != Some(self.now_ms()) {
                     return;
                 }
                 self.nodes[to].timer = None;
@@ -443,7 +388,7 @@ impl Network {
                 if !self.linked(to, from) || !self.nodes[to].seen.insert(id) {
                     return;
                 }
-                self.stats.messages += 1;
+                self.record.stats.messages += 1;
                 self.nodes[to]
                     .pending
                     .insert(id, (topic, Arc::clone(&data)));
@@ -458,7 +403,7 @@ impl Network {
                 if !self.linked(to, from) {
                     return;
                 }
-                self.stats.messages += 1;
+                self.record.stats.messages += 1;
                 self.next_inbound += 1;
                 let iid = InboundId(self.next_inbound);
                 self.inbound.insert((to, iid), (from, id));
@@ -472,7 +417,7 @@ impl Network {
                 if !self.linked(to, from) {
                     return;
                 }
-                self.stats.messages += 1;
+                self.record.stats.messages += 1;
                 Input::Response {
                     peer: self.nodes[from].peer_id,
                     id,
@@ -483,7 +428,7 @@ impl Network {
         let mut out = Vec::new();
         self.nodes[to]
             .core
-            .handle(self.now_ms, input, &mut out)
+            .handle(self.queue.now_ms(), input, &mut out)
             .expect("in-memory store never fails");
         self.process(to, out);
     }
@@ -527,12 +472,12 @@ impl Network {
         let Some(at) = self.nodes[i].core.next_deadline() else {
             return;
         };
-        let at = at.max(self.now_ms + 1);
+        let at = at.max(self.now_ms() + 1);
         if self.nodes[i].timer.is_some_and(|t| t <= at) {
             return;
         }
         self.nodes[i].timer = Some(at);
-        self.schedule(at - self.now_ms, i, Delivery::Tick);
+        self.schedule(at - self.now_ms(), i, Delivery::Tick);
     }
 
     fn process(&mut self, from: usize, outputs: Vec<Output>) {
@@ -594,25 +539,10 @@ impl Network {
                 Output::MiningJob(job) => self.nodes[from].job = job,
                 Output::TxResult(_) => {}
                 Output::Event(e) => {
-                    match &e {
-                        NodeEvent::Block {
-                            hash,
-                            source: BlockSource::Gossip(_) | BlockSource::Sync(_),
-                            ..
-                        } => {
-                            if let Some(m) = self.mined.get(hash) {
-                                let ms = self.now_ms.saturating_sub(m.mined_ms);
-                                self.arrival_ms.push(u32::try_from(ms).unwrap_or(u32::MAX));
-                            }
-                        }
-                        NodeEvent::Reorg(r) => self.reorg_depths.push(r.depth),
-                        NodeEvent::Traitor(t) => {
-                            self.traitor_events.push((self.now_ms, from, t.clone()));
-                        }
-                        _ => {}
-                    }
-                    if self.record_events {
-                        self.nodes[from].events.push((self.now_ms, e));
+                    let now = self.now_ms();
+                    self.record.observe(now, from, &e);
+                    if self.record.keep_events {
+                        self.nodes[from].events.push((now, e));
                     }
                 }
             }

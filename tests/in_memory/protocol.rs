@@ -178,7 +178,7 @@ fn same_calls_same_run() {
         net.run_for(3000);
         (
             (0..4).map(|i| net.tip(i)).collect::<Vec<_>>(),
-            net.stats,
+            net.record.stats,
             net.nodes[3].core.chain().stale_count(),
         )
     };

@@ -26,6 +26,7 @@ fn spam_invalid_bans_the_spammer_and_stores_nothing() {
         net.run_for(500);
     }
     let spam: Vec<_> = net
+        .record
         .traitor_events
         .iter()
         .filter(|(_, _, e)| matches!(e, TraitorEvent::Spam { .. }))
@@ -68,6 +69,7 @@ fn equivocation_splits_the_honest_nodes_until_the_next_block() {
     net.mine_job(0);
     net.run_for(2_000);
     let (first, second) = net
+        .record
         .traitor_events
         .iter()
         .find_map(|(_, _, e)| match e {
@@ -112,6 +114,7 @@ fn withheld_blocks_are_neither_published_nor_served() {
     net.run_for(500);
     assert!(net.nodes[0].core.chain().block_info(&net.tip(1)).is_some());
     let withheld = net
+        .record
         .traitor_events
         .iter()
         .filter(|(_, _, e)| matches!(e, TraitorEvent::Withheld { .. }))

@@ -92,7 +92,7 @@ fn double_spend_chunk(q: f64, z: u32, trials: u64, seed: u64) -> (u64, u64) {
     config.strategies = vec![StrategySpec::honest(), StrategySpec::double_spend(z, d)];
     config.shares = vec![Some(1.0 - q), Some(q)];
     let mut net = Network::with_config(sim_params(SIM_BLOCK_TIME_MS / 1000.0), 2, &config);
-    net.record_events = false;
+    net.record.keep_events = false;
     net.connect(0, 1);
     net.run_for(100);
     let mut done = 0u64;
@@ -100,17 +100,17 @@ fn double_spend_chunk(q: f64, z: u32, trials: u64, seed: u64) -> (u64, u64) {
     let mut seen = 0usize;
     while done < trials {
         net.mine_next(SIM_BLOCK_TIME_MS);
-        if net.traitor_events.len() == seen {
+        if net.record.traitor_events.len() == seen {
             continue;
         }
-        let ended: Vec<BlockHash> = net.traitor_events[seen..]
+        let ended: Vec<BlockHash> = net.record.traitor_events[seen..]
             .iter()
             .filter_map(|(_, _, e)| match e {
                 TraitorEvent::RoundEnded { conflict_block, .. } => Some(*conflict_block),
                 _ => None,
             })
             .collect();
-        seen = net.traitor_events.len();
+        seen = net.record.traitor_events.len();
         if ended.is_empty() {
             continue;
         }
@@ -129,7 +129,7 @@ fn double_spend_chunk(q: f64, z: u32, trials: u64, seed: u64) -> (u64, u64) {
             }
         }
     }
-    (successes, net.mined_order.len() as u64)
+    (successes, net.record.mined_order.len() as u64)
 }
 
 /// `powchain sim double-spend`.

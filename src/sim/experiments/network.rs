@@ -225,7 +225,7 @@ pub fn topology_links(
 /// The longest suffix on which two of `tips` disagree, walking parent
 /// links of the blocks the simulator made.
 fn common_prefix_k(net: &Network, tips: &[BlockHash]) -> u32 {
-    let height = |h: &BlockHash| net.mined.get(h).map_or(0, |m| m.height);
+    let height = |h: &BlockHash| net.record.mined.get(h).map_or(0, |m| m.height);
     let mut worst = 0;
     for (i, a) in tips.iter().enumerate() {
         for b in &tips[i + 1..] {
@@ -237,10 +237,10 @@ fn common_prefix_k(net: &Network, tips: &[BlockHash]) -> u32 {
                     break;
                 }
                 if hx >= hy {
-                    x = net.mined.get(&x).map_or(x, |m| m.parent);
+                    x = net.record.mined.get(&x).map_or(x, |m| m.parent);
                 }
                 if hy >= hx {
-                    y = net.mined.get(&y).map_or(y, |m| m.parent);
+                    y = net.record.mined.get(&y).map_or(y, |m| m.parent);
                 }
             }
             let hc = height(&x);
@@ -279,7 +279,7 @@ pub fn network(
         sim.shares[i] = Some(f);
     }
     let mut net = Network::with_config(sim_params(config.block_time_secs), n, &sim);
-    net.record_events = false;
+    net.record.keep_events = false;
     net.bandwidth_bytes_per_sec = config.bandwidth_bytes_per_sec;
     net.loss = config.loss;
     let mut topo_rng = ChaCha8Rng::seed_from_u64(derive_seed(config.seed, 1, 0, 0));
@@ -350,6 +350,7 @@ pub fn network(
     for h in 1..=best_chain {
         if let Some(info) = chain.info_at_height(h) {
             if net
+                .record
                 .mined
                 .get(&info.hash)
                 .is_some_and(|m| sim.strategies[m.miner].is_honest())
@@ -358,9 +359,9 @@ pub fn network(
             }
         }
     }
-    let blocks_mined = net.mined_order.len() as u64;
+    let blocks_mined = net.record.mined_order.len() as u64;
     let stale = blocks_mined.saturating_sub(u64::from(best_chain));
-    let mut arrivals = std::mem::take(&mut net.arrival_ms);
+    let mut arrivals = std::mem::take(&mut net.record.arrival_ms);
     arrivals.sort_unstable();
     let mean = if arrivals.is_empty() {
         0.0
@@ -368,7 +369,7 @@ pub fn network(
         arrivals.iter().map(|&a| f64::from(a)).sum::<f64>() / arrivals.len() as f64
     };
     let mut reorg_depths = BTreeMap::new();
-    for &d in &net.reorg_depths {
+    for &d in &net.record.reorg_depths {
         *reorg_depths.entry(d).or_insert(0u64) += 1;
     }
     let elapsed_blocks = (mined_until - start_ms) as f64 / block_ms;
@@ -387,14 +388,14 @@ pub fn network(
             p99: quantile(&arrivals, 0.99),
         },
         propagation_mean_ms: (mean * 1000.0).round() / 1000.0,
-        reorgs: net.reorg_depths.len() as u64,
-        max_reorg_depth: net.reorg_depths.iter().copied().max().unwrap_or(0),
+        reorgs: net.record.reorg_depths.len() as u64,
+        max_reorg_depth: net.record.reorg_depths.iter().copied().max().unwrap_or(0),
         reorg_depths,
         chain_growth_per_block_time: f64::from(best_chain) / elapsed_blocks.max(1e-9),
         chain_quality: honest_blocks as f64 / f64::from(best_chain.max(1)),
         common_prefix_max,
-        events: net.stats.events,
-        events_per_sec: net.stats.events as f64 / seconds.max(1e-9),
+        events: net.record.stats.events,
+        events_per_sec: net.record.stats.events as f64 / seconds.max(1e-9),
         seconds,
         peak_rss_bytes: peak_rss_bytes(),
         arrival_ms: arrivals,

@@ -170,7 +170,7 @@ fn selfish_point(alpha: f64, gamma: f64, cfg: &SelfishConfig, seed: u64) -> Self
     config.strategies = vec![cfg.strategy.spec(alpha, gamma)];
     config.shares = vec![Some(alpha)];
     let mut net = Network::with_config(sim_params(SIM_BLOCK_TIME_MS / 1000.0), n + 1, &config);
-    net.record_events = false;
+    net.record.keep_events = false;
     let close = ((gamma * n as f64).round() as usize).min(n);
     for a in 1..=n {
         for b in a + 1..=n {
@@ -197,7 +197,7 @@ fn selfish_point(alpha: f64, gamma: f64, cfg: &SelfishConfig, seed: u64) -> Self
         net.run_for(gap);
         // A match published since the last discovery is decided by the
         // block found now: which honest miners are on the pool's block?
-        let race = net.traitor_events[seen..]
+        let race = net.record.traitor_events[seen..]
             .iter()
             .rev()
             .find_map(|(_, _, e)| match e {
@@ -207,7 +207,7 @@ fn selfish_point(alpha: f64, gamma: f64, cfg: &SelfishConfig, seed: u64) -> Self
                 } => hashes.last().copied(),
                 _ => None,
             });
-        seen = net.traitor_events.len();
+        seen = net.record.traitor_events.len();
         if let Some(r) = race {
             let on_pool: f64 = (1..=n)
                 .filter(|&i| net.tip(i) == r)
@@ -229,7 +229,12 @@ fn selfish_point(alpha: f64, gamma: f64, cfg: &SelfishConfig, seed: u64) -> Self
     let mut pool_flags = Vec::with_capacity(height as usize);
     for h in 1..=height {
         if let Some(info) = chain.info_at_height(h) {
-            pool_flags.push(net.mined.get(&info.hash).is_some_and(|m| m.miner == 0));
+            pool_flags.push(
+                net.record
+                    .mined
+                    .get(&info.hash)
+                    .is_some_and(|m| m.miner == 0),
+            );
         }
     }
     let pool_blocks = pool_flags.iter().filter(|&&p| p).count();
@@ -246,7 +251,7 @@ fn selfish_point(alpha: f64, gamma: f64, cfg: &SelfishConfig, seed: u64) -> Self
     } else {
         gamma_samples.iter().sum::<f64>() / gamma_samples.len() as f64 + 0.0
     };
-    let mined = net.mined_order.len() as u64;
+    let mined = net.record.mined_order.len() as u64;
     let mdp = |g: f64| SelfishMdp::solve(alpha, g, DEFAULT_MAX_LEN).revenue;
     let optimal = cfg.strategy == SelfishStrategy::Optimal;
     SelfishRow {
