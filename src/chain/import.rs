@@ -8,7 +8,7 @@ use super::{
 };
 use crate::consensus::block::Block;
 use crate::consensus::validation::{check_header_context, check_proof_of_work_hash};
-use crate::consensus::{check_block_at_height, BlockError, BlockHash};
+use crate::consensus::{check_block_at_height, BlockError, BlockHash, BlockHeader};
 
 impl ChainStore {
     /// Accepts a block from a peer (`Some(peer)`) or from this node's miner
@@ -214,7 +214,7 @@ impl ChainStore {
         &mut self,
         hash: BlockHash,
         height: Option<u32>,
-        prev: BlockHash,
+        header: BlockHeader,
         reason: String,
     ) {
         // Full: forget the oldest (insertion order, so which entry goes
@@ -227,7 +227,12 @@ impl ChainStore {
                 None => break,
             }
         }
-        if self.invalid.insert(hash, (height, reason, prev)).is_none() {
+        let entry = super::InvalidBlock {
+            header,
+            height,
+            reason,
+        };
+        if self.invalid.insert(hash, entry).is_none() {
             self.invalid_order.push_back(hash);
         }
     }
@@ -259,11 +264,11 @@ impl ChainStore {
                 let height = self
                     .invalid
                     .get(&ancestor)
-                    .and_then(|(h, _, _)| h.map(|h| h + 1));
+                    .and_then(|inv| inv.height.map(|h| h + 1));
                 self.remember_invalid(
                     hash,
                     height,
-                    block.header.prev_blockhash,
+                    block.header,
                     format!("descends from invalid block {ancestor}"),
                 );
                 return Err(ChainError::InvalidAncestor { hash, ancestor });
@@ -326,7 +331,7 @@ impl ChainStore {
                 self.remember_invalid(
                     o.hash,
                     None,
-                    o.block.header.prev_blockhash,
+                    o.block.header,
                     format!("descends from invalid block {p}"),
                 );
                 queue.push(o.hash);
@@ -349,12 +354,7 @@ impl ChainStore {
             // taken when offered again later.
             if !is_not_yet_valid(&source) {
                 let height = self.entries[parent as usize].height + 1;
-                self.remember_invalid(
-                    hash,
-                    Some(height),
-                    block.header.prev_blockhash,
-                    source.to_string(),
-                );
+                self.remember_invalid(hash, Some(height), block.header, source.to_string());
             }
             return Err(ChainError::Invalid { hash, source });
         }

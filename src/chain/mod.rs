@@ -108,6 +108,19 @@ pub enum Precheck {
     Known,
 }
 
+/// A block remembered as invalid: its header (so `getblockheader` and
+/// `getchaintips` can show it as Core does), its height when known and
+/// why it failed.
+#[derive(Clone, Debug)]
+pub struct InvalidBlock {
+    /// Its header.
+    pub header: BlockHeader,
+    /// Its height, when its branch is known.
+    pub height: Option<u32>,
+    /// The rule it broke.
+    pub reason: String,
+}
+
 /// One re-org: the best tip moved to a block that does not descend from
 /// the old tip.
 ///
@@ -269,8 +282,8 @@ pub struct ChainStore {
     active: Vec<u32>,
     next_seq: u64,
     orphans: OrphanPool,
-    /// Blocks found invalid: height when known, reason, claimed parent.
-    invalid: HashMap<BlockHash, (Option<u32>, String, BlockHash), IndexHasher>,
+    /// Blocks found invalid, with their header.
+    invalid: HashMap<BlockHash, InvalidBlock, IndexHasher>,
     /// The keys of `invalid`, oldest first (its eviction order).
     invalid_order: VecDeque<BlockHash>,
     reorgs: VecDeque<ReorgEvent>,
@@ -490,7 +503,15 @@ mod tests {
         cs.max_invalid = 3;
         let h = |i: u8| BlockHash([i; 32]);
         for i in 1..=5 {
-            cs.remember_invalid(h(i), Some(u32::from(i)), h(0), "bad".into());
+            cs.remember_invalid(
+                h(i),
+                Some(u32::from(i)),
+                BlockHeader {
+                    prev_blockhash: h(0),
+                    ..cs.tip_header()
+                },
+                "bad".into(),
+            );
         }
         assert_eq!(cs.invalid_count(), 3);
         for i in 1..=2 {

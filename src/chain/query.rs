@@ -70,6 +70,39 @@ impl ChainStore {
         Coinbase::decode(b.txdata.first()?).ok().map(|c| c.miner_id)
     }
 
+    /// The header of a stored block or of one remembered as invalid
+    /// (Core keeps the headers of invalid blocks too).
+    #[must_use]
+    pub fn header_of(&self, hash: &BlockHash) -> Option<crate::consensus::BlockHeader> {
+        if let Some(&id) = self.ids.get(hash) {
+            return Some(self.entries[id as usize].header);
+        }
+        self.invalid.get(hash).map(|inv| inv.header)
+    }
+
+    /// The block remembered as invalid under `hash`.
+    #[must_use]
+    pub fn invalid_block(&self, hash: &BlockHash) -> Option<&super::InvalidBlock> {
+        self.invalid.get(hash)
+    }
+
+    /// Median time past of the block `hash` and its ten ancestors (BIP 113;
+    /// Core's `GetMedianTimePast`), stored blocks only.
+    #[must_use]
+    pub fn median_time_past(&self, hash: &BlockHash) -> Option<u32> {
+        let mut id = *self.ids.get(hash)?;
+        let mut times = Vec::with_capacity(11);
+        loop {
+            let e = &self.entries[id as usize];
+            times.push(e.header.time);
+            if times.len() == 11 || e.parent == super::NO_PARENT {
+                break;
+            }
+            id = e.parent;
+        }
+        Some(crate::consensus::time::median_time_past(&times))
+    }
+
     /// Stale blocks (valid, off the best chain), newest first.
     #[must_use]
     pub fn stale_blocks(&self) -> Vec<BlockInfo> {
@@ -108,15 +141,42 @@ impl ChainStore {
                 });
             }
         }
-        for (hash, (height, _, _)) in &self.invalid {
-            if let Some(h) = height {
-                tips.push(ChainTip {
-                    hash: *hash,
-                    height: *h,
-                    branchlen: 0,
-                    status: TipStatus::Invalid,
-                });
+        // Invalid tips as Core lists them: invalid blocks that no other
+        // invalid block builds on, with the branch length down to the best
+        // chain (through their invalid ancestors to the stored block they
+        // left from).
+        let parents: std::collections::HashSet<BlockHash> = self
+            .invalid
+            .values()
+            .map(|inv| inv.header.prev_blockhash)
+            .collect();
+        for (hash, inv) in &self.invalid {
+            let Some(height) = inv.height else { continue };
+            if parents.contains(hash) {
+                continue;
             }
+            let mut cur = inv.header.prev_blockhash;
+            let mut steps = 0usize;
+            while let Some(up) = self.invalid.get(&cur) {
+                cur = up.header.prev_blockhash;
+                steps += 1;
+                if steps > self.invalid.len() {
+                    break;
+                }
+            }
+            let Some(&stored) = self.ids.get(&cur) else {
+                continue;
+            };
+            let mut fork = stored;
+            while !self.entries[fork as usize].in_active {
+                fork = self.entries[fork as usize].parent;
+            }
+            tips.push(ChainTip {
+                hash: *hash,
+                height,
+                branchlen: height.saturating_sub(self.entries[fork as usize].height),
+                status: TipStatus::Invalid,
+            });
         }
         tips.sort_by(|a, b| b.height.cmp(&a.height).then(a.hash.cmp(&b.hash)));
         tips
@@ -307,7 +367,7 @@ impl ChainStore {
         forks.extend(
             self.invalid
                 .iter()
-                .filter(|(_, (height, _, _))| height.is_none_or(in_window))
+                .filter(|(_, inv)| inv.height.is_none_or(in_window))
                 .map(|(hash, inv)| invalid_tree_block(*hash, inv)),
         );
         forks.extend(
@@ -417,13 +477,12 @@ fn stored_tree_block(e: &super::Entry) -> TreeBlock {
     }
 }
 
-/// A block remembered as invalid (height when known, reason, claimed
-/// parent) as the tree shows it.
-fn invalid_tree_block(hash: BlockHash, inv: &(Option<u32>, String, BlockHash)) -> TreeBlock {
+/// A block remembered as invalid as the tree shows it.
+fn invalid_tree_block(hash: BlockHash, inv: &super::InvalidBlock) -> TreeBlock {
     TreeBlock {
         hash,
-        prev: inv.2,
-        height: inv.0,
+        prev: inv.header.prev_blockhash,
+        height: inv.height,
         miner: None,
         status: TreeStatus::Invalid,
         chainwork: None,

@@ -142,6 +142,8 @@ fn invalid_block_in_a_branch_poisons_its_descendants() {
     assert!(matches!(e, ChainError::Invalid { .. }), "{e}");
     assert!(e.is_peer_fault());
     let child = regtest_block(&p, bad.block_hash(), 5, t0(&p) + 6, 5, vec![]);
+    let child_hash = child.block_hash();
+    let child_header = child.header;
     assert!(matches!(
         cs.accept_block(child, Some("evil"), NOW_MS),
         Err(ChainError::InvalidAncestor { .. })
@@ -151,10 +153,16 @@ fn invalid_block_in_a_branch_poisons_its_descendants() {
         Err(ChainError::KnownInvalid(_))
     ));
     assert_eq!(cs.height(), 3);
-    assert!(cs
+    // Core's getchaintips: the invalid branch has one tip, its leaf, two
+    // blocks off the best chain; its header is kept.
+    let invalid: Vec<_> = cs
         .chain_tips()
-        .iter()
-        .any(|t| t.status == TipStatus::Invalid && t.height == 4));
+        .into_iter()
+        .filter(|t| t.status == TipStatus::Invalid)
+        .map(|t| (t.hash, t.height, t.branchlen))
+        .collect();
+    assert_eq!(invalid, vec![(child_hash, 5, 2)]);
+    assert_eq!(cs.header_of(&child_hash), Some(child_header));
     // A time at the median-time-past is invalid too.
     let mut stale_time = regtest_block(&p, good[2].block_hash(), 4, good[1].header.time, 6, vec![]);
     stale_time.header.time = good[1].header.time;
