@@ -112,6 +112,8 @@ pub struct FileConfig {
     pub max_hashrate: Option<f64>,
     /// Testnet: hold the difficulty at the start bits.
     pub fixed_difficulty: Option<bool>,
+    /// Core-compatible JSON-RPC address (`--rpc`).
+    pub rpc: Option<String>,
 }
 
 impl FileConfig {
@@ -172,6 +174,8 @@ pub struct NodeConfig {
     /// Testnet: difficulty held at the start bits
     /// ([`crate::consensus::Params::with_fixed_difficulty`]).
     pub fixed_difficulty: bool,
+    /// The JSON-RPC (and REST) server, when on.
+    pub rpc: Option<RpcConfig>,
 }
 
 /// Default limit on connected peers.
@@ -243,6 +247,37 @@ pub struct Overrides {
     pub max_hashrate: Option<f64>,
     /// `--fixed-difficulty`
     pub fixed_difficulty: bool,
+    /// `--rpc`, `--rpc-user`, `--rpc-password`, `--rpc-allow-ip`, `--rest`.
+    pub rpc: RpcOverrides,
+}
+
+/// The JSON-RPC flags.
+#[derive(Debug, Default, Clone)]
+pub struct RpcOverrides {
+    /// `--rpc ADDR`.
+    pub addr: Option<SocketAddr>,
+    /// `--rpc-user`.
+    pub user: Option<String>,
+    /// `--rpc-password`.
+    pub password: Option<String>,
+    /// `--rpc-allow-ip CIDR` (repeatable).
+    pub allow_ip: Vec<ipnet::IpNet>,
+    /// `--rest`.
+    pub rest: bool,
+}
+
+/// The Core-compatible JSON-RPC server's settings (SPEC "Bitcoin Core
+/// interfaces").
+#[derive(Debug, Clone)]
+pub struct RpcConfig {
+    /// Where it listens (port 0 allowed).
+    pub addr: SocketAddr,
+    /// `--rpc-user` and `--rpc-password`; `None`: Core's cookie.
+    pub user: Option<(String, String)>,
+    /// Who may connect (default loopback).
+    pub allow: Vec<ipnet::IpNet>,
+    /// Serve Core's REST interface on the same port.
+    pub rest: bool,
 }
 
 /// Parses 8 hex digits of compact bits, refusing encodings that are not a
@@ -272,6 +307,53 @@ pub fn parse_bits(text: &str) -> Result<CompactTarget, ConfigError> {
 /// [`ConfigError::Invalid`] for bad bits.
 pub fn parse_bits_arg(s: &str) -> Result<CompactTarget, ConfigError> {
     parse_bits(s)
+}
+
+/// The RPC settings from the flags and the file's `rpc` key.
+fn rpc_config(o: RpcOverrides, file_addr: Option<&str>) -> Result<Option<RpcConfig>, ConfigError> {
+    let addr = match (o.addr, file_addr) {
+        (Some(a), _) => a,
+        (None, Some(text)) => text
+            .parse()
+            .map_err(|e| ConfigError::Invalid(format!("bad rpc address '{text}': {e}")))?,
+        (None, None) => {
+            if o.user.is_some() || o.password.is_some() || o.rest || !o.allow_ip.is_empty() {
+                return Err(ConfigError::Invalid(
+                    "--rpc-user, --rpc-password, --rpc-allow-ip and --rest need --rpc ADDR".into(),
+                ));
+            }
+            return Ok(None);
+        }
+    };
+    let user = match (o.user, o.password) {
+        (Some(u), Some(p)) => {
+            if u.contains(':') {
+                return Err(ConfigError::Invalid(
+                    "--rpc-user must not contain ':'".into(),
+                ));
+            }
+            Some((u, p))
+        }
+        (None, None) => None,
+        _ => {
+            return Err(ConfigError::Invalid(
+                "--rpc-user and --rpc-password go together".into(),
+            ))
+        }
+    };
+    let mut allow = o.allow_ip;
+    if allow.is_empty() {
+        allow = vec![
+            "127.0.0.0/8".parse().expect("a CIDR"),
+            "::1/128".parse().expect("a CIDR"),
+        ];
+    }
+    Ok(Some(RpcConfig {
+        addr,
+        user,
+        allow,
+        rest: o.rest,
+    }))
 }
 
 fn parse_addrs(v: &[String]) -> Result<Vec<Multiaddr>, ConfigError> {
@@ -420,6 +502,7 @@ impl NodeConfig {
                 (None, None) => crate::protocol::StrategySpec::honest(),
             },
             fixed_difficulty,
+            rpc: rpc_config(o.rpc, f.rpc.as_deref())?,
             max_hashrate: match o.max_hashrate.or(f.max_hashrate) {
                 Some(h) if h.is_nan() || h <= 0.0 => {
                     return Err(ConfigError::Invalid(format!(

@@ -24,6 +24,9 @@ pub struct Status {
     pub listen: Vec<String>,
     /// The HTTP API's bound address.
     pub api: String,
+    /// Bound Core-compatible JSON-RPC address (`null` when off).
+    #[serde(default)]
+    pub rpc: Option<String>,
     /// Best height.
     pub height: u32,
     /// Best tip.

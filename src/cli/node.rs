@@ -75,6 +75,32 @@ pub struct NodeArgs {
     /// identity); `testnet` passes it with --hashrate-share or --adversary.
     #[arg(long, requires = "start_bits")]
     pub fixed_difficulty: bool,
+    /// Serve Bitcoin Core's JSON-RPC on ADDR (port 0 picks one; the bound
+    /// address is `status.rpc` and printed on stderr). Credentials: Core's
+    /// cookie `<data dir>/.cookie`, or --rpc-user/--rpc-password.
+    #[arg(long)]
+    pub rpc: Option<std::net::SocketAddr>,
+    /// JSON-RPC user name (with --rpc-password) instead of the cookie.
+    #[arg(long, requires = "rpc_password")]
+    pub rpc_user: Option<String>,
+    /// JSON-RPC password (with --rpc-user).
+    #[arg(long, requires = "rpc_user")]
+    pub rpc_password: Option<String>,
+    /// Addresses allowed to connect to the JSON-RPC port, as CIDR or one
+    /// address (repeatable; default loopback only; others get 403).
+    #[arg(long, value_parser = parse_allow_ip)]
+    pub rpc_allow_ip: Vec<ipnet::IpNet>,
+    /// Serve Core's REST interface (GET `/rest/...`, no credentials) on
+    /// the JSON-RPC port.
+    #[arg(long)]
+    pub rest: bool,
+}
+
+/// `--rpc-allow-ip`: a CIDR (`10.0.0.0/8`) or one address (`10.1.2.3`).
+fn parse_allow_ip(s: &str) -> Result<ipnet::IpNet, crate::value::ValueError> {
+    s.parse::<ipnet::IpNet>()
+        .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .map_err(|_| crate::value::ValueError::form(s, "an address or CIDR, e.g. 10.0.0.0/8"))
 }
 
 /// Runs `powchain node` until SIGINT/SIGTERM.
@@ -102,6 +128,13 @@ pub fn run(a: NodeArgs) -> Result<(), CliError> {
         strategy: a.strategy,
         max_hashrate: a.max_hashrate,
         fixed_difficulty: a.fixed_difficulty,
+        rpc: crate::config::RpcOverrides {
+            addr: a.rpc,
+            user: a.rpc_user,
+            password: a.rpc_password,
+            allow_ip: a.rpc_allow_ip,
+            rest: a.rest,
+        },
     };
     let config = crate::config::NodeConfig::resolve(a.config.as_deref(), overrides)
         .map_err(|e| CliError::Usage(e.to_string()))?;

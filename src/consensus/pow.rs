@@ -212,6 +212,12 @@ impl Work {
         hex::encode(self.0.to_be_bytes::<32>())
     }
 
+    /// As an `f64` (rates: Core's `getnetworkhashps` divides work by time).
+    #[must_use]
+    pub fn to_f64(&self) -> f64 {
+        u256_to_f64(self.0)
+    }
+
     /// Minimal hex with a `0x` prefix, e.g. `0x100010001`.
     #[must_use]
     pub fn to_short_hex(&self) -> String {

@@ -120,7 +120,8 @@ async fn check_access(
     next.run(req).await
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+/// Compares without an early exit (credentials).
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
@@ -412,7 +413,7 @@ async fn generate(
     }
     let (tx, rx) = oneshot::channel();
     s.commands
-        .send(CoreMsg::Generate(req.blocks, tx))
+        .send(CoreMsg::Generate(req.blocks, None, tx))
         .map_err(|_| shutting_down())?;
     match rx.await {
         Ok(Ok(hashes)) => Ok(Json(hashes.iter().map(ToString::to_string).collect())),

@@ -11,6 +11,7 @@
 pub mod api;
 pub mod key;
 pub mod metrics;
+pub mod rpc;
 pub mod runtime;
 
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -60,11 +61,16 @@ pub enum CoreMsg {
         Vec<u8>,
         oneshot::Sender<Result<Txid, crate::protocol::TxError>>,
     ),
-    /// `POST /generate` (regtest): mine N blocks now.
+    /// `POST /generate` and `generatetoaddress` (regtest): mine N blocks
+    /// now, with this miner id in their coinbase (`None`: the node's).
     Generate(
         u32,
+        Option<String>,
         oneshot::Sender<Result<Vec<BlockHash>, runtime::GenerateError>>,
     ),
+    /// Answered once every message sent before it was handled (the RPC's
+    /// `submitblock` waits on it for its block's verdict).
+    Barrier(oneshot::Sender<()>),
     /// Stop the core thread.
     Stop,
 }
@@ -78,6 +84,8 @@ pub struct NodeInfo {
     pub listen: Vec<String>,
     /// The HTTP API's bound address.
     pub api: String,
+    /// Bound JSON-RPC address, when on.
+    pub rpc: Option<String>,
     /// H/s over the last seconds.
     pub hashrate: f64,
     /// Miner backend.
@@ -104,6 +112,10 @@ pub struct Shared {
     /// /events` subscribers (a subscriber more than [`EVENT_BUFFER`]
     /// events behind skips ahead).
     pub events: tokio::sync::broadcast::Sender<crate::protocol::NodeEvent>,
+    /// Notified by the RPC `stop`: the node shuts down as on SIGTERM.
+    pub stop: tokio::sync::Notify,
+    /// When the node started (RPC `uptime`).
+    pub started: std::time::Instant,
 }
 
 /// Events buffered for a slow `GET /events` subscriber.
@@ -132,6 +144,7 @@ impl Shared {
             peer_id: info.peer_id,
             listen: info.listen,
             api: info.api,
+            rpc: info.rpc,
             height: chain.height(),
             tip: chain.tip().to_string(),
             chainwork: chain.chainwork().to_hex(),

@@ -113,6 +113,8 @@ pub async fn run(
         metrics: Metrics::new(),
         events: tokio::sync::broadcast::channel(super::EVENT_BUFFER).0,
         commands: cmd_tx.clone(),
+        stop: tokio::sync::Notify::new(),
+        started: Instant::now(),
     });
     let listener = tokio::net::TcpListener::bind(config.api)
         .await
@@ -132,6 +134,35 @@ pub async fn run(
         bound: api_addr,
     };
     let api_task = tokio::spawn(super::api::serve(listener, Arc::clone(&shared), access));
+    let rpc_cookie = config.data_dir.join(super::rpc::RPC_COOKIE_FILE);
+    let rpc_task = match &config.rpc {
+        None => None,
+        Some(rc) => {
+            let listener = tokio::net::TcpListener::bind(rc.addr)
+                .await
+                .map_err(|e| NodeError::Api(format!("bind JSON-RPC {}: {e}", rc.addr)))?;
+            let addr = listener
+                .local_addr()
+                .map_err(|e| NodeError::Api(e.to_string()))?;
+            let credentials = match &rc.user {
+                Some((u, p)) => format!("{u}:{p}"),
+                None => super::rpc::write_cookie(&config.data_dir)?,
+            };
+            shared.info.lock().expect("info lock").rpc = Some(addr.to_string());
+            tracing::info!(rpc = %addr, rest = rc.rest, "JSON-RPC listening");
+            eprintln!("powchain: JSON-RPC on {addr}");
+            let access = super::rpc::RpcAccess {
+                credentials,
+                allow: rc.allow.clone(),
+                rest: rc.rest,
+            };
+            Some(tokio::spawn(super::rpc::serve(
+                listener,
+                Arc::clone(&shared),
+                access,
+            )))
+        }
+    };
 
     let found_tx = cmd_tx.clone();
     let miner = config.mine.then(|| {
@@ -176,11 +207,23 @@ pub async fn run(
                 let _ = (&mut core_task).await;
                 break Ok(());
             }
+            () = shared.stop.notified() => {
+                tracing::info!("stop requested over JSON-RPC");
+                let _ = cmd_tx.send(CoreMsg::Stop);
+                let _ = (&mut core_task).await;
+                break Ok(());
+            }
         }
     };
     tracing::info!("shutting down");
     api_task.abort();
     let _ = std::fs::remove_file(&cookie);
+    if let Some(t) = rpc_task {
+        t.abort();
+        if config.rpc.as_ref().is_some_and(|r| r.user.is_none()) {
+            let _ = std::fs::remove_file(&rpc_cookie);
+        }
+    }
     result
 }
 
@@ -305,6 +348,9 @@ fn core_loop(
                     break Err(e.into());
                 }
             }
+            CoreMsg::Barrier(reply) => {
+                let _ = reply.send(());
+            }
             CoreMsg::SubmitTx(tx, reply) => {
                 out.tx_result = None;
                 if let Err(e) = shared
@@ -319,8 +365,8 @@ fn core_loop(
                     .unwrap_or(Err(crate::protocol::TxError::Empty));
                 let _ = reply.send(r);
             }
-            CoreMsg::Generate(n, reply) => {
-                let r = generate(shared, n, backend, &mut out);
+            CoreMsg::Generate(n, miner_id, reply) => {
+                let r = generate(shared, n, miner_id.as_deref(), backend, &mut out);
                 let stop = matches!(&r, Err(GenerateError::Store(_)));
                 let _ = reply.send(r);
                 if stop {
@@ -363,6 +409,7 @@ pub enum GenerateError {
 fn generate(
     shared: &Shared,
     n: u32,
+    miner_id: Option<&str>,
     backend: crate::miner::Backend,
     out: &mut DriverOutbox<'_>,
 ) -> Result<Vec<BlockHash>, GenerateError> {
@@ -373,7 +420,15 @@ fn generate(
     for i in 0..n {
         // The strategy's template: a `/generate`d block is the miner's
         // find like any other (a selfish node keeps it private).
-        let template = shared.core().mining_template(now_ms());
+        let mut template = shared.core().mining_template(now_ms());
+        if let Some(id) = miner_id {
+            // Core's generatetoaddress pays the address; powchain's coinbase
+            // names the miner instead (at most the coinbase's limit).
+            template.miner_id = id
+                .chars()
+                .take(crate::consensus::block::Coinbase::MAX_MINER_ID)
+                .collect();
+        }
         let target = Target::from_compact(template.bits)?;
         let now = now_ms();
         let (mut header, coinbase) =

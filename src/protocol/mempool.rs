@@ -144,6 +144,28 @@ impl Mempool {
         }
     }
 
+    /// Bytes of transactions held.
+    #[must_use]
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// The byte limit of the pool.
+    #[must_use]
+    pub fn max_bytes(&self) -> usize {
+        self.max_bytes
+    }
+
+    /// The txids held, oldest first.
+    #[must_use]
+    pub fn txids(&self) -> Vec<Txid> {
+        self.order
+            .iter()
+            .filter(|t| self.txs.contains_key(t))
+            .copied()
+            .collect()
+    }
+
     /// Number of transactions.
     #[must_use]
     pub fn len(&self) -> usize {

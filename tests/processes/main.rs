@@ -7,6 +7,7 @@
 mod util;
 
 mod browser;
+mod core_rpc;
 mod multiprocess;
 mod observer;
 mod p2p;

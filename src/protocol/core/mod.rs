@@ -235,6 +235,12 @@ impl NodeCore {
         self.mempool.len()
     }
 
+    /// The mempool, read-only (Core's `getmempoolinfo`, `getrawmempool`).
+    #[must_use]
+    pub fn mempool(&self) -> &Mempool {
+        &self.mempool
+    }
+
     /// Whether mining is switched on.
     #[must_use]
     pub fn mining(&self) -> bool {

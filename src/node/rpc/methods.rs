@@ -1,0 +1,719 @@
+//! The JSON-RPC methods, with the names, parameters, result fields and
+//! error codes of Bitcoin Core v30 (SPEC "Bitcoin Core interfaces").
+//!
+//! Fields that have no meaning in powchain carry the neutral value Core
+//! itself gives in that case (README, "Using the tools you know"): no fees
+//! (`relayfee`, `mempoolminfee`, ... are 0), no pruning (`pruned: false`),
+//! no service bits (`localservices` all zero, `localservicesnames: []`),
+//! no warnings (`warnings: []`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use super::{code, Params, RpcError};
+use crate::chain::{BlockInfo, ChainStore, TipStatus};
+use crate::consensus::{BlockHash, BlockHeader, CompactTarget, Network, Target};
+use crate::node::{CoreMsg, Shared};
+
+/// Every method served, in `help` order.
+pub const METHODS: &[&str] = &[
+    "getbestblockhash",
+    "getblock",
+    "getblockchaininfo",
+    "getblockcount",
+    "getblockhash",
+    "getblockheader",
+    "getchaintips",
+    "getdifficulty",
+    "getmempoolinfo",
+    "getrawmempool",
+    "waitforblockheight",
+    "waitfornewblock",
+    "getconnectioncount",
+    "getnetworkinfo",
+    "getpeerinfo",
+    "getmininginfo",
+    "getnetworkhashps",
+    "sendrawtransaction",
+    "generatetoaddress",
+    "submitblock",
+    "help",
+    "stop",
+    "uptime",
+];
+
+/// Longest wait `waitfornewblock` and `waitforblockheight` allow, ms
+/// (Core waits without end when the timeout is 0; a bounded wait keeps a
+/// client from pinning a connection forever).
+pub const MAX_WAIT_MS: u64 = 3_600_000;
+
+/// Runs `method` with `params` on `shared`.
+///
+/// # Errors
+/// Core's [`RpcError`]s: -32601 for an unknown method, -1 for a wrong
+/// number of arguments, -3 for a wrong type, -5 for an unknown block, -8
+/// for a bad parameter.
+pub async fn call(shared: Arc<Shared>, method: &str, params: Params) -> Result<Value, RpcError> {
+    match method {
+        "waitfornewblock" => {
+            let p = params.in_order(method, &["timeout"])?;
+            wait_for(&shared, opt_u64(&p, 0, "timeout")?, None).await
+        }
+        "waitforblockheight" => {
+            let p = params.in_order(method, &["height", "timeout"])?;
+            let height = req_u32(&p, 0, "height")?;
+            wait_for(&shared, opt_u64(&p, 1, "timeout")?, Some(height)).await
+        }
+        "sendrawtransaction" => {
+            let p = params.in_order(method, &["hexstring", "maxfeerate", "maxburnamount"])?;
+            let hex = req_str(&p, 0, "hexstring")?;
+            let bytes = hex::decode(hex)
+                .map_err(|_| RpcError::new(code::DESERIALIZATION, "TX decode failed"))?;
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            shared
+                .commands
+                .send(CoreMsg::SubmitTx(bytes, tx))
+                .map_err(|_| stopping())?;
+            match rx.await {
+                Ok(Ok(txid)) => Ok(json!(txid.to_string())),
+                Ok(Err(e)) => Err(RpcError::new(code::VERIFY_REJECTED, e.to_string())),
+                Err(_) => Err(stopping()),
+            }
+        }
+        "generatetoaddress" => {
+            let p = params.in_order(method, &["nblocks", "address", "maxtries"])?;
+            let n = req_u32(&p, 0, "nblocks")?;
+            let miner = req_str(&p, 1, "address")?.to_string();
+            if n > 1_000 {
+                return Err(RpcError::new(
+                    code::INVALID_PARAMETER,
+                    "nblocks: at most 1000 at a time",
+                ));
+            }
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            shared
+                .commands
+                .send(CoreMsg::Generate(n, Some(miner), tx))
+                .map_err(|_| stopping())?;
+            match rx.await {
+                Ok(Ok(hashes)) => Ok(json!(hashes
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>())),
+                Ok(Err(e)) => Err(RpcError::new(code::MISC, e.to_string())),
+                Err(_) => Err(stopping()),
+            }
+        }
+        "submitblock" => {
+            let p = params.in_order(method, &["hexdata", "dummy"])?;
+            submit_block(&shared, req_str(&p, 0, "hexdata")?).await
+        }
+        "stop" => {
+            params.in_order(method, &["wait"])?;
+            shared.stop.notify_one();
+            Ok(json!("powchain stopping"))
+        }
+        _ => {
+            let method = method.to_string();
+            tokio::task::spawn_blocking(move || read_only(&shared, &method, params))
+                .await
+                .unwrap_or_else(|_| Err(RpcError::new(code::MISC, "internal error")))
+        }
+    }
+}
+
+/// BIP 22 `submitblock`: the block enters the core as the node's own mined
+/// blocks do (`Input::Mined`); the answer is `null` when it was stored, or
+/// Core's reason: `duplicate`, `duplicate-invalid`, `inconclusive` (kept
+/// as an orphan, or refused by the orphan pool), `bad-prevblk` (builds on
+/// an invalid block) or the rule it broke (`high-hash`, `bad-txnmrklroot`,
+/// `bad-diffbits`, `time-too-new`, ...).
+async fn submit_block(shared: &Arc<Shared>, hexdata: &str) -> Result<Value, RpcError> {
+    use crate::chain::{ChainError, Precheck};
+    let decode_failed = || RpcError::new(code::DESERIALIZATION, "Block decode failed");
+    let max = shared.params.max_block_bytes;
+    if hexdata.len() > 2 * max {
+        return Err(decode_failed());
+    }
+    let bytes = hex::decode(hexdata).map_err(|_| decode_failed())?;
+    let block = crate::consensus::Block::decode(&bytes, max).map_err(|_| decode_failed())?;
+    let hash = block.block_hash();
+    let pre = shared
+        .core()
+        .chain()
+        .precheck(&block, crate::clock::now_ms());
+    match &pre {
+        Ok(Precheck::Known) => return Ok(json!("duplicate")),
+        Err(ChainError::KnownInvalid(_)) => return Ok(json!("duplicate-invalid")),
+        _ => {}
+    }
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    shared
+        .commands
+        .send(CoreMsg::Input(crate::protocol::Input::Mined(block)))
+        .map_err(|_| stopping())?;
+    shared
+        .commands
+        .send(CoreMsg::Barrier(tx))
+        .map_err(|_| stopping())?;
+    rx.await.map_err(|_| stopping())?;
+    let stored = shared.core().chain().contains(&hash);
+    Ok(match pre {
+        Ok(Precheck::Valid) if stored => Value::Null,
+        Ok(_) | Err(ChainError::OrphanRefused { .. }) => json!("inconclusive"),
+        Err(ChainError::Invalid { source, .. }) => json!(source.rule()),
+        Err(ChainError::InvalidAncestor { .. }) => json!("bad-prevblk"),
+        Err(e) => json!(e.to_string()),
+    })
+}
+
+fn stopping() -> RpcError {
+    RpcError::new(code::MISC, "powchain is shutting down")
+}
+
+/// The methods that only read the chain, the mempool and the peers.
+pub(super) fn read_only(shared: &Shared, method: &str, params: Params) -> Result<Value, RpcError> {
+    let core = shared.core();
+    let chain = core.chain();
+    let params_of = |names: &[&str]| params.clone().in_order(method, names);
+    match method {
+        "getbestblockhash" => {
+            params_of(&[])?;
+            Ok(json!(chain.tip().to_string()))
+        }
+        "getblockcount" => {
+            params_of(&[])?;
+            Ok(json!(chain.height()))
+        }
+        "getblockhash" => {
+            let p = params_of(&["height"])?;
+            let h = req_i64(&p, 0, "height")?;
+            let info = u32::try_from(h)
+                .ok()
+                .and_then(|h| chain.info_at_height(h))
+                .ok_or_else(|| {
+                    RpcError::new(code::INVALID_PARAMETER, "Block height out of range")
+                })?;
+            Ok(json!(info.hash.to_string()))
+        }
+        "getblockheader" => {
+            let p = params_of(&["blockhash", "verbose"])?;
+            let hash = req_hash(&p, 0, "blockhash")?;
+            let verbose = opt_bool(&p, 1, "verbose")?.unwrap_or(true);
+            let header = chain.header_of(&hash).ok_or_else(block_not_found)?;
+            if !verbose {
+                return Ok(json!(hex::encode(header.encode())));
+            }
+            Ok(header_json(chain, &hash, &header, None))
+        }
+        "getblock" => {
+            let p = params_of(&["blockhash", "verbosity"])?;
+            let hash = req_hash(&p, 0, "blockhash")?;
+            let verbosity = match p.get(1) {
+                None | Some(Value::Null) => 1,
+                Some(Value::Bool(b)) => i64::from(*b),
+                Some(v) => v
+                    .as_i64()
+                    .ok_or_else(|| type_error("verbosity", "number"))?,
+            };
+            let block = chain
+                .block(&hash)
+                .map_err(|e| RpcError::new(code::MISC, e.to_string()))?
+                .ok_or_else(block_not_found)?;
+            let raw = block.encode();
+            if verbosity <= 0 {
+                return Ok(json!(hex::encode(raw)));
+            }
+            let txs: Vec<Value> = if verbosity == 1 {
+                block.txids().iter().map(|t| json!(t.to_string())).collect()
+            } else {
+                block
+                    .txdata
+                    .iter()
+                    .zip(block.txids())
+                    .map(|(tx, id)| {
+                        json!({"txid": id.to_string(), "hash": id.to_string(),
+                               "size": tx.len(), "vsize": tx.len(), "weight": tx.len() * 4,
+                               "hex": hex::encode(tx)})
+                    })
+                    .collect()
+            };
+            let mut v = header_json(chain, &hash, &block.header, Some(block.txdata.len()));
+            v["size"] = json!(raw.len());
+            v["strippedsize"] = json!(raw.len());
+            v["weight"] = json!(raw.len() * 4);
+            v["tx"] = Value::Array(txs);
+            Ok(v)
+        }
+        "getblockchaininfo" => {
+            params_of(&[])?;
+            let tip = chain.tip_header();
+            let bits = tip.bits;
+            Ok(json!({
+                "chain": chain_name(shared.params.network),
+                "blocks": chain.height(),
+                "headers": chain.height(),
+                "bestblockhash": chain.tip().to_string(),
+                "bits": bits.to_string(),
+                "target": target_hex(bits),
+                "difficulty": difficulty(bits),
+                "time": tip.time,
+                "mediantime": chain.median_time_past(&chain.tip()).unwrap_or(tip.time),
+                "verificationprogress": 1.0,
+                "initialblockdownload": false,
+                "chainwork": chain.chainwork().to_hex(),
+                "size_on_disk": 0,
+                "pruned": false,
+                "warnings": [],
+            }))
+        }
+        "getchaintips" => {
+            params_of(&[])?;
+            let tips: Vec<Value> = chain
+                .chain_tips()
+                .iter()
+                .map(|t| {
+                    json!({"height": t.height, "hash": t.hash.to_string(),
+                           "branchlen": t.branchlen, "status": tip_status(t.status)})
+                })
+                .collect();
+            Ok(Value::Array(tips))
+        }
+        "getdifficulty" => {
+            params_of(&[])?;
+            Ok(json!(difficulty(chain.tip_header().bits)))
+        }
+        "getmempoolinfo" => {
+            params_of(&[])?;
+            let m = core.mempool();
+            Ok(json!({
+                "loaded": true, "size": m.len(), "bytes": m.bytes(), "usage": m.bytes(),
+                "total_fee": 0.0, "maxmempool": m.max_bytes(), "mempoolminfee": 0.0,
+                "minrelaytxfee": 0.0, "incrementalrelayfee": 0.0, "unbroadcastcount": 0,
+                "fullrbf": true, "permitbaremultisig": true, "maxdatacarriersize": 100_000,
+            }))
+        }
+        "getrawmempool" => {
+            let p = params_of(&["verbose", "mempool_sequence"])?;
+            if opt_bool(&p, 0, "verbose")?.unwrap_or(false) {
+                return Err(RpcError::new(
+                    code::INVALID_PARAMETER,
+                    "verbose: powchain transactions carry no fees or ancestry; use verbose=false",
+                ));
+            }
+            let ids: Vec<String> = core
+                .mempool()
+                .txids()
+                .iter()
+                .map(ToString::to_string)
+                .collect();
+            Ok(json!(ids))
+        }
+        "getconnectioncount" => {
+            params_of(&[])?;
+            Ok(json!(core.peers().iter().count()))
+        }
+        "getnetworkinfo" => {
+            params_of(&[])?;
+            let (inbound, outbound) = core.peers().iter().fold((0, 0), |(i, o), (_, p)| {
+                if p.link == crate::protocol::Link::Inbound {
+                    (i + 1, o)
+                } else {
+                    (i, o + 1)
+                }
+            });
+            let net = |name: &str, reachable: bool| {
+                json!({"name": name, "limited": !reachable, "reachable": reachable,
+                       "proxy": "", "proxy_randomize_credentials": false})
+            };
+            Ok(json!({
+                "version": client_version(),
+                "subversion": format!("/powchain:{}/", env!("CARGO_PKG_VERSION")),
+                "protocolversion": crate::protocol::messages::PROTOCOL_VERSION,
+                "localservices": "0000000000000000",
+                "localservicesnames": [],
+                "localrelay": true,
+                "timeoffset": 0,
+                "connections": inbound + outbound,
+                "connections_in": inbound,
+                "connections_out": outbound,
+                "networkactive": true,
+                "networks": [net("ipv4", true), net("ipv6", true), net("onion", false),
+                             net("i2p", false), net("cjdns", false)],
+                "relayfee": 0.0,
+                "incrementalfee": 0.0,
+                "localaddresses": [],
+                "warnings": [],
+            }))
+        }
+        "getpeerinfo" => {
+            params_of(&[])?;
+            let peers: Vec<Value> = core
+                .peers()
+                .iter()
+                .enumerate()
+                .map(|(i, (id, p))| {
+                    let inbound = p.link == crate::protocol::Link::Inbound;
+                    json!({
+                        "id": i, "addr": p.address.as_ref().map_or_else(|| id.to_string(), ToString::to_string),
+                        "network": "ipv4", "services": "0000000000000000", "servicesnames": [],
+                        "relaytxes": true, "lastsend": 0, "lastrecv": 0, "last_transaction": 0,
+                        "last_block": 0, "bytessent": 0, "bytesrecv": 0, "conntime": 0,
+                        "timeoffset": 0, "version": crate::protocol::messages::PROTOCOL_VERSION,
+                        "subver": "", "inbound": inbound, "bip152_hb_to": false,
+                        "bip152_hb_from": false, "permissions": [], "minfeefilter": 0.0,
+                        "bytessent_per_msg": {}, "bytesrecv_per_msg": {},
+                        "connection_type": if inbound { "inbound" } else { "outbound-full-relay" },
+                        "transport_protocol_type": "libp2p", "session_id": id.to_string(),
+                    })
+                })
+                .collect();
+            Ok(Value::Array(peers))
+        }
+        "getmininginfo" => {
+            params_of(&[])?;
+            let bits = chain.tip_header().bits;
+            let next_bits = chain
+                .view_at(&chain.tip())
+                .and_then(|v| crate::consensus::difficulty::next_work_required(&shared.params, &v))
+                .unwrap_or(bits);
+            Ok(json!({
+                "blocks": chain.height(),
+                "bits": bits.to_string(),
+                "difficulty": difficulty(bits),
+                "target": target_hex(bits),
+                "networkhashps": network_hash_ps(chain, 120, None),
+                "pooledtx": core.mempool_len(),
+                "blockmintxfee": 0.0,
+                "chain": chain_name(shared.params.network),
+                "next": {"height": chain.height() + 1, "bits": next_bits.to_string(),
+                         "difficulty": difficulty(next_bits), "target": target_hex(next_bits)},
+                "warnings": [],
+            }))
+        }
+        "getnetworkhashps" => {
+            let p = params_of(&["nblocks", "height"])?;
+            let n = match p.first() {
+                None | Some(Value::Null) => 120,
+                Some(v) => v.as_i64().ok_or_else(|| type_error("nblocks", "number"))?,
+            };
+            let height = match p.get(1) {
+                None | Some(Value::Null) => None,
+                Some(v) => {
+                    let h = v.as_i64().ok_or_else(|| type_error("height", "number"))?;
+                    (h >= 0).then(|| u32::try_from(h).unwrap_or(u32::MAX))
+                }
+            };
+            if height.is_some_and(|h| h > chain.height()) {
+                return Err(RpcError::new(
+                    code::INVALID_PARAMETER,
+                    "Block does not exist at specified height",
+                ));
+            }
+            Ok(json!(network_hash_ps(chain, n, height)))
+        }
+        "uptime" => {
+            params_of(&[])?;
+            Ok(json!(shared.started.elapsed().as_secs()))
+        }
+        "help" => {
+            let p = params_of(&["command"])?;
+            match p.first().and_then(Value::as_str) {
+                None => Ok(json!(METHODS.join("\n"))),
+                Some(m) if METHODS.contains(&m) => Ok(json!(format!(
+                    "{m}\n(see Bitcoin Core's help {m}; powchain serves its v30 shape)"
+                ))),
+                Some(m) => Ok(json!(format!("help: unknown command: {m}"))),
+            }
+        }
+        other => Err(
+            RpcError::new(code::METHOD_NOT_FOUND, format!("Method not found: {other}"))
+                .with_hint(other),
+        ),
+    }
+}
+
+impl RpcError {
+    fn with_hint(self, method: &str) -> RpcError {
+        if method.len() > 64 {
+            RpcError::new(self.code, "Method not found")
+        } else {
+            self
+        }
+    }
+}
+
+/// Core's `blockheaderToJSON` (and the header part of `blockToJSON`).
+pub(super) fn header_json(
+    chain: &ChainStore,
+    hash: &BlockHash,
+    h: &BlockHeader,
+    n_tx: Option<usize>,
+) -> Value {
+    let info: Option<BlockInfo> = chain.block_info(hash);
+    let (height, confirmations, chainwork, next) = match &info {
+        Some(i) if i.in_best_chain => (
+            Some(i.height),
+            i64::from(chain.height() - i.height + 1),
+            Some(i.chainwork),
+            chain
+                .info_at_height(i.height + 1)
+                .map(|n| n.hash.to_string()),
+        ),
+        Some(i) => (Some(i.height), -1, Some(i.chainwork), None),
+        None => (
+            chain.invalid_block(hash).and_then(|b| b.height),
+            -1,
+            None,
+            None,
+        ),
+    };
+    let n_tx = n_tx.or_else(|| chain.block(hash).ok().flatten().map(|b| b.txdata.len()));
+    let mut v = json!({
+        "hash": hash.to_string(),
+        "confirmations": confirmations,
+        "height": height,
+        "version": h.version,
+        "versionHex": format!("{:08x}", h.version),
+        "merkleroot": crate::consensus::Txid(h.merkle_root).to_string(),
+        "time": h.time,
+        "mediantime": chain.median_time_past(hash).unwrap_or(h.time),
+        "nonce": h.nonce,
+        "bits": h.bits.to_string(),
+        "target": target_hex(h.bits),
+        "difficulty": difficulty(h.bits),
+        "chainwork": chainwork.map_or_else(|| "0".repeat(64), |w| w.to_hex()),
+        "nTx": n_tx.unwrap_or(0),
+    });
+    if h.prev_blockhash != BlockHash::ZERO {
+        v["previousblockhash"] = json!(h.prev_blockhash.to_string());
+    }
+    if let Some(n) = next {
+        v["nextblockhash"] = json!(n);
+    }
+    v
+}
+
+/// Core's chain names (`CChainParams::GetChainTypeString`).
+fn chain_name(n: Network) -> &'static str {
+    match n {
+        Network::Mainnet => "main",
+        Network::Testnet => "test",
+        Network::Regtest => "regtest",
+    }
+}
+
+fn tip_status(s: TipStatus) -> &'static str {
+    match s {
+        TipStatus::Active => "active",
+        TipStatus::ValidFork => "valid-fork",
+        TipStatus::Invalid => "invalid",
+    }
+}
+
+fn target_hex(bits: CompactTarget) -> String {
+    Target::from_compact(bits).map_or_else(|_| "0".repeat(64), |t| t.to_hex())
+}
+
+/// Core's `GetDifficulty`: the target of bits `1d00ffff` over this one,
+/// computed on the compact form as Core does (`src/rpc/blockchain.cpp`).
+#[must_use]
+pub fn difficulty(bits: CompactTarget) -> f64 {
+    let bits = bits.to_consensus();
+    let mantissa = bits & 0x00ff_ffff;
+    if mantissa == 0 {
+        return 0.0;
+    }
+    let mut shift = (bits >> 24) & 0xff;
+    let mut d = f64::from(0x0000_ffffu32) / f64::from(mantissa);
+    while shift < 29 {
+        d *= 256.0;
+        shift += 1;
+    }
+    while shift > 29 {
+        d /= 256.0;
+        shift -= 1;
+    }
+    d
+}
+
+/// powchain's version as Core encodes its own (`CLIENT_VERSION`:
+/// major·10000 + minor·100 + patch).
+fn client_version() -> u64 {
+    let v: Vec<u64> = env!("CARGO_PKG_VERSION")
+        .split('.')
+        .map(|p| p.parse().unwrap_or(0))
+        .collect();
+    v.first().copied().unwrap_or(0) * 10_000
+        + v.get(1).copied().unwrap_or(0) * 100
+        + v.get(2).copied().unwrap_or(0)
+}
+
+/// Core's `GetNetworkHashPS`: the work of the last `n` blocks up to
+/// `height` (the tip by default) over the time they spanned; `n <= 0`
+/// means since the last difficulty change, which powchain's networks do
+/// not mark, so 120 blocks are used.
+fn network_hash_ps(chain: &ChainStore, n: i64, height: Option<u32>) -> f64 {
+    let top = height.unwrap_or_else(|| chain.height());
+    let n = if n <= 0 {
+        120
+    } else {
+        u32::try_from(n).unwrap_or(u32::MAX)
+    };
+    let bottom = top.saturating_sub(n);
+    let (Some(hi), Some(lo)) = (chain.info_at_height(top), chain.info_at_height(bottom)) else {
+        return 0.0;
+    };
+    if top == bottom {
+        return 0.0;
+    }
+    let mut tmin = hi.header.time;
+    let mut tmax = hi.header.time;
+    for h in bottom..=top {
+        if let Some(i) = chain.info_at_height(h) {
+            tmin = tmin.min(i.header.time);
+            tmax = tmax.max(i.header.time);
+        }
+    }
+    if tmax == tmin {
+        return 0.0;
+    }
+    let work = hi.chainwork.to_f64() - lo.chainwork.to_f64();
+    work / f64::from(tmax - tmin)
+}
+
+/// Waits for a new tip (or for `height`), at most `timeout_ms` (0: the
+/// longest, [`MAX_WAIT_MS`]); answers the tip then: `{"hash","height"}`.
+async fn wait_for(
+    shared: &Arc<Shared>,
+    timeout_ms: u64,
+    height: Option<u32>,
+) -> Result<Value, RpcError> {
+    let mut rx = shared.events.subscribe();
+    let start = {
+        let core = shared.core();
+        (core.chain().tip(), core.chain().height())
+    };
+    let done = |tip: BlockHash, h: u32| match height {
+        Some(want) => h >= want,
+        None => tip != start.0,
+    };
+    let timeout = Duration::from_millis(if timeout_ms == 0 {
+        MAX_WAIT_MS
+    } else {
+        timeout_ms.min(MAX_WAIT_MS)
+    });
+    if !done(start.0, start.1) {
+        let _ = tokio::time::timeout(timeout, async {
+            loop {
+                match rx.recv().await {
+                    Ok(crate::protocol::NodeEvent::Tip { hash, height }) if done(hash, height) => {
+                        break
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+                    _ => {}
+                }
+            }
+        })
+        .await;
+    }
+    let core = shared.core();
+    Ok(json!({"hash": core.chain().tip().to_string(), "height": core.chain().height()}))
+}
+
+fn block_not_found() -> RpcError {
+    RpcError::new(code::INVALID_ADDRESS_OR_KEY, "Block not found")
+}
+
+fn type_error(name: &str, want: &str) -> RpcError {
+    RpcError::new(
+        code::TYPE,
+        format!("{name}: JSON value is not of expected type {want}"),
+    )
+}
+
+fn missing(name: &str) -> RpcError {
+    RpcError::new(code::MISC, format!("missing required argument {name}"))
+}
+
+fn req_i64(p: &[Value], i: usize, name: &str) -> Result<i64, RpcError> {
+    match p.get(i) {
+        None | Some(Value::Null) => Err(missing(name)),
+        Some(v) => v.as_i64().ok_or_else(|| type_error(name, "number")),
+    }
+}
+
+fn req_u32(p: &[Value], i: usize, name: &str) -> Result<u32, RpcError> {
+    let v = req_i64(p, i, name)?;
+    u32::try_from(v)
+        .map_err(|_| RpcError::new(code::INVALID_PARAMETER, format!("{name}: out of range")))
+}
+
+fn opt_u64(p: &[Value], i: usize, name: &str) -> Result<u64, RpcError> {
+    match p.get(i) {
+        None | Some(Value::Null) => Ok(0),
+        Some(v) => v.as_u64().ok_or_else(|| {
+            RpcError::new(
+                code::INVALID_PARAMETER,
+                format!("{name}: a non-negative number"),
+            )
+        }),
+    }
+}
+
+fn opt_bool(p: &[Value], i: usize, name: &str) -> Result<Option<bool>, RpcError> {
+    match p.get(i) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Bool(b)) => Ok(Some(*b)),
+        Some(Value::Number(n)) => Ok(Some(n.as_i64() != Some(0))),
+        Some(_) => Err(type_error(name, "bool")),
+    }
+}
+
+fn req_str<'a>(p: &'a [Value], i: usize, name: &str) -> Result<&'a str, RpcError> {
+    match p.get(i) {
+        None | Some(Value::Null) => Err(missing(name)),
+        Some(v) => v.as_str().ok_or_else(|| type_error(name, "string")),
+    }
+}
+
+/// A block hash parameter: 64 hex digits (Core's `ParseHashV`: -8 for a
+/// wrong length or a non-hex character).
+fn req_hash(p: &[Value], i: usize, name: &str) -> Result<BlockHash, RpcError> {
+    let s = req_str(p, i, name)?;
+    if s.len() != 64 {
+        return Err(RpcError::new(
+            code::INVALID_PARAMETER,
+            format!(
+                "{name} must be of length 64 (not {}, for '{}')",
+                s.len(),
+                s.chars().take(80).collect::<String>()
+            ),
+        ));
+    }
+    BlockHash::from_hex(s).map_err(|_| {
+        RpcError::new(
+            code::INVALID_PARAMETER,
+            format!("{name} must be hexadecimal string (not '{s}')"),
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn difficulty_matches_core() {
+        // Bits 1d00ffff is difficulty 1; Core's regtest pow limit 207fffff
+        // prints 4.656542373906925e-10.
+        assert_eq!(difficulty(CompactTarget::from_consensus(0x1d00_ffff)), 1.0);
+        let d = difficulty(CompactTarget::from_consensus(0x207f_ffff));
+        assert!((d - 4.656_542_373_906_925e-10).abs() < 1e-22, "{d}");
+        // Block 32256's bits 1d00d86a: 1.18290947.
+        let d = difficulty(CompactTarget::from_consensus(0x1d00_d86a));
+        assert!((d - 1.182_899_534_312_841_6).abs() < 1e-9, "{d}");
+    }
+}
