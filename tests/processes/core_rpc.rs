@@ -262,6 +262,69 @@ fn core_rpc_client_reads_a_node_with_forks() {
     assert_eq!(s, 200);
     serde_json::from_str::<core::GetBlockchainInfo>(&body).unwrap();
 
+    // getblocktemplate (BIP 22/23): Core's raw template struct reads it;
+    // a block built from its coinbasetxn and mined is accepted.
+    let gbt_req = [json!({"rules": ["segwit"]})];
+    let gbt: core::GetBlockTemplate = client.call("getblocktemplate", &gbt_req).unwrap();
+    assert_eq!(gbt.height, 6);
+    let raw: Value = client.call("getblocktemplate", &gbt_req).unwrap();
+    let coinbase = hex::decode(raw["coinbasetxn"]["data"].as_str().unwrap()).unwrap();
+    let mut txdata = vec![coinbase];
+    for t in &gbt.transactions {
+        txdata.push(hex::decode(&t.data).unwrap());
+    }
+    let leaves: Vec<[u8; 32]> = txdata
+        .iter()
+        .map(|t| powchain::consensus::sha256d(t))
+        .collect();
+    let bits = u32::from_str_radix(&gbt.bits, 16).unwrap();
+    let mut header = BlockHeader {
+        version: gbt.version,
+        prev_blockhash: BlockHash::from_hex(&gbt.previous_block_hash).unwrap(),
+        merkle_root: powchain::consensus::merkle::merkle_root(&leaves).root,
+        time: gbt.current_time as u32,
+        bits: powchain::consensus::CompactTarget::from_consensus(bits),
+        nonce: 0,
+    };
+    let target = powchain::consensus::Target::from_compact(header.bits).unwrap();
+    while !target.is_met_by(&header.block_hash()) {
+        header.nonce += 1;
+    }
+    let templated = Block { header, txdata };
+    assert_eq!(submit(&templated), Value::Null);
+    assert_eq!(
+        client.get_best_block_hash().unwrap().0,
+        templated.block_hash().to_string()
+    );
+    // Long polling: a request with the current longpollid returns once a
+    // new block arrives.
+    let id: Value =
+        client.call::<Value>("getblocktemplate", &gbt_req).unwrap()["longpollid"].clone();
+    let poller = {
+        let rpc = rpc.clone();
+        let cookie = cookie.clone();
+        std::thread::spawn(move || {
+            let c =
+                Client::new_with_auth(&format!("http://{rpc}"), Auth::CookieFile(cookie)).unwrap();
+            let t: core::GetBlockTemplate = c
+                .call(
+                    "getblocktemplate",
+                    &[json!({"rules": ["segwit"], "longpollid": id})],
+                )
+                .unwrap();
+            t.height
+        })
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    let _: core::GenerateToAddress = client
+        .call("generatetoaddress", &[json!(1), json!("bob")])
+        .unwrap();
+    assert_eq!(
+        poller.join().unwrap(),
+        8,
+        "the long poll returned the next template"
+    );
+
     // stop: the node shuts down cleanly and removes its cookie.
     let stopping: String = client.stop().unwrap();
     assert!(stopping.contains("stopping"));

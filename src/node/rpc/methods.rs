@@ -39,6 +39,7 @@ pub const METHODS: &[&str] = &[
     "sendrawtransaction",
     "generatetoaddress",
     "submitblock",
+    "getblocktemplate",
     "help",
     "stop",
     "uptime",
@@ -106,6 +107,30 @@ pub async fn call(shared: Arc<Shared>, method: &str, params: Params) -> Result<V
                 Err(_) => Err(stopping()),
             }
         }
+        "getblocktemplate" => {
+            let p = params.in_order(method, &["template_request"])?;
+            let request = match p.first() {
+                None | Some(Value::Null) => serde_json::Map::new(),
+                Some(Value::Object(o)) => o.clone(),
+                Some(_) => return Err(type_error("template_request", "object")),
+            };
+            match request.get("mode").and_then(Value::as_str) {
+                None | Some("template") => {}
+                Some(m) => {
+                    return Err(RpcError::new(
+                        code::INVALID_PARAMETER,
+                        format!("Invalid mode {}", m.chars().take(20).collect::<String>()),
+                    ))
+                }
+            }
+            if let Some(id) = request.get("longpollid").and_then(Value::as_str) {
+                long_poll(&shared, id).await;
+            }
+            let shared = Arc::clone(&shared);
+            tokio::task::spawn_blocking(move || Ok(block_template(&shared)))
+                .await
+                .unwrap_or_else(|_| Err(RpcError::new(code::MISC, "internal error")))
+        }
         "submitblock" => {
             let p = params.in_order(method, &["hexdata", "dummy"])?;
             submit_block(&shared, req_str(&p, 0, "hexdata")?).await
@@ -122,6 +147,74 @@ pub async fn call(shared: Arc<Shared>, method: &str, params: Params) -> Result<V
                 .unwrap_or_else(|_| Err(RpcError::new(code::MISC, "internal error")))
         }
     }
+}
+
+/// The long-poll id of the current template (BIP 22): the tip and the
+/// mempool's size, as Core joins the tip with its transaction counter.
+fn longpoll_id(shared: &Shared) -> String {
+    let core = shared.core();
+    format!("{}{}", core.chain().tip(), core.mempool_len())
+}
+
+/// BIP 22 long polling: waits while `id` is still the current template's
+/// id — until a new tip, or a mempool change at least a minute old (Core
+/// waits a minute for transaction updates) — at most [`MAX_WAIT_MS`].
+async fn long_poll(shared: &Arc<Shared>, id: &str) {
+    let started = std::time::Instant::now();
+    let tip = shared.core().chain().tip();
+    if !id.starts_with(&tip.to_string()) {
+        // An id of an older tip: the template changed already.
+        return;
+    }
+    loop {
+        let waited = started.elapsed();
+        if shared.core().chain().tip() != tip
+            || waited >= Duration::from_millis(MAX_WAIT_MS)
+            || (waited >= Duration::from_secs(60) && longpoll_id(shared) != id)
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// BIP 22/23 `getblocktemplate`, with `coinbasetxn` (the node's coinbase
+/// for this template, extranonce 0: a powchain-aware client varies the
+/// extranonce and recomputes the merkle root) and Core's field set.
+fn block_template(shared: &Shared) -> Value {
+    let now = crate::clock::now_ms();
+    let template = shared.core().mining_template(now);
+    let (header, coinbase) =
+        crate::miner::worker::assemble_at(&template, 0, crate::clock::unix_secs(now));
+    let tx_json = |tx: &[u8]| {
+        let id = crate::consensus::Txid(crate::consensus::sha256d(tx)).to_string();
+        json!({"data": hex::encode(tx), "txid": id, "hash": id, "depends": [],
+               "fee": 0, "sigops": 0, "weight": tx.len() * 4})
+    };
+    let max = shared.params.max_block_bytes;
+    json!({
+        "capabilities": [],
+        "version": template.version,
+        "rules": [],
+        "vbavailable": {},
+        "vbrequired": 0,
+        "previousblockhash": template.prev_blockhash.to_string(),
+        "transactions": template.transactions.iter().map(|t| tx_json(t)).collect::<Vec<_>>(),
+        "coinbasetxn": tx_json(&coinbase),
+        "coinbaseaux": {},
+        "coinbasevalue": 0,
+        "longpollid": longpoll_id(shared),
+        "target": target_hex(template.bits),
+        "mintime": template.min_time,
+        "mutable": ["time", "transactions", "prevblock"],
+        "noncerange": "00000000ffffffff",
+        "sigoplimit": 0,
+        "sizelimit": max,
+        "weightlimit": max * 4,
+        "curtime": header.time,
+        "bits": template.bits.to_string(),
+        "height": template.height,
+    })
 }
 
 /// BIP 22 `submitblock`: the block enters the core as the node's own mined
