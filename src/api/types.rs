@@ -362,11 +362,27 @@ pub struct DelayPercentiles {
     pub samples: usize,
 }
 
+/// One node of a testnet as outside tools reach it (`nodes_info`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeAccess {
+    /// `node0` ... `node{N-1}`.
+    pub name: String,
+    /// Its HTTP API, `host:port`.
+    pub api: String,
+    /// Its Core JSON-RPC (and REST), `host:port`; `null` without `--rpc`.
+    pub rpc: Option<String>,
+    /// Its Core cookie file (`__cookie__:<hex>`); `null` without `--rpc`.
+    pub cookie: Option<String>,
+}
+
 /// `powchain testnet --json` (SPEC `testnet`).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct TestnetReport {
     /// Node processes.
     pub nodes: usize,
+    /// How outside tools reach each node (SPEC: `nodes_info`).
+    #[serde(default)]
+    pub nodes_info: Vec<NodeAccess>,
     /// Whether every node had the same tip at the end.
     pub agreed: bool,
     /// The lowest final height.

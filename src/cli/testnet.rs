@@ -59,6 +59,11 @@ pub struct TestnetArgs {
     /// Print one JSON document.
     #[arg(long)]
     pub json: bool,
+    /// Give every node Bitcoin Core's JSON-RPC and REST on port 0; each
+    /// node's RPC address and cookie are printed and listed in the
+    /// report's `nodes_info`.
+    #[arg(long)]
+    pub rpc: bool,
 }
 
 impl TestnetArgs {
@@ -80,6 +85,7 @@ impl TestnetArgs {
             adversary: self.adversary.clone(),
             hashrate_share: self.hashrate_share.clone(),
             json: self.json,
+            rpc: self.rpc,
         }
     }
 }

@@ -95,6 +95,8 @@ pub struct TestnetPlan {
     pub hashrate_share: Vec<(usize, f64)>,
     /// Print one JSON document.
     pub json: bool,
+    /// Every node serves Core's JSON-RPC and REST on port 0.
+    pub rpc: bool,
 }
 
 impl TestnetPlan {
@@ -329,6 +331,9 @@ pub fn run(a: &TestnetPlan) -> Result<TestnetReport, TestnetError> {
                 "--miner-id",
                 &format!("node{i}"),
             ]);
+        if a.rpc {
+            cmd.args(["--rpc", "127.0.0.1:0", "--rest"]);
+        }
         let strategy = a.strategy(i);
         if !strategy.is_honest() {
             cmd.args(["--strategy", &strategy.to_string()]);
@@ -380,11 +385,29 @@ pub fn run(a: &TestnetPlan) -> Result<TestnetReport, TestnetError> {
                 _ => std::thread::sleep(Duration::from_millis(50)),
             }
         };
+        let info = crate::api::types::NodeAccess {
+            name: format!("node{i}"),
+            api: api.clone(),
+            cookie: status.rpc.as_ref().map(|_| {
+                dir.join(format!("node{i}"))
+                    .join(crate::node::rpc::RPC_COOKIE_FILE)
+                    .display()
+                    .to_string()
+            }),
+            rpc: status.rpc.clone(),
+        };
+        if let (Some(rpc), Some(cookie)) = (&info.rpc, &info.cookie) {
+            eprintln!(
+                "testnet: {} api {} rpc {rpc} cookie {cookie}",
+                info.name, info.api
+            );
+        }
         cluster.nodes.push(NodeProc {
             child,
             client,
             peer_id: status.peer_id.clone(),
             listen: status.listen[0].clone(),
+            info,
         });
     }
     // Link them.

@@ -18,6 +18,8 @@ pub(crate) struct NodeProc {
     pub(crate) peer_id: String,
     /// Its dialable address.
     pub(crate) listen: String,
+    /// How outside tools reach it (`nodes_info`).
+    pub(crate) info: crate::api::types::NodeAccess,
 }
 
 /// Sends SIGTERM to a child process (ignoring one that already exited).

@@ -174,6 +174,7 @@ pub(crate) fn build(
     let expected = 1.0 - (-(mean_delay_ms / 1000.0) / f64::from(a.block_time)).exp();
     TestnetReport {
         nodes: a.nodes,
+        nodes_info: nodes.iter().map(|n| n.info.clone()).collect(),
         agreed,
         common_height,
         heights,

@@ -78,10 +78,27 @@ fn three_node_testnet_partitions_reorgs_and_agrees() {
         // about e^-20 (they were 4 s, and a run once had no sample).
         "--partition",
         "12:32",
+        "--rpc",
         "--json",
     ]);
     assert_eq!(report["agreed"], true);
     assert_eq!(report["nodes"], 3);
+    // --rpc: every node's Core RPC address and cookie, for outside tools.
+    let info = report["nodes_info"].as_array().unwrap();
+    assert_eq!(info.len(), 3);
+    for (i, n) in info.iter().enumerate() {
+        assert_eq!(n["name"], format!("node{i}"));
+        assert!(
+            n["rpc"]
+                .as_str()
+                .is_some_and(|r| r.starts_with("127.0.0.1:")),
+            "{n}"
+        );
+        assert!(
+            n["cookie"].as_str().is_some_and(|c| c.ends_with(".cookie")),
+            "{n}"
+        );
+    }
     assert!(report["common_height"].as_u64().unwrap() >= 10);
     assert!(
         report["reorgs"].as_u64().unwrap() >= 1,
