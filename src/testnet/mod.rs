@@ -385,23 +385,7 @@ pub fn run(a: &TestnetPlan) -> Result<TestnetReport, TestnetError> {
                 _ => std::thread::sleep(Duration::from_millis(50)),
             }
         };
-        let info = crate::api::types::NodeAccess {
-            name: format!("node{i}"),
-            api: api.clone(),
-            cookie: status.rpc.as_ref().map(|_| {
-                dir.join(format!("node{i}"))
-                    .join(crate::node::rpc::RPC_COOKIE_FILE)
-                    .display()
-                    .to_string()
-            }),
-            rpc: status.rpc.clone(),
-        };
-        if let (Some(rpc), Some(cookie)) = (&info.rpc, &info.cookie) {
-            eprintln!(
-                "testnet: {} api {} rpc {rpc} cookie {cookie}",
-                info.name, info.api
-            );
-        }
+        let info = process::node_access(i, &api, &status, &dir);
         cluster.nodes.push(NodeProc {
             child,
             client,

@@ -128,3 +128,31 @@ pub fn wait_for_line(
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// How outside tools reach node `i` (`nodes_info`): its API, and its Core
+/// RPC and cookie when it serves them; printed on stderr as it starts.
+pub(crate) fn node_access(
+    i: usize,
+    api: &str,
+    status: &crate::api::types::Status,
+    dir: &std::path::Path,
+) -> crate::api::types::NodeAccess {
+    let info = crate::api::types::NodeAccess {
+        name: format!("node{i}"),
+        api: api.to_string(),
+        cookie: status.rpc.as_ref().map(|_| {
+            dir.join(format!("node{i}"))
+                .join(crate::node::rpc::RPC_COOKIE_FILE)
+                .display()
+                .to_string()
+        }),
+        rpc: status.rpc.clone(),
+    };
+    if let (Some(rpc), Some(cookie)) = (&info.rpc, &info.cookie) {
+        eprintln!(
+            "testnet: {} api {} rpc {rpc} cookie {cookie}",
+            info.name, info.api
+        );
+    }
+    info
+}

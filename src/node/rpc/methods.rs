@@ -12,9 +12,14 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
+use super::convert::{
+    block_not_found, chain_name, client_version, difficulty, network_hash_ps, opt_bool, opt_u64,
+    req_hash, req_i64, req_str, req_u32, target_hex, tip_status, type_error,
+};
+use super::mining::{block_template, long_poll, submit_block};
 use super::{code, Params, RpcError};
-use crate::chain::{BlockInfo, ChainStore, TipStatus};
-use crate::consensus::{BlockHash, BlockHeader, CompactTarget, Network, Target};
+use crate::chain::{BlockInfo, ChainStore};
+use crate::consensus::{BlockHash, BlockHeader};
 use crate::node::{CoreMsg, Shared};
 
 /// Every method served, in `help` order.
@@ -149,120 +154,7 @@ pub async fn call(shared: Arc<Shared>, method: &str, params: Params) -> Result<V
     }
 }
 
-/// The long-poll id of the current template (BIP 22): the tip and the
-/// mempool's size, as Core joins the tip with its transaction counter.
-fn longpoll_id(shared: &Shared) -> String {
-    let core = shared.core();
-    format!("{}{}", core.chain().tip(), core.mempool_len())
-}
-
-/// BIP 22 long polling: waits while `id` is still the current template's
-/// id — until a new tip, or a mempool change at least a minute old (Core
-/// waits a minute for transaction updates) — at most [`MAX_WAIT_MS`].
-async fn long_poll(shared: &Arc<Shared>, id: &str) {
-    let started = std::time::Instant::now();
-    let tip = shared.core().chain().tip();
-    if !id.starts_with(&tip.to_string()) {
-        // An id of an older tip: the template changed already.
-        return;
-    }
-    loop {
-        let waited = started.elapsed();
-        if shared.core().chain().tip() != tip
-            || waited >= Duration::from_millis(MAX_WAIT_MS)
-            || (waited >= Duration::from_secs(60) && longpoll_id(shared) != id)
-        {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// BIP 22/23 `getblocktemplate`, with `coinbasetxn` (the node's coinbase
-/// for this template, extranonce 0: a powchain-aware client varies the
-/// extranonce and recomputes the merkle root) and Core's field set.
-fn block_template(shared: &Shared) -> Value {
-    let now = crate::clock::now_ms();
-    let template = shared.core().mining_template(now);
-    let (header, coinbase) =
-        crate::miner::worker::assemble_at(&template, 0, crate::clock::unix_secs(now));
-    let tx_json = |tx: &[u8]| {
-        let id = crate::consensus::Txid(crate::consensus::sha256d(tx)).to_string();
-        json!({"data": hex::encode(tx), "txid": id, "hash": id, "depends": [],
-               "fee": 0, "sigops": 0, "weight": tx.len() * 4})
-    };
-    let max = shared.params.max_block_bytes;
-    json!({
-        "capabilities": [],
-        "version": template.version,
-        "rules": [],
-        "vbavailable": {},
-        "vbrequired": 0,
-        "previousblockhash": template.prev_blockhash.to_string(),
-        "transactions": template.transactions.iter().map(|t| tx_json(t)).collect::<Vec<_>>(),
-        "coinbasetxn": tx_json(&coinbase),
-        "coinbaseaux": {},
-        "coinbasevalue": 0,
-        "longpollid": longpoll_id(shared),
-        "target": target_hex(template.bits),
-        "mintime": template.min_time,
-        "mutable": ["time", "transactions", "prevblock"],
-        "noncerange": "00000000ffffffff",
-        "sigoplimit": 0,
-        "sizelimit": max,
-        "weightlimit": max * 4,
-        "curtime": header.time,
-        "bits": template.bits.to_string(),
-        "height": template.height,
-    })
-}
-
-/// BIP 22 `submitblock`: the block enters the core as the node's own mined
-/// blocks do (`Input::Mined`); the answer is `null` when it was stored, or
-/// Core's reason: `duplicate`, `duplicate-invalid`, `inconclusive` (kept
-/// as an orphan, or refused by the orphan pool), `bad-prevblk` (builds on
-/// an invalid block) or the rule it broke (`high-hash`, `bad-txnmrklroot`,
-/// `bad-diffbits`, `time-too-new`, ...).
-async fn submit_block(shared: &Arc<Shared>, hexdata: &str) -> Result<Value, RpcError> {
-    use crate::chain::{ChainError, Precheck};
-    let decode_failed = || RpcError::new(code::DESERIALIZATION, "Block decode failed");
-    let max = shared.params.max_block_bytes;
-    if hexdata.len() > 2 * max {
-        return Err(decode_failed());
-    }
-    let bytes = hex::decode(hexdata).map_err(|_| decode_failed())?;
-    let block = crate::consensus::Block::decode(&bytes, max).map_err(|_| decode_failed())?;
-    let hash = block.block_hash();
-    let pre = shared
-        .core()
-        .chain()
-        .precheck(&block, crate::clock::now_ms());
-    match &pre {
-        Ok(Precheck::Known) => return Ok(json!("duplicate")),
-        Err(ChainError::KnownInvalid(_)) => return Ok(json!("duplicate-invalid")),
-        _ => {}
-    }
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    shared
-        .commands
-        .send(CoreMsg::Input(crate::protocol::Input::Mined(block)))
-        .map_err(|_| stopping())?;
-    shared
-        .commands
-        .send(CoreMsg::Barrier(tx))
-        .map_err(|_| stopping())?;
-    rx.await.map_err(|_| stopping())?;
-    let stored = shared.core().chain().contains(&hash);
-    Ok(match pre {
-        Ok(Precheck::Valid) if stored => Value::Null,
-        Ok(_) | Err(ChainError::OrphanRefused { .. }) => json!("inconclusive"),
-        Err(ChainError::Invalid { source, .. }) => json!(source.rule()),
-        Err(ChainError::InvalidAncestor { .. }) => json!("bad-prevblk"),
-        Err(e) => json!(e.to_string()),
-    })
-}
-
-fn stopping() -> RpcError {
+pub(super) fn stopping() -> RpcError {
     RpcError::new(code::MISC, "powchain is shutting down")
 }
 
@@ -589,94 +481,6 @@ pub(super) fn header_json(
     v
 }
 
-/// Core's chain names (`CChainParams::GetChainTypeString`).
-fn chain_name(n: Network) -> &'static str {
-    match n {
-        Network::Mainnet => "main",
-        Network::Testnet => "test",
-        Network::Regtest => "regtest",
-    }
-}
-
-fn tip_status(s: TipStatus) -> &'static str {
-    match s {
-        TipStatus::Active => "active",
-        TipStatus::ValidFork => "valid-fork",
-        TipStatus::Invalid => "invalid",
-    }
-}
-
-fn target_hex(bits: CompactTarget) -> String {
-    Target::from_compact(bits).map_or_else(|_| "0".repeat(64), |t| t.to_hex())
-}
-
-/// Core's `GetDifficulty`: the target of bits `1d00ffff` over this one,
-/// computed on the compact form as Core does (`src/rpc/blockchain.cpp`).
-#[must_use]
-pub fn difficulty(bits: CompactTarget) -> f64 {
-    let bits = bits.to_consensus();
-    let mantissa = bits & 0x00ff_ffff;
-    if mantissa == 0 {
-        return 0.0;
-    }
-    let mut shift = (bits >> 24) & 0xff;
-    let mut d = f64::from(0x0000_ffffu32) / f64::from(mantissa);
-    while shift < 29 {
-        d *= 256.0;
-        shift += 1;
-    }
-    while shift > 29 {
-        d /= 256.0;
-        shift -= 1;
-    }
-    d
-}
-
-/// powchain's version as Core encodes its own (`CLIENT_VERSION`:
-/// major·10000 + minor·100 + patch).
-fn client_version() -> u64 {
-    let v: Vec<u64> = env!("CARGO_PKG_VERSION")
-        .split('.')
-        .map(|p| p.parse().unwrap_or(0))
-        .collect();
-    v.first().copied().unwrap_or(0) * 10_000
-        + v.get(1).copied().unwrap_or(0) * 100
-        + v.get(2).copied().unwrap_or(0)
-}
-
-/// Core's `GetNetworkHashPS`: the work of the last `n` blocks up to
-/// `height` (the tip by default) over the time they spanned; `n <= 0`
-/// means since the last difficulty change, which powchain's networks do
-/// not mark, so 120 blocks are used.
-fn network_hash_ps(chain: &ChainStore, n: i64, height: Option<u32>) -> f64 {
-    let top = height.unwrap_or_else(|| chain.height());
-    let n = if n <= 0 {
-        120
-    } else {
-        u32::try_from(n).unwrap_or(u32::MAX)
-    };
-    let bottom = top.saturating_sub(n);
-    let (Some(hi), Some(lo)) = (chain.info_at_height(top), chain.info_at_height(bottom)) else {
-        return 0.0;
-    };
-    if top == bottom {
-        return 0.0;
-    }
-    let mut tmin = hi.header.time;
-    let mut tmax = hi.header.time;
-    for h in bottom..=top {
-        if let Some(i) = chain.info_at_height(h) {
-            tmin = tmin.min(i.header.time);
-            tmax = tmax.max(i.header.time);
-        }
-    }
-    if tmax == tmin {
-        return 0.0;
-    }
-    let work = hi.chainwork.to_f64() - lo.chainwork.to_f64();
-    work / f64::from(tmax - tmin)
-}
-
 /// Waits for a new tip (or for `height`), at most `timeout_ms` (0: the
 /// longest, [`MAX_WAIT_MS`]); answers the tip then: `{"hash","height"}`.
 async fn wait_for(
@@ -714,99 +518,4 @@ async fn wait_for(
     }
     let core = shared.core();
     Ok(json!({"hash": core.chain().tip().to_string(), "height": core.chain().height()}))
-}
-
-fn block_not_found() -> RpcError {
-    RpcError::new(code::INVALID_ADDRESS_OR_KEY, "Block not found")
-}
-
-fn type_error(name: &str, want: &str) -> RpcError {
-    RpcError::new(
-        code::TYPE,
-        format!("{name}: JSON value is not of expected type {want}"),
-    )
-}
-
-fn missing(name: &str) -> RpcError {
-    RpcError::new(code::MISC, format!("missing required argument {name}"))
-}
-
-fn req_i64(p: &[Value], i: usize, name: &str) -> Result<i64, RpcError> {
-    match p.get(i) {
-        None | Some(Value::Null) => Err(missing(name)),
-        Some(v) => v.as_i64().ok_or_else(|| type_error(name, "number")),
-    }
-}
-
-fn req_u32(p: &[Value], i: usize, name: &str) -> Result<u32, RpcError> {
-    let v = req_i64(p, i, name)?;
-    u32::try_from(v)
-        .map_err(|_| RpcError::new(code::INVALID_PARAMETER, format!("{name}: out of range")))
-}
-
-fn opt_u64(p: &[Value], i: usize, name: &str) -> Result<u64, RpcError> {
-    match p.get(i) {
-        None | Some(Value::Null) => Ok(0),
-        Some(v) => v.as_u64().ok_or_else(|| {
-            RpcError::new(
-                code::INVALID_PARAMETER,
-                format!("{name}: a non-negative number"),
-            )
-        }),
-    }
-}
-
-fn opt_bool(p: &[Value], i: usize, name: &str) -> Result<Option<bool>, RpcError> {
-    match p.get(i) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Bool(b)) => Ok(Some(*b)),
-        Some(Value::Number(n)) => Ok(Some(n.as_i64() != Some(0))),
-        Some(_) => Err(type_error(name, "bool")),
-    }
-}
-
-fn req_str<'a>(p: &'a [Value], i: usize, name: &str) -> Result<&'a str, RpcError> {
-    match p.get(i) {
-        None | Some(Value::Null) => Err(missing(name)),
-        Some(v) => v.as_str().ok_or_else(|| type_error(name, "string")),
-    }
-}
-
-/// A block hash parameter: 64 hex digits (Core's `ParseHashV`: -8 for a
-/// wrong length or a non-hex character).
-fn req_hash(p: &[Value], i: usize, name: &str) -> Result<BlockHash, RpcError> {
-    let s = req_str(p, i, name)?;
-    if s.len() != 64 {
-        return Err(RpcError::new(
-            code::INVALID_PARAMETER,
-            format!(
-                "{name} must be of length 64 (not {}, for '{}')",
-                s.len(),
-                s.chars().take(80).collect::<String>()
-            ),
-        ));
-    }
-    BlockHash::from_hex(s).map_err(|_| {
-        RpcError::new(
-            code::INVALID_PARAMETER,
-            format!("{name} must be hexadecimal string (not '{s}')"),
-        )
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn difficulty_matches_core() {
-        // Bits 1d00ffff is difficulty 1; Core's regtest pow limit 207fffff
-        // prints 4.656542373906925e-10.
-        assert_eq!(difficulty(CompactTarget::from_consensus(0x1d00_ffff)), 1.0);
-        let d = difficulty(CompactTarget::from_consensus(0x207f_ffff));
-        assert!((d - 4.656_542_373_906_925e-10).abs() < 1e-22, "{d}");
-        // Block 32256's bits 1d00d86a: 1.18290947.
-        let d = difficulty(CompactTarget::from_consensus(0x1d00_d86a));
-        assert!((d - 1.182_899_534_312_841_6).abs() < 1e-9, "{d}");
-    }
 }

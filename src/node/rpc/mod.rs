@@ -12,7 +12,9 @@
 //! realm="jsonrpc"`). REST (`--rest`) is GET only and needs no credentials,
 //! as Core's `-rest`.
 
+mod convert;
 mod methods;
+mod mining;
 mod rest;
 
 use std::net::SocketAddr;
