@@ -165,9 +165,24 @@ fn core_rpc_client_reads_a_node_with_forks() {
     assert_eq!(mempool.size, 0);
     let raw: core::GetRawMempool = client.call("getrawmempool", &[]).unwrap();
     assert!(raw.0.is_empty());
+    let hash1_early: core::GetBlockHash = client.get_block_hash(1).unwrap();
     let net: core::GetNetworkInfo = client.get_network_info().unwrap();
     assert_eq!(net.connections, 1);
     assert!(net.local_services_names.is_empty());
+    // fork-observer reads the subversion through Core's model, the header
+    // by hash through it too (a bitcoin::block::Header).
+    assert!(net
+        .clone()
+        .into_model()
+        .unwrap()
+        .subversion
+        .starts_with("/powchain:"));
+    let model = client
+        .get_block_header(&bhash(&hash1_early.0))
+        .unwrap()
+        .into_model()
+        .unwrap();
+    assert_eq!(model.0.block_hash().to_string(), hash1_early.0);
     let peers: core::GetPeerInfo = client.get_peer_info().unwrap();
     assert_eq!(peers.0.len(), 1);
     assert_eq!(client.get_connection_count().unwrap().0, 1);
