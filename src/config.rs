@@ -280,6 +280,17 @@ pub struct RpcConfig {
     pub rest: bool,
 }
 
+impl RpcConfig {
+    /// Loopback only: Core's default `-rpcallowip`.
+    #[must_use]
+    pub fn loopback() -> Vec<ipnet::IpNet> {
+        vec![
+            "127.0.0.0/8".parse().expect("a CIDR"),
+            "::1/128".parse().expect("a CIDR"),
+        ]
+    }
+}
+
 /// Parses 8 hex digits of compact bits, refusing encodings that are not a
 /// positive target.
 ///
@@ -343,10 +354,7 @@ fn rpc_config(o: RpcOverrides, file_addr: Option<&str>) -> Result<Option<RpcConf
     };
     let mut allow = o.allow_ip;
     if allow.is_empty() {
-        allow = vec![
-            "127.0.0.0/8".parse().expect("a CIDR"),
-            "::1/128".parse().expect("a CIDR"),
-        ];
+        allow = RpcConfig::loopback();
     }
     Ok(Some(RpcConfig {
         addr,

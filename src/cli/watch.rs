@@ -41,6 +41,13 @@ pub fn run_watch(a: &WatchArgs) -> Result<(), CliError> {
         .map_err(|e| failed(e.to_string()))
 }
 
+/// The first `n` characters of a hash's display form (all of a shorter
+/// one).
+fn short_hash(h: &dyn std::fmt::Display, n: usize) -> String {
+    let h = h.to_string();
+    h.get(..n).unwrap_or(&h).to_string()
+}
+
 /// One terminal line for an event: the time it is printed (UTC,
 /// `HH:MM:SS.mmm`), the kind, and the fields that matter.
 #[must_use]
@@ -53,10 +60,7 @@ pub fn event_line(kind: &str, data: &str) -> String {
         (ms / 1000) % 60,
         ms % 1000
     );
-    let short = |h: &dyn std::fmt::Display| {
-        let h = h.to_string();
-        h.get(..16).unwrap_or(&h).to_string()
-    };
+    let short = |h: &dyn std::fmt::Display| short_hash(h, 16);
     let what = ApiEvent::from_sse(kind, data).ok().map(|e| match e {
         ApiEvent::Block(b) => format!(
             "{} height {} {} miner {} prev {}",
@@ -188,10 +192,7 @@ pub fn run_tree(a: &TreeArgs) -> Result<(), CliError> {
         print_json(&t);
         return Ok(());
     }
-    let short = |h: &dyn std::fmt::Display| {
-        let h = h.to_string();
-        h.get(..12).unwrap_or(&h).to_string()
-    };
+    let short = |h: &dyn std::fmt::Display| short_hash(h, 12);
     let mut rows: Vec<(Option<u32>, String)> = t
         .hidden
         .iter()

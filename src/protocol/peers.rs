@@ -21,7 +21,7 @@ use libp2p::{Multiaddr, PeerId};
 
 use super::mempool::TxError;
 use crate::chain::{ChainError, OrphanReject};
-use crate::clock::after;
+use crate::clock::{after, elapsed};
 use crate::consensus::{BlockError, DecodeError, HeaderError};
 
 /// Score at or below which a peer is banned.
@@ -342,7 +342,7 @@ impl PeerBook {
             value: 0.0,
             updated_ms: now_ms,
         });
-        s.value = decay(s.value, now_ms.saturating_sub(s.updated_ms)) + action.penalty();
+        s.value = decay(s.value, elapsed(now_ms, s.updated_ms)) + action.penalty();
         s.updated_ms = now_ms;
         if s.value <= BAN_THRESHOLD && !self.is_banned(&peer, now_ms) {
             self.banned_until_ms.insert(peer, after(now_ms, BAN));
@@ -356,7 +356,7 @@ impl PeerBook {
     pub fn score(&self, peer: &PeerId, now_ms: u64) -> f64 {
         self.scores
             .get(peer)
-            .map_or(0.0, |s| decay(s.value, now_ms.saturating_sub(s.updated_ms)))
+            .map_or(0.0, |s| decay(s.value, elapsed(now_ms, s.updated_ms)))
     }
 
     /// Whether `peer` is banned at `now_ms`.
@@ -383,14 +383,14 @@ impl PeerBook {
         self.scores.retain(|p, s| {
             peers.contains_key(p)
                 || bans.contains_key(p)
-                || decay(s.value, now_ms.saturating_sub(s.updated_ms)) < -0.5
+                || decay(s.value, elapsed(now_ms, s.updated_ms)) < -0.5
         });
         if self.scores.len() > MAX_REMEMBERED_SCORES {
             let mut v: Vec<(PeerId, f64)> = self
                 .scores
                 .iter()
                 .filter(|(p, _)| !peers.contains_key(p) && !bans.contains_key(p))
-                .map(|(p, s)| (*p, decay(s.value, now_ms.saturating_sub(s.updated_ms))))
+                .map(|(p, s)| (*p, decay(s.value, elapsed(now_ms, s.updated_ms))))
                 .collect();
             v.sort_by(|a, b| b.1.total_cmp(&a.1));
             let excess = self.scores.len() - MAX_REMEMBERED_SCORES;
@@ -407,8 +407,8 @@ impl PeerBook {
     }
 }
 
-fn decay(value: f64, elapsed_ms: u64) -> f64 {
-    value * 0.5f64.powf(Duration::from_millis(elapsed_ms).as_secs_f64() / HALF_LIFE.as_secs_f64())
+fn decay(value: f64, elapsed: Duration) -> f64 {
+    value * 0.5f64.powf(elapsed.as_secs_f64() / HALF_LIFE.as_secs_f64())
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@
 use serde_json::Value;
 
 use super::{code, RpcError};
-use crate::chain::{ChainStore, TipStatus};
+use crate::chain::ChainStore;
 use crate::consensus::{BlockHash, CompactTarget, Network, Target};
 
 /// Core's chain names (`CChainParams::GetChainTypeString`).
@@ -14,14 +14,6 @@ pub(super) fn chain_name(n: Network) -> &'static str {
         Network::Mainnet => "main",
         Network::Testnet => "test",
         Network::Regtest => "regtest",
-    }
-}
-
-pub(super) fn tip_status(s: TipStatus) -> &'static str {
-    match s {
-        TipStatus::Active => "active",
-        TipStatus::ValidFork => "valid-fork",
-        TipStatus::Invalid => "invalid",
     }
 }
 

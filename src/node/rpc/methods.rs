@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 
 use super::convert::{
     block_not_found, chain_name, client_version, difficulty, network_hash_ps, opt_bool, opt_u64,
-    req_hash, req_i64, req_str, req_u32, target_hex, tip_status, type_error,
+    req_hash, req_i64, req_str, req_u32, target_hex, type_error,
 };
 use super::mining::{block_template, long_poll, submit_block};
 use super::{code, Params, RpcError};
@@ -162,7 +162,8 @@ pub(super) fn stopping() -> RpcError {
 pub(super) fn read_only(shared: &Shared, method: &str, params: Params) -> Result<Value, RpcError> {
     let core = shared.core();
     let chain = core.chain();
-    let params_of = |names: &[&str]| params.clone().in_order(method, names);
+    // Each arm reads its parameters once.
+    let params_of = |names: &[&str]| params.in_order(method, names);
     match method {
         "getbestblockhash" => {
             params_of(&[])?;
@@ -207,30 +208,10 @@ pub(super) fn read_only(shared: &Shared, method: &str, params: Params) -> Result
                 .block(&hash)
                 .map_err(|e| RpcError::new(code::MISC, e.to_string()))?
                 .ok_or_else(block_not_found)?;
-            let raw = block.encode();
             if verbosity <= 0 {
-                return Ok(json!(hex::encode(raw)));
+                return Ok(json!(hex::encode(block.encode())));
             }
-            let txs: Vec<Value> = if verbosity == 1 {
-                block.txids().iter().map(|t| json!(t.to_string())).collect()
-            } else {
-                block
-                    .txdata
-                    .iter()
-                    .zip(block.txids())
-                    .map(|(tx, id)| {
-                        json!({"txid": id.to_string(), "hash": id.to_string(),
-                               "size": tx.len(), "vsize": tx.len(), "weight": tx.len() * 4,
-                               "hex": hex::encode(tx)})
-                    })
-                    .collect()
-            };
-            let mut v = header_json(chain, &hash, &block.header, Some(block.txdata.len()));
-            v["size"] = json!(raw.len());
-            v["strippedsize"] = json!(raw.len());
-            v["weight"] = json!(raw.len() * 4);
-            v["tx"] = Value::Array(txs);
-            Ok(v)
+            Ok(block_json(chain, &hash, &block, verbosity >= 2))
         }
         "getblockchaininfo" => {
             params_of(&[])?;
@@ -261,7 +242,7 @@ pub(super) fn read_only(shared: &Shared, method: &str, params: Params) -> Result
                 .iter()
                 .map(|t| {
                     json!({"height": t.height, "hash": t.hash.to_string(),
-                           "branchlen": t.branchlen, "status": tip_status(t.status)})
+                           "branchlen": t.branchlen, "status": t.status.as_str()})
                 })
                 .collect();
             Ok(Value::Array(tips))
@@ -413,21 +394,45 @@ pub(super) fn read_only(shared: &Shared, method: &str, params: Params) -> Result
                 Some(m) => Ok(json!(format!("help: unknown command: {m}"))),
             }
         }
-        other => Err(
-            RpcError::new(code::METHOD_NOT_FOUND, format!("Method not found: {other}"))
-                .with_hint(other),
-        ),
+        // A long name is not echoed back.
+        other if other.len() > 64 => Err(RpcError::new(code::METHOD_NOT_FOUND, "Method not found")),
+        other => Err(RpcError::new(
+            code::METHOD_NOT_FOUND,
+            format!("Method not found: {other}"),
+        )),
     }
 }
 
-impl RpcError {
-    fn with_hint(self, method: &str) -> RpcError {
-        if method.len() > 64 {
-            RpcError::new(self.code, "Method not found")
-        } else {
-            self
-        }
-    }
+/// Core's `blockToJSON` for a stored block: the header's fields, sizes, and
+/// `tx` as txids, or (`tx_details`, verbosity 2) as objects with each
+/// transaction's hex.
+pub(super) fn block_json(
+    chain: &ChainStore,
+    hash: &BlockHash,
+    block: &crate::consensus::Block,
+    tx_details: bool,
+) -> Value {
+    let size = block.serialized_size();
+    let txs: Vec<Value> = if tx_details {
+        block
+            .txdata
+            .iter()
+            .zip(block.txids())
+            .map(|(tx, id)| {
+                json!({"txid": id.to_string(), "hash": id.to_string(),
+                       "size": tx.len(), "vsize": tx.len(), "weight": tx.len() * 4,
+                       "hex": hex::encode(tx)})
+            })
+            .collect()
+    } else {
+        block.txids().iter().map(|t| json!(t.to_string())).collect()
+    };
+    let mut v = header_json(chain, hash, &block.header, Some(block.txdata.len()));
+    v["size"] = json!(size);
+    v["strippedsize"] = json!(size);
+    v["weight"] = json!(size * 4);
+    v["tx"] = Value::Array(txs);
+    v
 }
 
 /// Core's `blockheaderToJSON` (and the header part of `blockToJSON`).

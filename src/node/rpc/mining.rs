@@ -23,16 +23,18 @@ pub(super) fn longpoll_id(shared: &Shared) -> String {
 /// waits a minute for transaction updates) — at most [`MAX_WAIT_MS`].
 pub(super) async fn long_poll(shared: &Arc<Shared>, id: &str) {
     let started = std::time::Instant::now();
-    let tip = shared.core().chain().tip();
-    if !id.starts_with(&tip.to_string()) {
+    // The id starts with the tip it was made on.
+    let tip = shared.core().chain().tip().to_string();
+    if !id.starts_with(&tip) {
         // An id of an older tip: the template changed already.
         return;
     }
     loop {
         let waited = started.elapsed();
-        if shared.core().chain().tip() != tip
+        let current = longpoll_id(shared);
+        if !current.starts_with(&tip)
             || waited >= Duration::from_millis(MAX_WAIT_MS)
-            || (waited >= Duration::from_secs(60) && longpoll_id(shared) != id)
+            || (waited >= Duration::from_secs(60) && current != id)
         {
             return;
         }

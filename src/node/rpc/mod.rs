@@ -102,17 +102,6 @@ pub struct RpcAccess {
     pub rest: bool,
 }
 
-impl RpcAccess {
-    /// Loopback only (Core's default `-rpcallowip`).
-    #[must_use]
-    pub fn loopback() -> Vec<IpNet> {
-        vec![
-            "127.0.0.0/8".parse().expect("a CIDR"),
-            "::1/128".parse().expect("a CIDR"),
-        ]
-    }
-}
-
 struct RpcState {
     shared: Arc<Shared>,
     access: RpcAccess,

@@ -187,20 +187,17 @@ async fn block(State(s): State<Arc<RpcState>>, Path(what): Path<String>) -> Resp
     };
     let shared = Arc::clone(&s.shared);
     tokio::task::spawn_blocking(move || {
-        let bytes = {
-            let core = shared.core();
-            match core.chain().block(&hash) {
-                Ok(Some(b)) => b.encode(),
-                _ => return text(StatusCode::NOT_FOUND, format!("{hash} not found\r\n")),
-            }
+        let core = shared.core();
+        let chain = core.chain();
+        let Ok(Some(block)) = chain.block(&hash) else {
+            return text(StatusCode::NOT_FOUND, format!("{hash} not found\r\n"));
         };
         let json = if f == Format::Json {
-            let p = Params::Positional(vec![Value::String(hash.to_string()), Value::from(2)]);
-            methods::read_only(&shared, "getblock", p).unwrap_or(Value::Null)
+            methods::block_json(chain, &hash, &block, true)
         } else {
             Value::Null
         };
-        respond(f, bytes, json)
+        respond(f, block.encode(), json)
     })
     .await
     .unwrap_or_else(|_| text(StatusCode::INTERNAL_SERVER_ERROR, "internal error\r\n"))
