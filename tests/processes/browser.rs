@@ -81,7 +81,9 @@ async fn drawn(c: &fantoccini::Client, js: &str) -> Value {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[allow(clippy::await_holding_lock)] // the lock is held for the whole test, on purpose
 async fn the_testnet_page_draws_forks_tips_live_blocks_and_playback() {
+    let _serial = crate::util::one_at_a_time();
     for tool in ["chromium", "chromedriver"] {
         assert!(
             Command::new("sh")

@@ -67,6 +67,7 @@ fn bhash(h: &str) -> bitcoin::BlockHash {
 
 #[test]
 fn core_rpc_client_reads_a_node_with_forks() {
+    let _serial = crate::util::one_at_a_time();
     let dir = tempfile::tempdir().unwrap();
     let (a, rpc) = rpc_node(dir.path(), "a", &["--rpc", "127.0.0.1:0", "--rest"]);
     assert!(!rpc.is_empty(), "status.rpc names the bound address");
@@ -350,6 +351,7 @@ fn core_rpc_client_reads_a_node_with_forks() {
 
 #[test]
 fn the_rpc_envelope_is_cores_and_bad_input_costs_nothing() {
+    let _serial = crate::util::one_at_a_time();
     let dir = tempfile::tempdir().unwrap();
     let (_a, rpc) = rpc_node(
         dir.path(),
@@ -490,6 +492,7 @@ fn the_rpc_envelope_is_cores_and_bad_input_costs_nothing() {
 
 #[test]
 fn only_allowed_addresses_reach_the_rpc_port() {
+    let _serial = crate::util::one_at_a_time();
     let dir = tempfile::tempdir().unwrap();
     // Allow only a network 127.0.0.1 is not in: 403 before any auth.
     let (_a, rpc) = rpc_node(

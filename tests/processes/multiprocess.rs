@@ -26,16 +26,6 @@ fn run_testnet(args: &[&str]) -> Value {
     report
 }
 
-/// The tests of this file mine on real processes and measure what the
-/// mining does (block rates, hashrate shares, propagation): two of them at
-/// once on a 2-core machine starve each other's miners. They run one at a
-/// time.
-fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
-    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    LOCK.lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
 fn spawn_node(dir: &std::path::Path, peers: &[String], id: &str) -> Node {
     let mut args: Vec<String> = [
         "--network",
@@ -61,7 +51,7 @@ fn spawn_node(dir: &std::path::Path, peers: &[String], id: &str) -> Node {
 
 #[test]
 fn three_node_testnet_partitions_reorgs_and_agrees() {
-    let _serial = one_at_a_time();
+    let _serial = crate::util::one_at_a_time();
     let report = run_testnet(&[
         "--nodes",
         "3",
@@ -132,7 +122,7 @@ fn three_node_testnet_partitions_reorgs_and_agrees() {
 
 #[test]
 fn sigkilled_miner_keeps_its_blocks_and_rejoins() {
-    let _serial = one_at_a_time();
+    let _serial = crate::util::one_at_a_time();
     let dir = tempfile::tempdir().unwrap();
     let b = spawn_node(&dir.path().join("b"), &[], "b");
     let b_addr = b.addr();
@@ -258,7 +248,7 @@ fn api_access_rules(node: &Node) {
 
 #[test]
 fn regtest_generate_tx_and_api_routes() {
-    let _serial = one_at_a_time();
+    let _serial = crate::util::one_at_a_time();
     let dir = tempfile::tempdir().unwrap();
     let node = Node::spawn(
         &dir.path().join("r"),
@@ -326,7 +316,7 @@ fn regtest_generate_tx_and_api_routes() {
 
 #[test]
 fn cli_exit_codes_and_mine_header_finds_real_nonces() {
-    let _serial = one_at_a_time();
+    let _serial = crate::util::one_at_a_time();
     let bad = Command::new(BIN).args(["header", "abcd"]).output().unwrap();
     assert_eq!(bad.status.code(), Some(2));
     // Mainnet block 1: start 3 million nonces below the real one.
@@ -395,7 +385,7 @@ fn cli_exit_codes_and_mine_header_finds_real_nonces() {
 /// reported, and a best chain whose links are whole.
 #[test]
 fn store_survives_repeated_sigkill_during_writes() {
-    let _serial = one_at_a_time();
+    let _serial = crate::util::one_at_a_time();
     use rand::{Rng, SeedableRng};
     use std::sync::{Arc, Mutex};
     let dir = tempfile::tempdir().unwrap();
@@ -467,7 +457,7 @@ fn store_survives_repeated_sigkill_during_writes() {
 /// --honest-nodes 2` came near 45%, none below).
 #[test]
 fn a_selfish_miner_earns_more_than_its_hashrate_share() {
-    let _serial = one_at_a_time();
+    let _serial = crate::util::one_at_a_time();
     let counter = std::sync::atomic::AtomicU64::new(0);
     let rate = powchain::miner::bench::measure_hashrate(
         powchain::miner::Backend::auto(),

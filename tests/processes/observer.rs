@@ -11,6 +11,7 @@ use serde_json::{json, Value};
 
 #[test]
 fn generated_blocks_reach_the_event_stream_and_the_tree() {
+    let _serial = crate::util::one_at_a_time();
     let dir = tempfile::tempdir().unwrap();
     let node = Node::spawn(
         &dir.path().join("r"),

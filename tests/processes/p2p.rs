@@ -51,6 +51,7 @@ fn pct(v: &mut [f64], p: f64) -> f64 {
 
 #[test]
 fn line_a_b_c_relays_blocks_through_b() {
+    let _serial = crate::util::one_at_a_time();
     let dir = tempfile::tempdir().unwrap();
     let a = regtest(&dir, "a", &[]);
     let b = regtest(&dir, "b", &[a.addr()]);
@@ -123,6 +124,7 @@ fn line_a_b_c_relays_blocks_through_b() {
 
 #[test]
 fn late_joiner_syncs_500_blocks() {
+    let _serial = crate::util::one_at_a_time();
     let dir = tempfile::tempdir().unwrap();
     let a = regtest(&dir, "a", &[]);
     a.post("/generate", &json!({ "blocks": 500 })).unwrap();
@@ -141,6 +143,7 @@ fn late_joiner_syncs_500_blocks() {
 
 #[test]
 fn nodes_of_different_networks_refuse_each_other() {
+    let _serial = crate::util::one_at_a_time();
     let dir = tempfile::tempdir().unwrap();
     let args = |bt: &str| {
         vec![
@@ -263,6 +266,7 @@ fn run_hostile(addr: Multiaddr, params: Params, payloads: Vec<Vec<u8>>) {
 
 #[test]
 fn hostile_peer_is_banned_and_honest_relay_continues() {
+    let _serial = crate::util::one_at_a_time();
     let dir = tempfile::tempdir().unwrap();
     let a = regtest(&dir, "a", &[]);
     let b = regtest(&dir, "b", &[a.addr()]);
@@ -353,6 +357,7 @@ fn connection_flood(addr: Multiaddr, keys: usize, repeat: usize, hold: Duration)
 
 #[test]
 fn a_connection_flood_cannot_take_the_configured_peers_slot() {
+    let _serial = crate::util::one_at_a_time();
     let dir = tempfile::tempdir().unwrap();
     let b = regtest(&dir, "b", &[]);
     let b_id = get(&b.api, "/status").unwrap()["peer_id"].clone();
@@ -480,6 +485,7 @@ fn run_liars(addr: Multiaddr, params: Params, keys: usize, secs: u64) {
 /// and the node keeps following its honest peer.
 #[test]
 fn oversized_sync_responses_cost_little_memory_and_get_the_liars_banned() {
+    let _serial = crate::util::one_at_a_time();
     let dir = tempfile::tempdir().unwrap();
     let a = regtest(&dir, "a", &[]);
     let b = regtest(&dir, "b", &[a.addr()]);

@@ -188,3 +188,15 @@ impl Drop for Node {
         let _ = self.child.wait();
     }
 }
+
+/// The real-process tests mine on the machine's cores and several measure
+/// what the mining does (block rates, hashrate shares, propagation). Two at
+/// once on a 2-core machine starve each other's miners (a clean-clone CI
+/// run saw a selfish testnet find 106 blocks in 75 s instead of ~600 while
+/// the p2p tests ran beside it), so every test of the `processes` binary
+/// holds this lock: they run one at a time, the in-memory ones in parallel.
+pub fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
