@@ -114,6 +114,8 @@ pub struct FileConfig {
     pub fixed_difficulty: Option<bool>,
     /// Core-compatible JSON-RPC address (`--rpc`).
     pub rpc: Option<String>,
+    /// Stratum v1 address (`--stratum`).
+    pub stratum: Option<String>,
 }
 
 impl FileConfig {
@@ -176,6 +178,8 @@ pub struct NodeConfig {
     pub fixed_difficulty: bool,
     /// The JSON-RPC (and REST) server, when on.
     pub rpc: Option<RpcConfig>,
+    /// The Stratum v1 server, when on.
+    pub stratum: Option<StratumConfig>,
 }
 
 /// Default limit on connected peers.
@@ -249,6 +253,72 @@ pub struct Overrides {
     pub fixed_difficulty: bool,
     /// `--rpc`, `--rpc-user`, `--rpc-password`, `--rpc-allow-ip`, `--rest`.
     pub rpc: RpcOverrides,
+    /// `--stratum`, `--stratum-difficulty`, `--stratum-shares-per-minute`.
+    pub stratum: StratumOverrides,
+}
+
+/// The Stratum flags.
+#[derive(Debug, Default, Clone)]
+pub struct StratumOverrides {
+    /// `--stratum ADDR`.
+    pub addr: Option<SocketAddr>,
+    /// `--stratum-difficulty D` (fixed share difficulty).
+    pub difficulty: Option<f64>,
+    /// `--stratum-shares-per-minute N` (the variable difficulty's aim).
+    pub shares_per_minute: Option<f64>,
+}
+
+/// The Stratum v1 server's settings (SPEC "Stratum v1").
+#[derive(Debug, Clone)]
+pub struct StratumConfig {
+    /// Where it listens (port 0 allowed).
+    pub addr: SocketAddr,
+    /// A fixed share difficulty; `None`: varied per connection.
+    pub difficulty: Option<f64>,
+    /// What the variable difficulty aims at, shares a minute per
+    /// connection.
+    pub shares_per_minute: f64,
+}
+
+/// The Stratum settings from the flags and the file's `stratum` key.
+fn stratum_config(
+    o: StratumOverrides,
+    file_addr: Option<&str>,
+) -> Result<Option<StratumConfig>, ConfigError> {
+    let addr = match (o.addr, file_addr) {
+        (Some(a), _) => a,
+        (None, Some(text)) => text
+            .parse()
+            .map_err(|e| ConfigError::Invalid(format!("bad stratum address '{text}': {e}")))?,
+        (None, None) => {
+            if o.difficulty.is_some() || o.shares_per_minute.is_some() {
+                return Err(ConfigError::Invalid(
+                    "--stratum-difficulty and --stratum-shares-per-minute need --stratum ADDR"
+                        .into(),
+                ));
+            }
+            return Ok(None);
+        }
+    };
+    let positive = |what: &str, v: f64| {
+        if v.is_finite() && v > 0.0 {
+            Ok(v)
+        } else {
+            Err(ConfigError::Invalid(format!("{what} {v} must be positive")))
+        }
+    };
+    Ok(Some(StratumConfig {
+        addr,
+        difficulty: o
+            .difficulty
+            .map(|d| positive("stratum difficulty", d))
+            .transpose()?,
+        shares_per_minute: positive(
+            "stratum shares per minute",
+            o.shares_per_minute
+                .unwrap_or(crate::node::stratum::difficulty::DEFAULT_SHARES_PER_MINUTE),
+        )?,
+    }))
 }
 
 /// The JSON-RPC flags.
@@ -511,6 +581,7 @@ impl NodeConfig {
             },
             fixed_difficulty,
             rpc: rpc_config(o.rpc, f.rpc.as_deref())?,
+            stratum: stratum_config(o.stratum, f.stratum.as_deref())?,
             max_hashrate: match o.max_hashrate.or(f.max_hashrate) {
                 Some(h) if h.is_nan() || h <= 0.0 => {
                     return Err(ConfigError::Invalid(format!(

@@ -27,6 +27,9 @@ pub struct Status {
     /// Bound Core-compatible JSON-RPC address (`null` when off).
     #[serde(default)]
     pub rpc: Option<String>,
+    /// The Stratum v1 server (`null` when off).
+    #[serde(default)]
+    pub stratum: Option<StratumStatus>,
     /// Best height.
     pub height: u32,
     /// Best tip.
@@ -65,6 +68,28 @@ pub struct Status {
     pub blocks: usize,
     /// Target block time, seconds.
     pub block_time: u32,
+}
+
+/// `status.stratum` (SPEC "Stratum v1"); `/metrics` has the same figures
+/// as `powchain_stratum_*`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct StratumStatus {
+    /// Bound address.
+    pub addr: String,
+    /// Connected clients.
+    pub clients: u64,
+    /// Shares accepted.
+    pub shares_accepted: u64,
+    /// Shares and requests refused, all reasons.
+    pub shares_rejected: u64,
+    /// Refusals by reason: `stale`, `unknown_job`, `duplicate`,
+    /// `low_difficulty`, `unauthorized`, `not_subscribed`, `other`.
+    pub rejected: std::collections::BTreeMap<String, u64>,
+    /// Blocks found through Stratum.
+    pub blocks: u64,
+    /// The workers' hashrate estimated from accepted share difficulty,
+    /// H/s (an estimate, as pools give it).
+    pub hashrate_estimate: f64,
 }
 
 /// SPEC `header`: `powchain header --json` and the header part of a block.
@@ -373,6 +398,9 @@ pub struct NodeAccess {
     pub rpc: Option<String>,
     /// Its Core cookie file (`__cookie__:<hex>`); `null` without `--rpc`.
     pub cookie: Option<String>,
+    /// Its Stratum v1 server, `host:port`; `null` without `--stratum`.
+    #[serde(default)]
+    pub stratum: Option<String>,
 }
 
 /// `powchain testnet --json` (SPEC `testnet`).

@@ -94,6 +94,20 @@ pub struct NodeArgs {
     /// the JSON-RPC port.
     #[arg(long)]
     pub rest: bool,
+    /// Serve Stratum v1 on ADDR for outside miners (cpuminer, cgminer...;
+    /// port 0 picks one; the bound address is `status.stratum.addr` and
+    /// printed on stderr).
+    #[arg(long)]
+    pub stratum: Option<std::net::SocketAddr>,
+    /// Fixed Stratum share difficulty (difficulty 1: 2^224, as
+    /// cpuminer-opt reckons; may be far below 1). Default: varied per
+    /// connection to aim at --stratum-shares-per-minute.
+    #[arg(long, requires = "stratum")]
+    pub stratum_difficulty: Option<f64>,
+    /// Shares a minute the variable Stratum difficulty aims at, per
+    /// connection (default 20).
+    #[arg(long, requires = "stratum")]
+    pub stratum_shares_per_minute: Option<f64>,
 }
 
 /// `--rpc-allow-ip`: a CIDR (`10.0.0.0/8`) or one address (`10.1.2.3`).
@@ -134,6 +148,11 @@ pub fn run(a: NodeArgs) -> Result<(), CliError> {
             password: a.rpc_password,
             allow_ip: a.rpc_allow_ip,
             rest: a.rest,
+        },
+        stratum: crate::config::StratumOverrides {
+            addr: a.stratum,
+            difficulty: a.stratum_difficulty,
+            shares_per_minute: a.stratum_shares_per_minute,
         },
     };
     let config = crate::config::NodeConfig::resolve(a.config.as_deref(), overrides)

@@ -64,6 +64,11 @@ pub struct TestnetArgs {
     /// report's `nodes_info`.
     #[arg(long)]
     pub rpc: bool,
+    /// Give every node a Stratum v1 server on port 0 (cpuminer and other
+    /// outside miners can join a node); listed in `nodes_info` as
+    /// `stratum`.
+    #[arg(long)]
+    pub stratum: bool,
 }
 
 impl TestnetArgs {
@@ -86,6 +91,7 @@ impl TestnetArgs {
             hashrate_share: self.hashrate_share.clone(),
             json: self.json,
             rpc: self.rpc,
+            stratum: self.stratum,
         }
     }
 }

@@ -55,9 +55,64 @@ pub fn merkle_root(leaves: &[[u8; 32]]) -> MerkleRoot {
     }
 }
 
+/// The merkle branch of the first leaf (the coinbase) over `rest`, the
+/// txids after it (internal order): at each level of the tree, the hash
+/// the coinbase's path is paired with, bottom first. This is what a
+/// Stratum `mining.notify` carries, so a miner can compute the root for
+/// any coinbase with [`root_from_branch`] without the other transactions.
+/// An odd level duplicates its last hash, as [`merkle_root`] does.
+#[must_use]
+pub fn coinbase_branch(rest: &[[u8; 32]]) -> Vec<[u8; 32]> {
+    let mut branch = Vec::new();
+    // `level` holds a level's hashes after the coinbase path's own one.
+    let mut level: Vec<[u8; 32]> = rest.to_vec();
+    let mut buf = [0u8; 64];
+    while let Some(&sibling) = level.first() {
+        branch.push(sibling);
+        level = level[1..]
+            .chunks(2)
+            .map(|pair| {
+                buf[..32].copy_from_slice(&pair[0]);
+                buf[32..].copy_from_slice(pair.get(1).unwrap_or(&pair[0]));
+                sha256d(&buf)
+            })
+            .collect();
+    }
+    branch
+}
+
+/// The merkle root of a tree whose first leaf is `coinbase_txid`, from
+/// its [`coinbase_branch`]: `sha256d(acc || step)` up the branch.
+#[must_use]
+pub fn root_from_branch(coinbase_txid: [u8; 32], branch: &[[u8; 32]]) -> [u8; 32] {
+    let mut buf = [0u8; 64];
+    branch.iter().fold(coinbase_txid, |acc, step| {
+        buf[..32].copy_from_slice(&acc);
+        buf[32..].copy_from_slice(step);
+        sha256d(&buf)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_coinbase_branch_gives_the_root_for_every_tree_size() {
+        let leaf = |i: u32| sha256d(&i.to_le_bytes());
+        for n in 1..=33u32 {
+            let leaves: Vec<[u8; 32]> = (0..n).map(leaf).collect();
+            let branch = coinbase_branch(&leaves[1..]);
+            assert_eq!(
+                root_from_branch(leaves[0], &branch),
+                merkle_root(&leaves).root,
+                "{n} leaves"
+            );
+            // One step per level above the leaves.
+            let levels = (n as f64).log2().ceil() as usize;
+            assert_eq!(branch.len(), levels, "{n} leaves");
+        }
+    }
 
     #[test]
     fn single_leaf_is_its_own_root() {

@@ -4,6 +4,7 @@ use std::sync::atomic::AtomicU64;
 
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
@@ -36,6 +37,62 @@ pub struct Metrics {
     /// Delay from a gossiped block's first sighting anywhere to its arrival
     /// here, seconds (see `node::NodeState::on_block_message`).
     pub propagation: Histogram,
+    /// The Stratum server's figures (zero when it is off).
+    pub stratum: StratumMetrics,
+}
+
+/// Stratum v1 figures (SPEC "Stratum v1": `status.stratum` reads them).
+#[derive(Default)]
+pub struct StratumMetrics {
+    /// Connected Stratum clients.
+    pub clients: Gauge,
+    /// Shares accepted.
+    pub shares_accepted: Counter,
+    /// Shares (and other requests) refused, by reason.
+    pub shares_rejected: Family<Vec<(String, String)>, Counter>,
+    /// Blocks found through Stratum (shares that met the block target).
+    pub blocks: Counter,
+    /// The workers' hashrate estimated from accepted share difficulty
+    /// (`Σ D · 2^32` over 5 minutes), H/s: an estimate, as pools give it.
+    pub hashrate_estimate: Gauge<f64, AtomicU64>,
+}
+
+impl StratumMetrics {
+    /// The counter of one reason.
+    #[must_use]
+    pub fn rejected(&self, why: crate::node::stratum::Reject) -> Counter {
+        self.shares_rejected
+            .get_or_create(&vec![("reason".to_string(), why.as_str().to_string())])
+            .clone()
+    }
+
+    fn register(&self, r: &mut Registry) {
+        for why in crate::node::stratum::Reject::ALL {
+            let _ = self.rejected(why);
+        }
+        let r = r.sub_registry_with_prefix("stratum");
+        r.register("clients", "Connected Stratum clients", self.clients.clone());
+        r.register(
+            "shares_accepted",
+            "Stratum shares accepted",
+            self.shares_accepted.clone(),
+        );
+        r.register(
+            "shares_rejected",
+            "Stratum shares refused, by reason",
+            self.shares_rejected.clone(),
+        );
+        r.register(
+            "blocks",
+            "Blocks found through Stratum",
+            self.blocks.clone(),
+        );
+        r.register(
+            "hashrate_estimate_hashes_per_second",
+            "Stratum workers' hashrate estimated from accepted share difficulty, H/s",
+            self.hashrate_estimate.clone(),
+        );
+    }
 }
 
 impl Metrics {
@@ -58,8 +115,10 @@ impl Metrics {
             propagation: Histogram::new([
                 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0,
             ]),
+            stratum: StratumMetrics::default(),
             registry: Registry::default(),
         };
+        m.stratum.register(&mut registry);
         registry.register("height", "Best chain height", m.height.clone());
         registry.register(
             "chainwork",

@@ -13,6 +13,7 @@ pub mod key;
 pub mod metrics;
 pub mod rpc;
 pub mod runtime;
+pub mod stratum;
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -86,6 +87,8 @@ pub struct NodeInfo {
     pub api: String,
     /// Bound JSON-RPC address, when on.
     pub rpc: Option<String>,
+    /// Bound Stratum address, when on.
+    pub stratum: Option<String>,
     /// H/s over the last seconds.
     pub hashrate: f64,
     /// Miner backend.
@@ -122,6 +125,24 @@ pub struct Shared {
 pub const EVENT_BUFFER: usize = 4096;
 
 impl Shared {
+    /// `status.stratum`, read from the Stratum metrics.
+    fn stratum_status(&self, addr: String) -> crate::api::types::StratumStatus {
+        let m = &self.metrics.stratum;
+        let rejected: std::collections::BTreeMap<String, u64> = stratum::Reject::ALL
+            .iter()
+            .map(|r| (r.as_str().to_string(), m.rejected(*r).get()))
+            .collect();
+        crate::api::types::StratumStatus {
+            addr,
+            clients: u64::try_from(m.clients.get()).unwrap_or(0),
+            shares_accepted: m.shares_accepted.get(),
+            shares_rejected: rejected.values().sum(),
+            rejected,
+            blocks: m.blocks.get(),
+            hashrate_estimate: m.hashrate_estimate.get(),
+        }
+    }
+
     /// The locked core.
     ///
     /// # Panics
@@ -145,6 +166,7 @@ impl Shared {
             listen: info.listen,
             api: info.api,
             rpc: info.rpc,
+            stratum: info.stratum.map(|addr| self.stratum_status(addr)),
             height: chain.height(),
             tip: chain.tip().to_string(),
             chainwork: chain.chainwork().to_hex(),

@@ -164,6 +164,26 @@ pub async fn run(
         }
     };
 
+    let stratum_task = match &config.stratum {
+        None => None,
+        Some(sc) => {
+            let listener = tokio::net::TcpListener::bind(sc.addr)
+                .await
+                .map_err(|e| NodeError::Api(format!("bind Stratum {}: {e}", sc.addr)))?;
+            let addr = listener
+                .local_addr()
+                .map_err(|e| NodeError::Api(e.to_string()))?;
+            shared.info.lock().expect("info lock").stratum = Some(addr.to_string());
+            tracing::info!(stratum = %addr, difficulty = ?sc.difficulty, "Stratum listening");
+            eprintln!("powchain: Stratum on {addr}");
+            Some(tokio::spawn(super::stratum::serve(
+                listener,
+                Arc::clone(&shared),
+                sc.clone(),
+            )))
+        }
+    };
+
     let found_tx = cmd_tx.clone();
     let miner = config.mine.then(|| {
         Miner::start_capped(
@@ -218,6 +238,9 @@ pub async fn run(
     tracing::info!("shutting down");
     api_task.abort();
     let _ = std::fs::remove_file(&cookie);
+    if let Some(t) = stratum_task {
+        t.abort();
+    }
     if let Some(t) = rpc_task {
         t.abort();
         if config.rpc.as_ref().is_some_and(|r| r.user.is_none()) {

@@ -97,6 +97,8 @@ pub struct TestnetPlan {
     pub json: bool,
     /// Every node serves Core's JSON-RPC and REST on port 0.
     pub rpc: bool,
+    /// Every node serves Stratum v1 on port 0 (outside miners may join).
+    pub stratum: bool,
 }
 
 impl TestnetPlan {
@@ -333,6 +335,9 @@ pub fn run(a: &TestnetPlan) -> Result<TestnetReport, TestnetError> {
             ]);
         if a.rpc {
             cmd.args(["--rpc", "127.0.0.1:0", "--rest"]);
+        }
+        if a.stratum {
+            cmd.args(["--stratum", "127.0.0.1:0"]);
         }
         let strategy = a.strategy(i);
         if !strategy.is_honest() {

@@ -129,8 +129,9 @@ pub fn wait_for_line(
     }
 }
 
-/// How outside tools reach node `i` (`nodes_info`): its API, and its Core
-/// RPC and cookie when it serves them; printed on stderr as it starts.
+/// How outside tools reach node `i` (`nodes_info`): its API, its Core RPC
+/// and cookie and its Stratum port when it serves them; printed on stderr
+/// as it starts.
 pub(crate) fn node_access(
     i: usize,
     api: &str,
@@ -147,12 +148,17 @@ pub(crate) fn node_access(
                 .to_string()
         }),
         rpc: status.rpc.clone(),
+        stratum: status.stratum.as_ref().map(|s| s.addr.clone()),
     };
-    if let (Some(rpc), Some(cookie)) = (&info.rpc, &info.cookie) {
-        eprintln!(
-            "testnet: {} api {} rpc {rpc} cookie {cookie}",
-            info.name, info.api
-        );
+    if info.rpc.is_some() || info.stratum.is_some() {
+        let mut line = format!("testnet: {} api {}", info.name, info.api);
+        if let (Some(rpc), Some(cookie)) = (&info.rpc, &info.cookie) {
+            line += &format!(" rpc {rpc} cookie {cookie}");
+        }
+        if let Some(stratum) = &info.stratum {
+            line += &format!(" stratum stratum+tcp://{stratum}");
+        }
+        eprintln!("{line}");
     }
     info
 }

@@ -11,3 +11,4 @@ mod core_rpc;
 mod multiprocess;
 mod observer;
 mod p2p;
+mod stratum;
