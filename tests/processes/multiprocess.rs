@@ -69,11 +69,13 @@ fn three_node_testnet_partitions_reorgs_and_agrees() {
         "--partition",
         "12:32",
         "--rpc",
+        "--stratum",
         "--json",
     ]);
     assert_eq!(report["agreed"], true);
     assert_eq!(report["nodes"], 3);
-    // --rpc: every node's Core RPC address and cookie, for outside tools.
+    // --rpc and --stratum: every node's Core RPC address and cookie and its
+    // Stratum port, for outside tools.
     let info = report["nodes_info"].as_array().unwrap();
     assert_eq!(info.len(), 3);
     for (i, n) in info.iter().enumerate() {
@@ -88,6 +90,13 @@ fn three_node_testnet_partitions_reorgs_and_agrees() {
             n["cookie"].as_str().is_some_and(|c| c.ends_with(".cookie")),
             "{n}"
         );
+        // The bound port (the testnet asked for port 0).
+        let stratum: std::net::SocketAddr = n["stratum"]
+            .as_str()
+            .expect("a Stratum address")
+            .parse()
+            .unwrap();
+        assert!(stratum.ip().is_loopback() && stratum.port() != 0, "{n}");
     }
     assert!(report["common_height"].as_u64().unwrap() >= 10);
     assert!(
