@@ -94,9 +94,39 @@ pub fn int<T: FromStr<Err = ParseIntError>>(s: &str) -> Result<T, ValueError> {
     })
 }
 
+/// `text` safe to print on a terminal: control characters (ESC, CSI, BEL,
+/// CR...) are escaped as Rust escapes them (`\u{1b}`), so a miner id or
+/// a peer's string cannot plant ANSI/OSC sequences in an operator's
+/// terminal. Text without them is borrowed unchanged.
+#[must_use]
+pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.chars().any(char::is_control) {
+        let mut out = String::with_capacity(text.len() + 8);
+        for c in text.chars() {
+            if c.is_control() {
+                out.extend(c.escape_default());
+            } else {
+                out.push(c);
+            }
+        }
+        std::borrow::Cow::Owned(out)
+    } else {
+        std::borrow::Cow::Borrowed(text)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn control_characters_are_escaped_for_terminals() {
+        assert_eq!(printable("alice.rig1"), "alice.rig1");
+        let evil = "m\u{1b}]0;pwned\u{7}\u{1b}[2J\r";
+        let shown = printable(evil);
+        assert!(!shown.chars().any(char::is_control), "{shown}");
+        assert_eq!(shown, "m\\u{1b}]0;pwned\\u{7}\\u{1b}[2J\\r");
+    }
 
     #[test]
     fn errors_carry_their_source_and_a_bounded_echo() {
@@ -112,3 +142,4 @@ mod tests {
         assert!(float("x").is_err());
     }
 }
+

@@ -48,10 +48,10 @@ pub fn run(a: &StatusArgs) -> Result<(), CliError> {
         ("mempool", st.mempool.to_string()),
     ];
     for (k, v) in rows {
-        println!("{k:>11}  {v}");
+        println!("{k:>11}  {}", crate::value::printable(&v));
     }
     for a in &st.listen {
-        println!("{:>11}  {a}", "listen");
+        println!("{:>11}  {}", "listen", crate::value::printable(a));
     }
     Ok(())
 }

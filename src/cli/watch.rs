@@ -3,6 +3,8 @@
 
 use clap::Args;
 
+use crate::value::printable;
+
 use super::{failed, print_json, CliError};
 use crate::api::types::ApiEvent;
 use crate::api::ApiClient;
@@ -48,7 +50,8 @@ fn short_hash(h: &dyn std::fmt::Display, n: usize) -> String {
     h.get(..n).unwrap_or(&h).to_string()
 }
 
-/// One terminal line for an event: the time it is printed (UTC,
+/// One terminal line for an event (strings from the node, such as miner
+/// ids, with their control characters escaped: [`printable`]): the time it is printed (UTC,
 /// `HH:MM:SS.mmm`), the kind, and the fields that matter.
 #[must_use]
 pub fn event_line(kind: &str, data: &str) -> String {
@@ -67,7 +70,7 @@ pub fn event_line(kind: &str, data: &str) -> String {
             short(&b.hash),
             b.height.map_or("?".into(), |h| h.to_string()),
             b.status,
-            b.miner.as_deref().unwrap_or("-"),
+            printable(b.miner.as_deref().unwrap_or("-")),
             short(&b.prev)
         ),
         ApiEvent::Tip(t) => format!("{} height {}", short(&t.hash), t.height),
@@ -82,24 +85,24 @@ pub fn event_line(kind: &str, data: &str) -> String {
             "{} height {} miner {}",
             short(&s.hash),
             s.height,
-            s.miner_id.as_deref().unwrap_or("-")
+            printable(s.miner_id.as_deref().unwrap_or("-"))
         ),
         ApiEvent::Orphan(o) => format!(
             "{} claims parent {} from {}",
             short(&o.hash),
             short(&o.prev_blockhash),
-            o.from_peer.as_deref().unwrap_or("local")
+            printable(o.from_peer.as_deref().unwrap_or("local"))
         ),
         ApiEvent::Peer(p) => format!(
             "{} {}",
-            p.peer,
+            printable(&p.peer),
             if p.connected { "connected" } else { "gone" }
         ),
         ApiEvent::Lagged(n) => format!("missed {n} events"),
     });
     format!(
         "{clock} {kind:<6} {}",
-        what.unwrap_or_else(|| data.to_string())
+        what.unwrap_or_else(|| printable(data).into_owned())
     )
 }
 
@@ -219,7 +222,7 @@ pub fn run_tree(a: &TreeArgs) -> Result<(), CliError> {
                 b.height.map_or("?".into(), |h| h.to_string()),
                 short(&b.hash),
                 mark,
-                b.miner.as_deref().unwrap_or("-"),
+                printable(b.miner.as_deref().unwrap_or("-")),
                 short(&b.prev)
             ),
         ));
@@ -229,4 +232,28 @@ pub fn run_tree(a: &TreeArgs) -> Result<(), CliError> {
         println!("{line}");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_miner_id_cannot_write_escapes_to_the_terminal() {
+        // A stale block whose coinbase's miner id holds an OSC title
+        // sequence and a screen clear.
+        let data = serde_json::json!({
+            "hash": "00".repeat(32),
+            "height": 7,
+            "miner_id": "evil\u{1b}]0;owned\u{7}\u{1b}[2J",
+            "seen_ms": 0,
+            "prev_blockhash": "11".repeat(32),
+        })
+        .to_string();
+        let line = event_line("stale", &data);
+        assert!(line.contains("height 7 miner evil"), "{line}");
+        assert!(!line.chars().any(char::is_control), "{line:?}");
+        // Garbage that is not an event is escaped too.
+        assert!(!event_line("block", "\u{1b}[31mred").chars().any(char::is_control));
+    }
 }
