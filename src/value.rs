@@ -142,4 +142,3 @@ mod tests {
         assert!(float("x").is_err());
     }
 }
-

@@ -254,6 +254,8 @@ mod tests {
         assert!(line.contains("height 7 miner evil"), "{line}");
         assert!(!line.chars().any(char::is_control), "{line:?}");
         // Garbage that is not an event is escaped too.
-        assert!(!event_line("block", "\u{1b}[31mred").chars().any(char::is_control));
+        assert!(!event_line("block", "\u{1b}[31mred")
+            .chars()
+            .any(char::is_control));
     }
 }

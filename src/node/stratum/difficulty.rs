@@ -49,7 +49,9 @@ pub fn difficulty_of(target: &Target) -> f64 {
         .as_limbs()
         .iter()
         .rev()
-        .fold(0.0f64, |acc, &limb| acc * 18_446_744_073_709_551_616.0 + limb as f64);
+        .fold(0.0f64, |acc, &limb| {
+            acc * 18_446_744_073_709_551_616.0 + limb as f64
+        });
     2f64.powi(224) / value
 }
 
