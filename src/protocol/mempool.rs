@@ -1,6 +1,6 @@
 //! A bounded pool of opaque transactions waiting to be mined.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use thiserror::Error;
 
@@ -30,36 +30,63 @@ pub enum TxError {
     /// Already in the pool.
     #[error("transaction {0} is already in the mempool")]
     Duplicate(Txid),
-    /// The sending peer already has its share of the pool.
-    #[error("the peer already has {0} transactions in the mempool")]
+    /// The relaying peer holds its share of the pool's bytes already (no
+    /// fault of its own: an honest relayer of a flood reaches it too).
+    #[error("the relaying peer holds {0} bytes of the mempool already, its share")]
     PeerLimit(usize),
 }
 
-/// The mempool: insertion-ordered, bounded by count and bytes; the oldest
-/// transactions are dropped first when full.
+/// The mempool: bounded by count and bytes, in arrival order.
+///
+/// Shares and eviction (SPEC "hostile peers"): each relaying peer may hold
+/// at most an eighth of the pool's **bytes**; a transaction over that is
+/// refused as [`TxError::PeerLimit`], which costs the relayer nothing (an
+/// honest relayer of someone else's flood reaches it too). When the pool
+/// is full, room is made by dropping the oldest transaction of the origin
+/// holding the most bytes; the operator's own (`POST /tx`, no peer) go
+/// last. Core evicts by fee rate; powchain's opaque transactions carry no
+/// fee, so the rule is one a flood cannot turn against others: a peer that
+/// fills the pool becomes the largest holder and evicts its own.
 #[derive(Debug)]
 pub struct Mempool {
-    txs: HashMap<Txid, Vec<u8>>,
-    origin: HashMap<Txid, PeerId>,
-    per_peer: HashMap<PeerId, usize>,
-    max_per_peer: usize,
-    order: VecDeque<Txid>,
+    txs: HashMap<Txid, Entry>,
+    /// Arrival number to txid, oldest first.
+    order: BTreeMap<u64, Txid>,
+    /// What each origin (a peer, or `None` for the operator) holds.
+    shares: HashMap<Option<PeerId>, Share>,
+    next_seq: u64,
+    max_peer_bytes: usize,
     bytes: usize,
     max_bytes: usize,
     max_count: usize,
     max_tx_bytes: usize,
 }
 
+#[derive(Debug)]
+struct Entry {
+    tx: Vec<u8>,
+    seq: u64,
+    origin: Option<PeerId>,
+}
+
+#[derive(Debug, Default)]
+struct Share {
+    bytes: usize,
+    /// Arrival numbers of its transactions, oldest first.
+    seqs: BTreeSet<u64>,
+}
+
 impl Mempool {
-    /// An empty pool.
+    /// An empty pool of at most `max_bytes` and `max_count` transactions,
+    /// each at most `max_tx_bytes`.
     #[must_use]
     pub fn new(max_bytes: usize, max_count: usize, max_tx_bytes: usize) -> Mempool {
         Mempool {
             txs: HashMap::new(),
-            origin: HashMap::new(),
-            per_peer: HashMap::new(),
-            max_per_peer: (max_count / 8).max(1),
-            order: VecDeque::new(),
+            order: BTreeMap::new(),
+            shares: HashMap::new(),
+            next_seq: 0,
+            max_peer_bytes: (max_bytes / 8).max(1),
             bytes: 0,
             max_bytes,
             max_count,
@@ -91,7 +118,7 @@ impl Mempool {
         Ok(txid)
     }
 
-    /// Adds a transaction.
+    /// Adds the operator's transaction.
     ///
     /// # Errors
     /// [`TxError`].
@@ -99,49 +126,80 @@ impl Mempool {
         self.add_from(tx, None)
     }
 
-    /// Adds a transaction relayed by `from`: one peer may hold at most an
-    /// eighth of the pool's count, so a flood from one peer cannot evict
-    /// everybody else's transactions.
+    /// Adds a transaction relayed by `from` (`None`: the operator's).
     ///
     /// # Errors
-    /// [`TxError`].
+    /// [`TxError`]; [`TxError::PeerLimit`] when `from` holds its eighth of
+    /// the pool's bytes already.
     pub fn add_from(&mut self, tx: Vec<u8>, from: Option<PeerId>) -> Result<Txid, TxError> {
         let txid = self.check(&tx)?;
-        if let Some(p) = from {
-            let n = self.per_peer.get(&p).copied().unwrap_or(0);
-            if n >= self.max_per_peer {
-                return Err(TxError::PeerLimit(n));
+        if from.is_some() {
+            let held = self.shares.get(&from).map_or(0, |s| s.bytes);
+            if held + tx.len() > self.max_peer_bytes {
+                return Err(TxError::PeerLimit(held));
             }
         }
-        while !self.order.is_empty()
+        while !self.txs.is_empty()
             && (self.txs.len() >= self.max_count || self.bytes + tx.len() > self.max_bytes)
         {
-            if let Some(old) = self.order.pop_front() {
-                self.forget(&old);
-            }
+            self.evict_one();
         }
+        let seq = self.next_seq;
+        self.next_seq += 1;
         self.bytes += tx.len();
-        self.txs.insert(txid, tx);
-        self.order.push_back(txid);
-        if let Some(p) = from {
-            *self.per_peer.entry(p).or_insert(0) += 1;
-            self.origin.insert(txid, p);
-        }
+        let share = self.shares.entry(from).or_default();
+        share.bytes += tx.len();
+        share.seqs.insert(seq);
+        self.order.insert(seq, txid);
+        self.txs.insert(
+            txid,
+            Entry {
+                tx,
+                seq,
+                origin: from,
+            },
+        );
         Ok(txid)
     }
 
-    fn forget(&mut self, id: &Txid) {
-        if let Some(t) = self.txs.remove(id) {
-            self.bytes -= t.len();
+    /// Drops the oldest transaction of the peer holding the most bytes
+    /// (the operator's only when no peer holds any).
+    fn evict_one(&mut self) {
+        let victim = self
+            .shares
+            .iter()
+            .filter(|(o, s)| o.is_some() && !s.seqs.is_empty())
+            // Ties go to the holder of the oldest transaction: the choice
+            // does not depend on the map's order (runs are reproducible).
+            .max_by_key(|(_, s)| (s.bytes, std::cmp::Reverse(s.seqs.first().copied())))
+            .or_else(|| self.shares.get_key_value(&None))
+            .and_then(|(_, s)| s.seqs.first())
+            .and_then(|seq| self.order.get(seq))
+            .copied();
+        if let Some(id) = victim {
+            self.forget(&id);
         }
-        if let Some(p) = self.origin.remove(id) {
-            if let Some(n) = self.per_peer.get_mut(&p) {
-                *n -= 1;
-                if *n == 0 {
-                    self.per_peer.remove(&p);
-                }
+    }
+
+    fn forget(&mut self, id: &Txid) {
+        let Some(e) = self.txs.remove(id) else {
+            return;
+        };
+        self.bytes -= e.tx.len();
+        self.order.remove(&e.seq);
+        if let Some(share) = self.shares.get_mut(&e.origin) {
+            share.bytes -= e.tx.len();
+            share.seqs.remove(&e.seq);
+            if share.seqs.is_empty() {
+                self.shares.remove(&e.origin);
             }
         }
+    }
+
+    /// Bytes held by transactions `peer` relayed (`None`: the operator's).
+    #[must_use]
+    pub fn bytes_from(&self, peer: Option<PeerId>) -> usize {
+        self.shares.get(&peer).map_or(0, |s| s.bytes)
     }
 
     /// Bytes of transactions held.
@@ -159,11 +217,7 @@ impl Mempool {
     /// The txids held, oldest first.
     #[must_use]
     pub fn txids(&self) -> Vec<Txid> {
-        self.order
-            .iter()
-            .filter(|t| self.txs.contains_key(t))
-            .copied()
-            .collect()
+        self.order.values().copied().collect()
     }
 
     /// Number of transactions.
@@ -183,13 +237,13 @@ impl Mempool {
     pub fn select(&self, max_bytes: usize) -> Vec<Vec<u8>> {
         let mut out = Vec::new();
         let mut used = 0;
-        for id in &self.order {
-            if let Some(tx) = self.txs.get(id) {
-                if used + tx.len() + 5 > max_bytes {
+        for id in self.order.values() {
+            if let Some(e) = self.txs.get(id) {
+                if used + e.tx.len() + 5 > max_bytes {
                     break;
                 }
-                used += tx.len() + 5;
-                out.push(tx.clone());
+                used += e.tx.len() + 5;
+                out.push(e.tx.clone());
             }
         }
         out
@@ -201,7 +255,6 @@ impl Mempool {
             return false;
         }
         self.forget(id);
-        self.order.retain(|t| t != id);
         true
     }
 
@@ -211,7 +264,6 @@ impl Mempool {
         for id in &ids {
             self.forget(id);
         }
-        self.order.retain(|id| !ids.contains(id));
     }
 
     /// Returns a disconnected block's transactions (not its coinbase).
@@ -271,20 +323,59 @@ mod tests {
     }
 
     #[test]
-    fn one_peer_gets_an_eighth_of_the_pool() {
-        let mut m = Mempool::new(1 << 20, 80, 100);
+    fn one_peer_gets_an_eighth_of_the_bytes() {
+        let mut m = Mempool::new(800, 1000, 100);
         let p = PeerId::random();
         for i in 0..10u8 {
-            m.add_from(vec![i + 1], Some(p)).unwrap();
+            m.add_from(vec![i + 1; 10], Some(p)).unwrap();
         }
-        assert_eq!(m.add_from(vec![99], Some(p)), Err(TxError::PeerLimit(10)));
-        // Others still get in, and a mined transaction frees the slot.
+        assert_eq!(m.bytes_from(Some(p)), 100);
+        assert_eq!(m.add_from(vec![99], Some(p)), Err(TxError::PeerLimit(100)));
+        // Others still get in, and a mined transaction frees room.
         m.add_from(vec![98], Some(PeerId::random())).unwrap();
         let block = Block {
             header: crate::consensus::Params::regtest().genesis.header,
-            txdata: vec![vec![0xff; 20], vec![1]],
+            txdata: vec![vec![0xff; 20], vec![1; 10]],
         };
         m.remove_block(&block);
         m.add_from(vec![99], Some(p)).unwrap();
+    }
+
+    #[test]
+    fn a_full_pool_evicts_the_largest_holder_first_and_the_operators_last() {
+        // 1,000 bytes; a peer's share is 125.
+        let mut m = Mempool::new(1000, 10_000, 100);
+        let own: Vec<Txid> = (0..50u16)
+            .map(|i| {
+                m.add([b'o', (i >> 8) as u8, i as u8, 0, 0, 0, 0, 0, 0, 0].to_vec())
+                    .unwrap()
+            })
+            .collect();
+        // Eight peers of 120 bytes each overfill it (500 + 960 > 1,000):
+        // they evict one another, the operator's stay.
+        for p in 0..8u8 {
+            let peer = PeerId::random();
+            for i in 0..4u8 {
+                m.add_from(
+                    vec![
+                        p, i, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7,
+                        7, 7, 7, 7, 30,
+                    ],
+                    Some(peer),
+                )
+                .unwrap();
+            }
+        }
+        assert!(m.bytes() <= 1000);
+        for id in &own {
+            assert!(
+                m.txids().contains(id),
+                "an operator's transaction was evicted"
+            );
+        }
+        // The arrival order is kept, with no duplicates.
+        let ids = m.txids();
+        assert_eq!(ids.len(), m.len());
+        assert_eq!(&ids[..50], &own[..]);
     }
 }

@@ -162,8 +162,9 @@ pub fn peer_action(offence: &Offence<'_>) -> Option<PeerAction> {
             ProtocolFault::SyncTimeout => PeerAction::HighToleranceError,
         }),
         Offence::Tx(e) => match e {
-            TxError::Duplicate(_) => None,
-            TxError::PeerLimit(_) => Some(PeerAction::HighToleranceError),
+            // A full share is no fault of the relayer: an honest relayer
+            // of someone else's flood reaches it too.
+            TxError::Duplicate(_) | TxError::PeerLimit(_) => None,
             TxError::Empty | TxError::TooLarge { .. } | TxError::Coinbase => {
                 Some(PeerAction::MidToleranceError)
             }

@@ -457,3 +457,72 @@ fn a_cheap_fork_from_gossip_is_neither_stored_nor_relayed() {
     assert_eq!(verdict(&out), Some(Verdict::Accept));
     assert_eq!(net.nodes[0].core.chain().stale_count(), 1);
 }
+
+/// Issue 22, item 1: an honest node relaying somebody's transaction flood
+/// is not punished for it. Node 0's operator submits 6,700 distinct
+/// transactions of 400 bytes (2.7 MB); node 0 relays them all to node 1,
+/// whose share for one peer is 2 MiB (an eighth of 16 MiB). Before the
+/// fix the share was 6,250 transactions, each refusal over it cost node 0
+/// a penalty, and node 1 banned it.
+#[test]
+fn relaying_a_transaction_flood_costs_the_honest_relayer_nothing() {
+    let mut net = regtest_net(2, 10);
+    net.connect(0, 1);
+    net.run_for(100);
+    for i in 0..6_700u32 {
+        let mut tx = vec![0x42u8; 400];
+        tx[..4].copy_from_slice(&i.to_le_bytes());
+        net.input(0, Input::SubmitTx(tx)).unwrap();
+        if i % 100 == 99 {
+            net.run_for(50);
+        }
+    }
+    net.run_for(1_000);
+    assert_eq!(net.nodes[0].core.mempool_len(), 6_700);
+    assert_eq!(banned(&net, 1), 0, "node 1 banned its honest relayer");
+    assert_eq!(net.nodes[1].core.peers().len(), 1, "node 1 kept node 0");
+    // Node 1 took node 0's share (2 MiB) and ignored the rest.
+    let held = net.nodes[1].core.mempool().bytes();
+    assert!(
+        (2 * 1024 * 1024 - 400..=2 * 1024 * 1024).contains(&held),
+        "node 1 holds {held} bytes"
+    );
+    // Blocks still flow both ways.
+    net.mine(1);
+    net.run_for(200);
+    assert_eq!(net.tip(0), net.tip(1));
+}
+
+/// Issue 22, item 2: one peer's large transactions cannot evict a node's
+/// own. Node 1 holds 1,000 small transactions of its operator; node 0
+/// relays 170 of 100 KB (17 MB, more than node 1's 16 MiB pool). Before
+/// the fix (shares counted in transactions, oldest evicted first) node 1
+/// ended with 167 of node 0's and none of its own.
+#[test]
+fn a_peers_large_transactions_cannot_evict_a_nodes_own() {
+    let mut net = regtest_net(2, 10);
+    net.run_for(100);
+    let mut own = Vec::new();
+    for i in 0..1_000u32 {
+        let mut tx = vec![0x11u8; 40];
+        tx[..4].copy_from_slice(&i.to_le_bytes());
+        own.push(powchain::consensus::Txid(powchain::consensus::sha256d(&tx)));
+        net.input(1, Input::SubmitTx(tx)).unwrap();
+    }
+    assert_eq!(net.nodes[1].core.mempool_len(), 1_000);
+    net.connect(0, 1);
+    net.run_for(100);
+    for i in 0..170u32 {
+        let mut tx = vec![0x22u8; 100_000];
+        tx[..4].copy_from_slice(&i.to_le_bytes());
+        net.input(0, Input::SubmitTx(tx)).unwrap();
+        net.run_for(20);
+    }
+    net.run_for(2_000);
+    let pool = net.nodes[1].core.mempool();
+    let held: std::collections::HashSet<_> = pool.txids().into_iter().collect();
+    let kept = own.iter().filter(|t| held.contains(t)).count();
+    assert_eq!(kept, 1_000, "node 1 kept only {kept} of its own 1,000");
+    assert!(pool.bytes() <= pool.max_bytes());
+    assert_eq!(banned(&net, 1), 0);
+}
