@@ -83,6 +83,20 @@ pub fn float(s: &str) -> Result<f64, ValueError> {
     })
 }
 
+/// A finite number above zero (`inf`, `NaN`, 0 and negatives refused):
+/// durations, rates, bandwidths.
+///
+/// # Errors
+/// [`ValueError::Float`] or [`ValueError::Range`].
+pub fn positive(s: &str) -> Result<f64, ValueError> {
+    let v = float(s)?;
+    if v.is_finite() && v > 0.0 {
+        Ok(v)
+    } else {
+        Err(ValueError::range(s, "a finite number above 0"))
+    }
+}
+
 /// A whole number of type `T` (surrounding spaces allowed).
 ///
 /// # Errors
@@ -118,6 +132,15 @@ pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn positive_refuses_infinity_nan_and_zero() {
+        assert_eq!(positive("600").unwrap(), 600.0);
+        assert_eq!(positive(" 0.5 ").unwrap(), 0.5);
+        for bad in ["inf", "-inf", "NaN", "0", "-1", "x"] {
+            assert!(positive(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn control_characters_are_escaped_for_terminals() {
