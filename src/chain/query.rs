@@ -323,7 +323,8 @@ impl ChainStore {
     }
 
     /// The fork tree in heights `from..=to` (default: the
-    /// [`TREE_DEFAULT_SPAN`] heights up to the highest block known). Every
+    /// [`TREE_DEFAULT_SPAN`] heights up to the highest stored block; an
+    /// orphan's claimed height never moves it). Every
     /// non-best block in the window is listed; the best chain is listed
     /// within [`TREE_CONTEXT`] heights of any of them, of the window's
     /// ends and of the tip, and the rest of it is collapsed into
@@ -345,13 +346,10 @@ impl ChainStore {
             .into_iter()
             .map(orphan_tree_block)
             .collect();
-        let top = self
-            .entries
-            .iter()
-            .map(|e| e.height)
-            .chain(orphans.iter().filter_map(|o| o.height))
-            .max()
-            .unwrap_or(0);
+        // The default top is the highest *stored* block: an orphan's
+        // height is only what its coinbase claims, and an untrusted claim
+        // must not choose what an honest view shows.
+        let top = self.entries.iter().map(|e| e.height).max().unwrap_or(0);
         let to = to.unwrap_or(top);
         let from = from
             .unwrap_or(to.saturating_sub(TREE_DEFAULT_SPAN - 1))

@@ -431,3 +431,35 @@ fn the_fork_tree_lists_every_fork_and_collapses_straight_runs() {
     );
     assert!(cs.tree_block(&missing.block_hash()).is_none());
 }
+
+/// Issue 22, item 6: an orphan's claimed height (its coinbase's, checked
+/// by nothing until its parent arrives) does not choose the default tree
+/// window. Before the fix one orphan claiming height 4,000,000,000 moved
+/// the window to 3,999,999,901..=4,000,000,000, off the whole chain.
+#[test]
+fn an_orphans_claimed_height_does_not_move_the_tree_window() {
+    let (p, mut cs) = store();
+    for b in regtest_chain(&p, p.genesis_hash, 0, t0(&p), 10, 3) {
+        cs.accept_block(b, None, NOW_MS).unwrap();
+    }
+    let liar = regtest_block(
+        &p,
+        powchain::consensus::BlockHash([0x5a; 32]),
+        4_000_000_000,
+        t0(&p) + 20,
+        99,
+        vec![],
+    );
+    let u = cs.accept_block(liar.clone(), Some("liar"), NOW_MS).unwrap();
+    assert_eq!(u.status, BlockStatus::Orphan);
+    let tree = cs.tree(None, None);
+    let tip = tree
+        .blocks
+        .iter()
+        .find(|b| b.hash == cs.tip())
+        .expect("the tip is in the default window");
+    assert_eq!(tip.height, Some(10));
+    // The orphan is listed where it claims to be when that window is asked for.
+    let far = cs.tree(Some(3_999_999_990), Some(4_000_000_000));
+    assert!(far.blocks.iter().any(|b| b.hash == liar.block_hash()));
+}
