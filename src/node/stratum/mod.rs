@@ -123,6 +123,85 @@ impl Reject {
     }
 }
 
+/// One request line: `{"id": ..., "method": "...", "params": [...]}`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Request {
+    /// The id the reply echoes (`null` when absent).
+    pub id: Value,
+    /// The method.
+    pub method: String,
+    /// The params (empty when absent or not an array).
+    pub params: Vec<Value>,
+}
+
+/// Parses a request line (at most [`MAX_LINE`] bytes, as read).
+///
+/// # Errors
+/// The id to answer with (`null` when the line is no JSON object) and
+/// why: not JSON, not an object, or no string `method`.
+pub fn parse_request(line: &str) -> Result<Request, (Value, &'static str)> {
+    let Ok(Value::Object(mut req)) = serde_json::from_str::<Value>(line) else {
+        return Err((Value::Null, "Parse error: not a JSON-RPC request"));
+    };
+    let id = req.remove("id").unwrap_or(Value::Null);
+    let Some(Value::String(method)) = req.remove("method") else {
+        return Err((id, "Invalid request: no method"));
+    };
+    let params = match req.remove("params") {
+        Some(Value::Array(p)) => p,
+        _ => Vec::new(),
+    };
+    Ok(Request { id, method, params })
+}
+
+/// `mining.submit`'s fields, parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Submit {
+    /// The worker name.
+    pub worker: String,
+    /// The job id, as sent.
+    pub job_id: String,
+    /// The miner's 4 extranonce bytes.
+    pub extranonce2: [u8; 4],
+    /// Header time, Unix seconds.
+    pub ntime: u32,
+    /// Header nonce.
+    pub nonce: u32,
+}
+
+const SUBMIT_SHAPE: &str = "submit: [worker, job_id, extranonce2, ntime, nonce] expected";
+
+/// Parses `mining.submit [worker, job_id, extranonce2, ntime, nonce]`
+/// (extranonce2 8 hex digits; ntime and nonce 8 big-endian hex digits).
+///
+/// # Errors
+/// What is wrong; a 6th parameter (BIP 310 version bits) is refused, as
+/// version rolling is not on.
+pub fn parse_submit(params: &[Value]) -> Result<Submit, &'static str> {
+    let field = |i: usize| params.get(i).and_then(Value::as_str);
+    let worker = field(0).ok_or(SUBMIT_SHAPE)?;
+    let job_id = field(1).ok_or("submit: job_id must be a string")?;
+    let extranonce2 = field(2)
+        .and_then(parse_hex::<4>)
+        .ok_or("extranonce2 must be 8 hex digits")?;
+    let ntime = field(3)
+        .and_then(parse_be32)
+        .ok_or("ntime must be 8 hex digits")?;
+    let nonce = field(4)
+        .and_then(parse_be32)
+        .ok_or("nonce must be 8 hex digits")?;
+    if params.len() > 5 {
+        return Err("version rolling is not on (mining.configure)");
+    }
+    Ok(Submit {
+        worker: worker.to_string(),
+        job_id: job_id.to_string(),
+        extranonce2,
+        ntime,
+        nonce,
+    })
+}
+
 /// A refusal with its message.
 #[derive(Debug, Clone)]
 struct Refusal(Reject, String);
@@ -398,28 +477,15 @@ impl Conn {
     /// Answers one line; server messages that follow go in `out` after the
     /// reply.
     fn handle(&mut self, hub: &Hub, line: &str, out: &mut Vec<Value>) {
-        let Ok(Value::Object(req)) = serde_json::from_str::<Value>(line) else {
-            self.bad_lines += 1;
-            out.push(Conn::error(
-                &Value::Null,
-                &Refusal::new(Reject::Other, "Parse error: not a JSON-RPC request"),
-            ));
-            return;
+        let req = match parse_request(line) {
+            Ok(r) => r,
+            Err((id, why)) => {
+                self.bad_lines += 1;
+                out.push(Conn::error(&id, &Refusal::new(Reject::Other, why)));
+                return;
+            }
         };
-        let id = req.get("id").cloned().unwrap_or(Value::Null);
-        let Some(method) = req.get("method").and_then(Value::as_str) else {
-            self.bad_lines += 1;
-            out.push(Conn::error(
-                &id,
-                &Refusal::new(Reject::Other, "Invalid request: no method"),
-            ));
-            return;
-        };
-        let empty = Vec::new();
-        let params = req
-            .get("params")
-            .and_then(Value::as_array)
-            .unwrap_or(&empty);
+        let (id, method, params) = (&req.id, req.method.as_str(), req.params.as_slice());
         let answer = match method {
             "mining.subscribe" => {
                 self.subscribed = true;
@@ -455,8 +521,8 @@ impl Conn {
         };
         let first_job = method == "mining.authorize" && answer.is_ok() && self.jobs.is_empty();
         out.push(match &answer {
-            Ok(v) => Conn::reply(&id, v.clone()),
-            Err(e) => Conn::error(&id, e),
+            Ok(v) => Conn::reply(id, v.clone()),
+            Err(e) => Conn::error(id, e),
         });
         if first_job {
             self.push_job(hub, true, out);
@@ -506,26 +572,22 @@ impl Conn {
         if !self.subscribed {
             return Err(Refusal::new(Reject::NotSubscribed, "Not subscribed"));
         }
-        let field = |i: usize| params.get(i).and_then(Value::as_str);
         let bad = |what: &str| Refusal::new(Reject::Other, what);
-        let worker = field(0)
-            .ok_or_else(|| bad("submit: [worker, job_id, extranonce2, ntime, nonce] expected"))?;
+        let worker = params
+            .first()
+            .and_then(Value::as_str)
+            .ok_or_else(|| bad(SUBMIT_SHAPE))?;
         if !self.workers.contains(worker) {
             return Err(Refusal::new(Reject::Unauthorized, "Unauthorized worker"));
         }
-        let job_id = field(1).ok_or_else(|| bad("submit: job_id must be a string"))?;
-        let extranonce2 = field(2)
-            .and_then(parse_hex::<4>)
-            .ok_or_else(|| bad("extranonce2 must be 8 hex digits"))?;
-        let ntime = field(3)
-            .and_then(parse_be32)
-            .ok_or_else(|| bad("ntime must be 8 hex digits"))?;
-        let nonce = field(4)
-            .and_then(parse_be32)
-            .ok_or_else(|| bad("nonce must be 8 hex digits"))?;
-        if params.len() > 5 {
-            return Err(bad("version rolling is not on (mining.configure)"));
-        }
+        let Submit {
+            worker,
+            job_id,
+            extranonce2,
+            ntime,
+            nonce,
+        } = parse_submit(params).map_err(bad)?;
+        let (worker, job_id) = (worker.as_str(), job_id.as_str());
         let Some(live) = self.jobs.iter_mut().find(|j| j.job.id == job_id) else {
             let issued = u64::from_str_radix(job_id, 16).ok().is_some_and(|n| {
                 self.first_job.is_some_and(|first| n >= first)
