@@ -306,6 +306,11 @@ pub const TREE_DEFAULT_SPAN: u32 = 100;
 /// straight runs are collapsed.
 pub const TREE_CONTEXT: u32 = 2;
 
+/// How far above the highest stored block the default tree window lists
+/// orphans (by their claimed heights): the next blocks whose parents are
+/// on the way, never a claim far off that would take the window with it.
+pub const ORPHANS_ABOVE_TOP: u32 = 16;
+
 impl ChainStore {
     /// A block as the fork tree shows it: stored (active or stale),
     /// remembered as invalid, or in the orphan pool; `None` when unknown.
@@ -349,7 +354,10 @@ impl ChainStore {
         // The default top is the highest *stored* block: an orphan's
         // height is only what its coinbase claims, and an untrusted claim
         // must not choose what an honest view shows.
+        // Orphans just above it (the next blocks, their parents on the
+        // way) are listed up to ORPHANS_ABOVE_TOP higher.
         let top = self.entries.iter().map(|e| e.height).max().unwrap_or(0);
+        let orphans_to = to.unwrap_or(top.saturating_add(ORPHANS_ABOVE_TOP));
         let to = to.unwrap_or(top);
         let from = from
             .unwrap_or(to.saturating_sub(TREE_DEFAULT_SPAN - 1))
@@ -371,7 +379,7 @@ impl ChainStore {
         forks.extend(
             orphans
                 .into_iter()
-                .filter(|o| o.height.is_none_or(in_window)),
+                .filter(|o| o.height.is_none_or(|h| (from..=orphans_to).contains(&h))),
         );
 
         // Best-chain heights to show: near a fork, the window's ends and

@@ -138,6 +138,10 @@ pub struct Network {
     extranonce: u64,
     /// What the run measured.
     pub record: Recorder,
+    /// Block requests the cores sent to peers outside the simulation (a
+    /// test's hand-played peer), as `(node, output)`, for
+    /// [`Network::take_outside`].
+    outside: Vec<(usize, Output)>,
 }
 
 /// Settings of a [`Network`] beyond its size.
@@ -182,7 +186,19 @@ pub fn sim_peer_id(seed: u64, i: usize) -> PeerId {
         .to_peer_id()
 }
 
+/// Requests to outside peers kept for [`Network::take_outside`] (a test
+/// that never takes them does not grow without bound).
+const MAX_OUTSIDE: usize = 10_000;
+
 impl Network {
+    /// The block requests the cores sent, while the network ran, to peers
+    /// that are not simulated nodes (a hand-played peer of a test), as
+    /// `(node, Output::SendRequest)`, oldest first; taking them empties
+    /// the list. Outputs of [`Network::input`] are returned by it instead.
+    pub fn take_outside(&mut self) -> Vec<(usize, Output)> {
+        std::mem::take(&mut self.outside)
+    }
+
     /// `n` nodes on `params` with no links yet, each link `latency_ms`
     /// one way; `seed` fixes the peer ids.
     ///
@@ -268,6 +284,7 @@ impl Network {
             next_inbound: 0,
             extranonce: 0,
             record: Recorder::default(),
+            outside: Vec::new(),
         };
         for i in 0..n {
             let mut out = Vec::new();
@@ -508,6 +525,9 @@ impl Network {
                         if let Some(delay) = self.delay(from, to, 128) {
                             self.schedule(delay, to, Delivery::Request { from, id, request });
                         }
+                    } else if self.outside.len() < MAX_OUTSIDE {
+                        self.outside
+                            .push((from, Output::SendRequest { peer, id, request }));
                     }
                 }
                 Output::Respond { id, response, .. } => {

@@ -526,3 +526,97 @@ fn a_peers_large_transactions_cannot_evict_a_nodes_own() {
     assert!(pool.bytes() <= pool.max_bytes());
     assert_eq!(banned(&net, 1), 0);
 }
+
+/// Issue 22, item 0: blocks refused only for their time are "not yet",
+/// neither a lie nor a fruitless sync. A peer whose clock runs 2 h 40 s
+/// ahead serves two blocks stamped by it. Before the fix node 0 counted
+/// each refusal as claimed chainwork not delivered (three penalties within
+/// 1 ms), stopped believing the peer and never asked again: at height 0
+/// for good. Now it asks again once the first block's time is within the
+/// future limit, takes both, and charges nothing.
+#[test]
+fn blocks_from_a_fast_clock_are_fetched_again_once_their_time_comes() {
+    let mut net = regtest_net(1, 10);
+    net.run_for(100);
+    let params = net.params().clone();
+    let fast = sim_peer_id(777, 0);
+    let t = (net.now_ms() / 1000) as u32 + 7200 + 40;
+    let b1 = crate::util::regtest_block(&params, params.genesis_hash, 1, t, 1, vec![]);
+    let b2 = crate::util::regtest_block(&params, b1.block_hash(), 2, t + 1, 2, vec![]);
+    let work = powchain::consensus::Target::from_compact(b1.header.bits)
+        .unwrap()
+        .to_work();
+    let claim = net.nodes[0].core.chain().chainwork() + work + work;
+    let hello = Handshake {
+        version: PROTOCOL_VERSION,
+        network_id: params.network_id.clone(),
+        genesis: params.genesis_hash,
+        tip: b2.block_hash(),
+        height: 2,
+        chainwork: claim.to_be_bytes(),
+    };
+    let mut pending = net
+        .input(
+            0,
+            Input::PeerConnected {
+                peer: fast,
+                link: Link::Inbound,
+                address: None,
+            },
+        )
+        .unwrap();
+    pending.extend(
+        net.input(
+            0,
+            Input::Request {
+                peer: fast,
+                id: InboundId(1),
+                request: SyncRequest::Handshake(hello),
+            },
+        )
+        .unwrap(),
+    );
+    let mut asked = 0;
+    // (A request can come back both from `input` and from `take_outside`.)
+    let mut answered = std::collections::HashSet::new();
+    // 60 s of the node's clock, answering every block request at once.
+    for _ in 0..600 {
+        let reqs: Vec<RequestId> = pending
+            .drain(..)
+            .filter_map(|o| match o {
+                Output::SendRequest {
+                    peer,
+                    id,
+                    request: SyncRequest::GetBlocks { .. },
+                } if peer == fast => Some(id),
+                _ => None,
+            })
+            .filter(|id| answered.insert(*id))
+            .collect();
+        for id in reqs {
+            asked += 1;
+            pending.extend(
+                net.input(
+                    0,
+                    Input::Response {
+                        peer: fast,
+                        id,
+                        response: SyncResponse::Blocks(BlockBatch::from_blocks(&[
+                            b1.clone(),
+                            b2.clone(),
+                        ])),
+                    },
+                )
+                .unwrap(),
+            );
+        }
+        net.run_for(100);
+        // Requests the core's own timers sent while the network ran.
+        pending.extend(net.take_outside().into_iter().map(|(_, o)| o));
+    }
+    assert_eq!(net.height(0), 2, "the blocks were taken once valid");
+    assert_eq!(net.tip(0), b2.block_hash());
+    assert!(asked <= 3, "asked {asked} times");
+    assert_eq!(net.nodes[0].core.peers().score(&fast, net.now_ms()), 0.0);
+    assert!(!net.nodes[0].core.sync_state(&fast).unwrap().disbelieved());
+}

@@ -31,6 +31,9 @@ pub struct SyncState {
     /// Sync answers in a row that brought nothing new.
     fruitless: u32,
     disbelieved: bool,
+    /// No block request before this (Unix ms): its last answer held blocks
+    /// refused only as too new, valid from then on.
+    not_before_ms: Option<u64>,
 }
 
 impl SyncState {
@@ -96,15 +99,16 @@ impl Syncing {
         self.peers.get(peer)
     }
 
-    /// The next keep-alive (when any peer is connected) or sync timeout,
-    /// Unix ms.
+    /// The next keep-alive (when any peer is connected), sync timeout or
+    /// retry of blocks that were too new, Unix ms.
     pub fn next_deadline_ms(&self, no_peers: bool) -> Option<u64> {
         let timeouts = self
             .peers
             .values()
             .filter_map(|s| s.sync_in_flight.map(|(_, t)| after(t, SYNC_TIMEOUT) + 1));
+        let retries = self.peers.values().filter_map(|s| s.not_before_ms);
         let keepalive = (!no_peers).then_some(self.next_keepalive_ms);
-        timeouts.chain(keepalive).min()
+        timeouts.chain(retries).chain(keepalive).min()
     }
 }
 
@@ -247,7 +251,12 @@ impl NodeCore {
             .sync
             .peers
             .iter()
-            .filter(|(_, s)| !s.disbelieved && !s.syncing() && s.claimed_work > ours)
+            .filter(|(_, s)| {
+                !s.disbelieved
+                    && !s.syncing()
+                    && s.claimed_work > ours
+                    && s.not_before_ms.is_none_or(|t| now_ms >= t)
+            })
             .map(|(id, s)| (s.claimed_work, *id))
             .collect();
         // The best claim first; ties in peer-id order (deterministic).
@@ -278,6 +287,7 @@ impl NodeCore {
         });
         if let Some(s) = self.sync.peers.get_mut(&peer) {
             s.sync_in_flight = Some((id, now_ms));
+            s.not_before_ms = None;
         }
     }
 
@@ -395,6 +405,9 @@ impl NodeCore {
             self.chain.accept_blocks(blocks, Some(&name), now_ms)
         };
         let mut worst: Option<ChainError> = None;
+        // The earliest time a block refused only as too new becomes valid.
+        let mut valid_from_ms: Option<u64> = None;
+        let future_ms = self.params.max_future_block_time_secs * 1000;
         for r in results {
             match r {
                 Ok(update) => {
@@ -403,6 +416,12 @@ impl NodeCore {
                 Err(ChainError::Store(e)) => return Err(e.into()),
                 Err(e) => {
                     self.stats.blocks_rejected += 1;
+                    if let Some(time) = too_new(&e) {
+                        // Valid once now + the future limit reaches it
+                        // (a second more for the seconds' rounding).
+                        let at = (u64::from(time) * 1000).saturating_sub(future_ms) + 1000;
+                        valid_from_ms = Some(valid_from_ms.map_or(at, |v| v.min(at)));
+                    }
                     if worst.is_none() && peer_action(&Offence::Chain(&e)).is_some() {
                         worst = Some(e);
                     }
@@ -428,6 +447,10 @@ impl NodeCore {
         if let Some(s) = self.sync.peers.get_mut(&peer) {
             if progressed {
                 s.fruitless = 0;
+            } else if let Some(at) = valid_from_ms {
+                // "Not yet", neither a lie nor fruitless: ask again then.
+                tracing::debug!(%peer, retry_ms = at.saturating_sub(now_ms), "sync: blocks too new; asking again when valid");
+                s.not_before_ms = Some(at.max(now_ms + 1));
             } else if s.claimed_work > ours {
                 s.fruitless += 1;
             }
@@ -453,10 +476,25 @@ impl NodeCore {
             .peers
             .get(&peer)
             .is_some_and(|s| !s.disbelieved && s.claimed_work > self.chain.chainwork());
-        if progressed && (full || still_behind) {
+        if progressed && valid_from_ms.is_none() && (full || still_behind) {
             self.request_blocks(now_ms, peer, out);
         }
         self.start_syncs(now_ms, out);
         Ok(())
+    }
+}
+
+/// The header time of a block refused only for being too new.
+fn too_new(e: &ChainError) -> Option<u32> {
+    match e {
+        ChainError::Invalid {
+            source:
+                crate::consensus::BlockError::Header(crate::consensus::HeaderError::TimeTooNew {
+                    time,
+                    ..
+                }),
+            ..
+        } => Some(*time),
+        _ => None,
     }
 }
