@@ -518,3 +518,58 @@ fn oversized_sync_responses_cost_little_memory_and_get_the_liars_banned() {
         get(&a.api, "/status").is_some_and(|s| s["tip"] == hash)
     });
 }
+
+/// Issue 22, item 1 on real processes: B is connected to A; A's operator
+/// is sent 6,700 distinct transactions of 400 bytes (2.7 MB) and A
+/// relays them all to B. Before the fix B's share for one peer was 6,250
+/// transactions and each refusal over it cost A a penalty: B banned A
+/// (the issue measured `banned: 1, peers: 0` after 5.2 s with 25-byte
+/// transactions). Now a full share costs the relayer nothing.
+#[test]
+fn an_honest_relayer_of_a_transaction_flood_is_not_banned() {
+    let _serial = crate::util::one_at_a_time();
+    let dir = tempfile::tempdir().unwrap();
+    let a = regtest(&dir, "a", &[]);
+    let b = regtest(&dir, "b", &[a.addr()]);
+    wait_for("B to connect", 30, || b.status_u64("peers") == 1);
+    // Gossip carries blocks (the mesh has formed) before the flood.
+    let hash = a.post("/generate", &json!({ "blocks": 1 })).unwrap()[0]
+        .as_str()
+        .unwrap()
+        .to_string();
+    wait_for("B to receive the first block", 30, || {
+        get(&b.api, "/status").unwrap()["tip"] == hash
+    });
+    for i in 0..6_700u32 {
+        let mut tx = vec![0x42u8; 400];
+        tx[..4].copy_from_slice(&i.to_le_bytes());
+        a.post("/tx", &json!({ "hex": hex::encode(tx) })).unwrap();
+    }
+    assert_eq!(a.status_u64("mempool"), 6_700);
+    // Let B take what arrives.
+    let mut last = 0;
+    wait_for("B's mempool to stop growing", 60, || {
+        std::thread::sleep(Duration::from_secs(1));
+        let now = b.status_u64("mempool");
+        let settled = now > 0 && now == last;
+        last = now;
+        settled
+    });
+    let st = get(&b.api, "/status").unwrap();
+    eprintln!(
+        "B holds {} transactions; banned {}",
+        st["mempool"], st["banned"]
+    );
+    assert_eq!(st["banned"], 0, "B banned its honest relayer: {st}");
+    assert_eq!(st["peers"], 1, "B dropped A: {st}");
+    // At most its 2 MiB share of A's: 5,242 transactions of 400 bytes.
+    assert!(st["mempool"].as_u64().unwrap() <= 5_242, "{st}");
+    // Blocks still flow from A to B.
+    let hash = a.post("/generate", &json!({ "blocks": 1 })).unwrap()[0]
+        .as_str()
+        .unwrap()
+        .to_string();
+    wait_for("B to receive the next block", 30, || {
+        get(&b.api, "/status").unwrap()["tip"] == hash
+    });
+}
