@@ -137,51 +137,12 @@ pub async fn run(
     let rpc_cookie = config.data_dir.join(super::rpc::RPC_COOKIE_FILE);
     let rpc_task = match &config.rpc {
         None => None,
-        Some(rc) => {
-            let listener = tokio::net::TcpListener::bind(rc.addr)
-                .await
-                .map_err(|e| NodeError::Api(format!("bind JSON-RPC {}: {e}", rc.addr)))?;
-            let addr = listener
-                .local_addr()
-                .map_err(|e| NodeError::Api(e.to_string()))?;
-            let credentials = match &rc.user {
-                Some((u, p)) => format!("{u}:{p}"),
-                None => super::rpc::write_cookie(&config.data_dir)?,
-            };
-            shared.info.lock().expect("info lock").rpc = Some(addr.to_string());
-            tracing::info!(rpc = %addr, rest = rc.rest, "JSON-RPC listening");
-            eprintln!("powchain: JSON-RPC on {addr}");
-            let access = super::rpc::RpcAccess {
-                credentials,
-                allow: rc.allow.clone(),
-                rest: rc.rest,
-            };
-            Some(tokio::spawn(super::rpc::serve(
-                listener,
-                Arc::clone(&shared),
-                access,
-            )))
-        }
+        Some(rc) => Some(super::rpc::start(rc, &config.data_dir, &shared).await?),
     };
 
     let stratum_task = match &config.stratum {
         None => None,
-        Some(sc) => {
-            let listener = tokio::net::TcpListener::bind(sc.addr)
-                .await
-                .map_err(|e| NodeError::Api(format!("bind Stratum {}: {e}", sc.addr)))?;
-            let addr = listener
-                .local_addr()
-                .map_err(|e| NodeError::Api(e.to_string()))?;
-            shared.info.lock().expect("info lock").stratum = Some(addr.to_string());
-            tracing::info!(stratum = %addr, difficulty = ?sc.difficulty, "Stratum listening");
-            eprintln!("powchain: Stratum on {addr}");
-            Some(tokio::spawn(super::stratum::serve(
-                listener,
-                Arc::clone(&shared),
-                sc.clone(),
-            )))
-        }
+        Some(sc) => Some(super::stratum::start(sc, &shared).await?),
     };
 
     let found_tx = cmd_tx.clone();

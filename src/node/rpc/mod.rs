@@ -126,6 +126,41 @@ pub fn router(shared: Arc<Shared>, access: RpcAccess) -> Router {
         .with_state(state)
 }
 
+/// Binds `config.addr`, writes Core's cookie in `data_dir` (unless
+/// `--rpc-user` is given), records the bound address in `status.rpc`,
+/// announces it on stderr (`powchain: JSON-RPC on ADDR`) and spawns
+/// [`serve`]; the task runs until aborted.
+///
+/// # Errors
+/// [`super::NodeError::Api`] when the address cannot be bound, `Io` when
+/// the cookie cannot be written.
+pub async fn start(
+    config: &crate::config::RpcConfig,
+    data_dir: &std::path::Path,
+    shared: &Arc<Shared>,
+) -> Result<tokio::task::JoinHandle<()>, super::NodeError> {
+    use super::NodeError;
+    let listener = TcpListener::bind(config.addr)
+        .await
+        .map_err(|e| NodeError::Api(format!("bind JSON-RPC {}: {e}", config.addr)))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| NodeError::Api(e.to_string()))?;
+    let credentials = match &config.user {
+        Some((u, p)) => format!("{u}:{p}"),
+        None => write_cookie(data_dir)?,
+    };
+    shared.info.lock().expect("info lock").rpc = Some(addr.to_string());
+    tracing::info!(rpc = %addr, rest = config.rest, "JSON-RPC listening");
+    eprintln!("powchain: JSON-RPC on {addr}");
+    let access = RpcAccess {
+        credentials,
+        allow: config.allow.clone(),
+        rest: config.rest,
+    };
+    Ok(tokio::spawn(serve(listener, Arc::clone(shared), access)))
+}
+
 /// Serves JSON-RPC (and REST) on `listener` until the task is aborted.
 pub async fn serve(listener: TcpListener, shared: Arc<Shared>, access: RpcAccess) {
     let app = router(shared, access).into_make_service_with_connect_info::<SocketAddr>();

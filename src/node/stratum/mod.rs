@@ -38,7 +38,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch, Semaphore};
 
 use crate::config::StratumConfig;
-use crate::node::{CoreMsg, Shared};
+use crate::node::{CoreMsg, NodeError, Shared};
 use difficulty::{max_difficulty, meets, Difficulty};
 use job::{Job, Template, EXTRANONCE2_LEN};
 pub use request::{parse_request, parse_submit, Reject, Request, Submit};
@@ -112,6 +112,32 @@ impl Hub {
             .hashrate_estimate
             .set(sum * 4_294_967_296.0 / window);
     }
+}
+
+/// Binds `config.addr`, records the bound address in `status.stratum`,
+/// announces it on stderr (`powchain: Stratum on ADDR`) and spawns
+/// [`serve`]; the task runs until aborted.
+///
+/// # Errors
+/// [`NodeError::Api`] when the address cannot be bound.
+pub async fn start(
+    config: &StratumConfig,
+    shared: &Arc<Shared>,
+) -> Result<tokio::task::JoinHandle<()>, NodeError> {
+    let listener = TcpListener::bind(config.addr)
+        .await
+        .map_err(|e| NodeError::Api(format!("bind Stratum {}: {e}", config.addr)))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| NodeError::Api(e.to_string()))?;
+    shared.info.lock().expect("info lock").stratum = Some(addr.to_string());
+    tracing::info!(stratum = %addr, difficulty = ?config.difficulty, "Stratum listening");
+    eprintln!("powchain: Stratum on {addr}");
+    Ok(tokio::spawn(serve(
+        listener,
+        Arc::clone(shared),
+        config.clone(),
+    )))
 }
 
 /// Serves Stratum v1 on `listener` until the task is dropped.
