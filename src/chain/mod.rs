@@ -198,10 +198,18 @@ pub struct RejectedOrphan {
 /// neither remembered as invalid nor held against its sender.
 #[must_use]
 pub fn is_not_yet_valid(e: &BlockError) -> bool {
-    matches!(
-        e,
-        BlockError::Header(crate::consensus::HeaderError::TimeTooNew { .. })
-    )
+    too_new_time(e).is_some()
+}
+
+/// The header time (Unix s) of a block that failed only for being too
+/// new ([`is_not_yet_valid`]): it becomes valid once the clock plus the
+/// future limit reaches it.
+#[must_use]
+pub fn too_new_time(e: &BlockError) -> Option<u32> {
+    match e {
+        BlockError::Header(crate::consensus::HeaderError::TimeTooNew { time, .. }) => Some(*time),
+        _ => None,
+    }
 }
 
 /// Hasher of the block-hash index: foldhash's fast hasher with a

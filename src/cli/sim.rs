@@ -470,9 +470,6 @@ fn available_memory() -> Option<u64> {
 }
 
 fn network(a: &NetworkArgs) -> Result<(), CliError> {
-    if a.block_time.is_nan() || a.block_time <= 0.0 {
-        return Err(CliError::Usage("--block-time must be positive".into()));
-    }
     if !(0.0..1.0).contains(&a.loss) {
         return Err(CliError::Usage("--loss must be in [0, 1)".into()));
     }

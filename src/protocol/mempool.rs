@@ -1,6 +1,6 @@
 //! A bounded pool of opaque transactions waiting to be mined.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use thiserror::Error;
 
@@ -260,8 +260,7 @@ impl Mempool {
 
     /// Removes the transactions a connected block included.
     pub fn remove_block(&mut self, block: &Block) {
-        let ids: HashSet<Txid> = block.txids().into_iter().skip(1).collect();
-        for id in &ids {
+        for id in block.txids().iter().skip(1) {
             self.forget(id);
         }
     }

@@ -2,6 +2,8 @@
 //! `NodeCore`s, in-memory stores, simulated links (`powchain::sim`). No
 //! sockets, no sleeps; each test runs in milliseconds and repeats exactly.
 
+use std::collections::HashSet;
+
 use powchain::consensus::{Block, Params};
 use powchain::protocol::messages::{BlockBatch, Handshake, PROTOCOL_VERSION};
 use powchain::protocol::{
@@ -227,6 +229,77 @@ fn verdict(out: &[Output]) -> Option<Verdict> {
     })
 }
 
+/// Connects a peer the test plays by hand to node 0 and has it send
+/// `hello`; returns node 0's outputs.
+fn hand_played_peer(
+    net: &mut Network,
+    peer: libp2p::PeerId,
+    link: Link,
+    hello: Handshake,
+) -> Vec<Output> {
+    let mut out = net
+        .input(
+            0,
+            Input::PeerConnected {
+                peer,
+                link,
+                address: None,
+            },
+        )
+        .unwrap();
+    out.extend(
+        net.input(
+            0,
+            Input::Request {
+                peer,
+                id: InboundId(1),
+                request: SyncRequest::Handshake(hello),
+            },
+        )
+        .unwrap(),
+    );
+    out
+}
+
+/// Answers each block request node 0 sent to the hand-played `peer` in
+/// `pending` (taking all of `pending`) with `blocks`, once per request id
+/// (`answered` remembers them); the answers' outputs go back into
+/// `pending`. Returns how many requests it answered.
+fn answer_block_requests(
+    net: &mut Network,
+    peer: libp2p::PeerId,
+    pending: &mut Vec<Output>,
+    answered: &mut HashSet<RequestId>,
+    blocks: &[Block],
+) -> usize {
+    let reqs: Vec<RequestId> = pending
+        .drain(..)
+        .filter_map(|o| match o {
+            Output::SendRequest {
+                peer: to,
+                id,
+                request: SyncRequest::GetBlocks { .. },
+            } if to == peer => Some(id),
+            _ => None,
+        })
+        .filter(|id| answered.insert(*id))
+        .collect();
+    for &id in &reqs {
+        pending.extend(
+            net.input(
+                0,
+                Input::Response {
+                    peer,
+                    id,
+                    response: SyncResponse::Blocks(BlockBatch::from_blocks(blocks)),
+                },
+            )
+            .unwrap(),
+        );
+    }
+    reqs.len()
+}
+
 #[test]
 fn orphans_are_not_relayed_and_their_relayer_is_not_banned() {
     let (mut net, evil) = victim();
@@ -325,57 +398,17 @@ fn a_peer_lying_about_its_chainwork_is_found_out_and_sync_moves_on() {
     };
     // The liar is met first.
     let mut asked = 0;
-    let mut pending = net
-        .input(
-            0,
-            Input::PeerConnected {
-                peer: evil,
-                link: Link::Outbound,
-                address: None,
-            },
-        )
-        .unwrap();
-    pending.extend(
-        net.input(
-            0,
-            Input::Request {
-                peer: evil,
-                id: InboundId(1),
-                request: SyncRequest::Handshake(lie.clone()),
-            },
-        )
-        .unwrap(),
-    );
+    let mut pending = hand_played_peer(&mut net, evil, Link::Outbound, lie.clone());
+    let mut answered = HashSet::new();
     net.connect(0, 1);
     for _ in 0..200 {
-        let reqs: Vec<RequestId> = pending
-            .iter()
-            .filter_map(|o| match o {
-                Output::SendRequest {
-                    peer,
-                    id,
-                    request: SyncRequest::GetBlocks { .. },
-                } if *peer == evil => Some(*id),
-                _ => None,
-            })
-            .collect();
-        pending.clear();
-        for id in reqs {
-            asked += 1;
-            pending.extend(
-                net.input(
-                    0,
-                    Input::Response {
-                        peer: evil,
-                        id,
-                        response: SyncResponse::Blocks(BlockBatch::from_blocks(
-                            std::slice::from_ref(&genesis),
-                        )),
-                    },
-                )
-                .unwrap(),
-            );
-        }
+        asked += answer_block_requests(
+            &mut net,
+            evil,
+            &mut pending,
+            &mut answered,
+            std::slice::from_ref(&genesis),
+        );
         net.run_for(50);
         if net.height(0) == 30 && pending.is_empty() {
             break;
@@ -555,61 +588,19 @@ fn blocks_from_a_fast_clock_are_fetched_again_once_their_time_comes() {
         height: 2,
         chainwork: claim.to_be_bytes(),
     };
-    let mut pending = net
-        .input(
-            0,
-            Input::PeerConnected {
-                peer: fast,
-                link: Link::Inbound,
-                address: None,
-            },
-        )
-        .unwrap();
-    pending.extend(
-        net.input(
-            0,
-            Input::Request {
-                peer: fast,
-                id: InboundId(1),
-                request: SyncRequest::Handshake(hello),
-            },
-        )
-        .unwrap(),
-    );
+    let mut pending = hand_played_peer(&mut net, fast, Link::Inbound, hello);
     let mut asked = 0;
     // (A request can come back both from `input` and from `take_outside`.)
-    let mut answered = std::collections::HashSet::new();
+    let mut answered = HashSet::new();
     // 60 s of the node's clock, answering every block request at once.
     for _ in 0..600 {
-        let reqs: Vec<RequestId> = pending
-            .drain(..)
-            .filter_map(|o| match o {
-                Output::SendRequest {
-                    peer,
-                    id,
-                    request: SyncRequest::GetBlocks { .. },
-                } if peer == fast => Some(id),
-                _ => None,
-            })
-            .filter(|id| answered.insert(*id))
-            .collect();
-        for id in reqs {
-            asked += 1;
-            pending.extend(
-                net.input(
-                    0,
-                    Input::Response {
-                        peer: fast,
-                        id,
-                        response: SyncResponse::Blocks(BlockBatch::from_blocks(&[
-                            b1.clone(),
-                            b2.clone(),
-                        ])),
-                    },
-                )
-                .unwrap(),
-            );
-        }
+        asked += answer_block_requests(
+            &mut net,
+            fast,
+            &mut pending,
+            &mut answered,
+            &[b1.clone(), b2.clone()],
+        );
         net.run_for(100);
         // Requests the core's own timers sent while the network ran.
         pending.extend(net.take_outside().into_iter().map(|(_, o)| o));

@@ -416,7 +416,11 @@ impl NodeCore {
                 Err(ChainError::Store(e)) => return Err(e.into()),
                 Err(e) => {
                     self.stats.blocks_rejected += 1;
-                    if let Some(time) = too_new(&e) {
+                    let too_new = match &e {
+                        ChainError::Invalid { source, .. } => crate::chain::too_new_time(source),
+                        _ => None,
+                    };
+                    if let Some(time) = too_new {
                         // Valid once now + the future limit reaches it
                         // (a second more for the seconds' rounding).
                         let at = (u64::from(time) * 1000).saturating_sub(future_ms) + 1000;
@@ -481,20 +485,5 @@ impl NodeCore {
         }
         self.start_syncs(now_ms, out);
         Ok(())
-    }
-}
-
-/// The header time of a block refused only for being too new.
-fn too_new(e: &ChainError) -> Option<u32> {
-    match e {
-        ChainError::Invalid {
-            source:
-                crate::consensus::BlockError::Header(crate::consensus::HeaderError::TimeTooNew {
-                    time,
-                    ..
-                }),
-            ..
-        } => Some(*time),
-        _ => None,
     }
 }
