@@ -11,6 +11,66 @@ use crate::consensus::validation::{check_header_context, check_proof_of_work_has
 use crate::consensus::{check_block_at_height, BlockError, BlockHash, BlockHeader};
 
 impl ChainStore {
+    /// Re-indexes one stored record on open, in arrival order. Its header
+    /// is checked again as it was when stored: it decodes, its parent was
+    /// stored before it, its hash meets its own `bits` and the pow limit,
+    /// and `bits` and time follow the contextual rules on the parent's
+    /// branch (`check_header_context`, with the future-time limit left out:
+    /// the block was not too new when it came). Headers only: cheap.
+    ///
+    /// # Errors
+    /// [`StoreError::Damaged`] naming the record when any check fails (a
+    /// changed byte in a header breaks one of them, or the hash, and so
+    /// the next record's link); [`StoreError::WrongNetwork`] when record 0
+    /// is another network's genesis.
+    pub(super) fn reload(&mut self, rec: super::StoredHeader) -> Result<(), StoreError> {
+        let damaged = |what: String| StoreError::Damaged {
+            store: self.store.location(),
+            what: format!("record {}: {what}", rec.seq),
+        };
+        let header = match rec.header.as_ref().map(|h| BlockHeader::decode_slice(h)) {
+            Some(Ok(h)) => h,
+            _ => return Err(damaged("no 80-byte header".into())),
+        };
+        let hash = header.block_hash();
+        if rec.seq == 0 {
+            if hash != self.params.genesis_hash {
+                return Err(StoreError::WrongNetwork {
+                    found: hash.to_string(),
+                    expected: self.params.genesis_hash.to_string(),
+                });
+            }
+            self.insert_entry(
+                hash,
+                header,
+                super::index::NO_PARENT,
+                rec.seq,
+                rec.received_ms,
+            );
+        } else {
+            let Some(&parent) = self.ids.get(&header.prev_blockhash) else {
+                return Err(damaged(format!(
+                    "block {hash}: its parent {} is not stored before it",
+                    header.prev_blockhash
+                )));
+            };
+            check_proof_of_work_hash(&header, &hash, &self.params.pow_limit)
+                .map_err(|e| damaged(format!("block {hash}: {e}")))?;
+            check_header_context(
+                &self.params,
+                &header,
+                &self.view(parent),
+                u64::from(u32::MAX),
+            )
+            .map_err(|e| damaged(format!("block {hash}: {e}")))?;
+            if !self.ids.contains_key(&hash) {
+                self.insert_entry(hash, header, parent, rec.seq, rec.received_ms);
+            }
+        }
+        self.next_seq = self.next_seq.max(rec.seq + 1);
+        Ok(())
+    }
+
     /// Accepts a block from a peer (`Some(peer)`) or from this node's miner
     /// (`None`), at node time `now_ms` (Unix ms). On success the block (and
     /// any orphans it unlocked) is durable before this returns.

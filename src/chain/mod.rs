@@ -361,35 +361,7 @@ impl ChainStore {
             });
         }
         for rec in loaded {
-            let header = match rec.header.as_ref().map(|h| BlockHeader::decode_slice(h)) {
-                Some(Ok(h)) => h,
-                _ => {
-                    return Err(StoreError::Corrupt {
-                        seq: rec.seq,
-                        reason: "no 80-byte header".into(),
-                    }
-                    .into())
-                }
-            };
-            let hash = header.block_hash();
-            if rec.seq == 0 {
-                if hash != params.genesis_hash {
-                    return Err(StoreError::WrongNetwork {
-                        found: hash.to_string(),
-                        expected: params.genesis_hash.to_string(),
-                    }
-                    .into());
-                }
-                cs.insert_entry(hash, header, NO_PARENT, rec.seq, rec.received_ms);
-            } else if let Some(&parent) = cs.ids.get(&header.prev_blockhash) {
-                if !cs.ids.contains_key(&hash) {
-                    cs.insert_entry(hash, header, parent, rec.seq, rec.received_ms);
-                }
-            } else {
-                tracing::warn!(seq = rec.seq, %hash, "stored block has no stored parent; skipped");
-                continue;
-            }
-            cs.next_seq = cs.next_seq.max(rec.seq + 1);
+            cs.reload(rec)?;
         }
         // Rebuild the active chain from the best entry.
         let best = cs.best_entry();

@@ -55,9 +55,9 @@ impl ChainStore {
         match self.store.get_block(seq)? {
             Some(b) => Block::decode(&b, usize::MAX)
                 .map(Some)
-                .map_err(|e| StoreError::Corrupt {
-                    seq,
-                    reason: format!("block {hash}: {e}"),
+                .map_err(|e| StoreError::Damaged {
+                    store: self.store.location(),
+                    what: format!("record {seq} (block {hash}) does not decode: {e}"),
                 }),
             None => Ok(None),
         }

@@ -37,13 +37,19 @@ pub enum StoreError {
     /// Durability could not be set.
     #[error("block store: durability: {0}")]
     Durability(#[from] redb::SetDurabilityError),
-    /// A stored record does not decode.
-    #[error("block store: record {seq} is corrupt: {reason}")]
-    Corrupt {
-        /// the record's sequence number
-        seq: u64,
-        /// what is wrong
-        reason: String,
+    /// The store is damaged: a page fails redb's checksum, a record does
+    /// not decode, or a stored header breaks a consensus rule it passed
+    /// when it was stored (proof of work, `bits`, linkage, time). The node
+    /// refuses to start on it rather than run on a shorter or altered chain.
+    #[error(
+        "block store {store} is damaged: {what}; it cannot be trusted: move it aside \
+         and start again to download the chain from peers"
+    )]
+    Damaged {
+        /// the store's file (or "memory")
+        store: String,
+        /// what is wrong, and where
+        what: String,
     },
     /// The data dir holds another network's chain.
     #[error(
@@ -110,6 +116,9 @@ pub trait BlockStore: Send {
     /// # Errors
     /// [`StoreError`] on a read failure.
     fn load_headers(&self, visit: &mut dyn FnMut(StoredHeader)) -> Result<(), StoreError>;
+    /// Where the blocks live, for error messages: a file's path or
+    /// `"memory"`.
+    fn location(&self) -> String;
 }
 
 /// Blocks in memory (tests, benchmarks, `verify` tools).
@@ -138,27 +147,85 @@ impl BlockStore for MemStore {
         }
         Ok(())
     }
+    fn location(&self) -> String {
+        "memory".into()
+    }
 }
 
 /// A redb database file. Each `put_blocks` is one write transaction
 /// committed with `Durability::Immediate` (fsync), so a block is on disk
 /// before the chain reports it accepted; redb repairs itself on reopen
 /// after a crash and holds exactly the committed transactions.
+///
+/// A file damaged from outside (a bad disk, a stray write) is found on
+/// open: redb's page checksums are verified (`Database::check_integrity`),
+/// and every redb panic or `Corrupted` error is turned into
+/// [`StoreError::Damaged`] naming the file, so a damaged store never
+/// crashes the node.
 pub struct RedbStore {
     db: Database,
+    path: String,
 }
 
 impl RedbStore {
-    /// Opens or creates the database at `path`.
+    /// Opens or creates the database at `path` and verifies every page's
+    /// checksum. A file redb could repair (it rolls back to the last
+    /// commit whose pages verify) opens with a warning; the chain then
+    /// reopens on the blocks that survived, and its height is logged.
     ///
     /// # Errors
-    /// [`StoreError`] when the file cannot be opened or repaired.
+    /// [`StoreError::Damaged`] when the file fails the check and cannot be
+    /// repaired; other [`StoreError`]s when it cannot be opened at all.
     pub fn open(path: &Path) -> Result<RedbStore, StoreError> {
-        let db = Database::create(path)?;
-        let txn = db.begin_write()?;
-        txn.open_table(BLOCKS)?;
-        txn.commit()?;
-        Ok(RedbStore { db })
+        let location = path.display().to_string();
+        let db = guarded(&location, || {
+            let mut db = Database::create(path)?;
+            if !db.check_integrity()? {
+                tracing::warn!(
+                    store = %location,
+                    "block store was damaged and redb repaired it by going back to its last \
+                     intact commit: blocks stored after that are lost and will be downloaded again"
+                );
+            }
+            let txn = db.begin_write()?;
+            txn.open_table(BLOCKS)?;
+            txn.commit()?;
+            Ok(db)
+        })?;
+        Ok(RedbStore { db, path: location })
+    }
+}
+
+/// Runs a redb operation; a redb panic (its answer to some damaged pages)
+/// or a `Corrupted` error becomes [`StoreError::Damaged`] naming `store`.
+fn guarded<T>(store: &str, op: impl FnOnce() -> Result<T, StoreError>) -> Result<T, StoreError> {
+    let damaged = |what: String| StoreError::Damaged {
+        store: store.to_string(),
+        what,
+    };
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(op)) {
+        Ok(Err(e)) => Err(match e {
+            StoreError::Database(redb::DatabaseError::Storage(redb::StorageError::Corrupted(
+                m,
+            )))
+            | StoreError::Storage(redb::StorageError::Corrupted(m))
+            | StoreError::Transaction(redb::TransactionError::Storage(
+                redb::StorageError::Corrupted(m),
+            ))
+            | StoreError::Table(redb::TableError::Storage(redb::StorageError::Corrupted(m))) => {
+                damaged(format!("redb: {m}"))
+            }
+            e => e,
+        }),
+        Ok(ok) => ok,
+        Err(panic) => {
+            let text = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_string()))
+                .unwrap_or_else(|| "no message".into());
+            Err(damaged(format!("redb stopped on a damaged page ({text})")))
+        }
     }
 }
 
@@ -167,50 +234,60 @@ impl BlockStore for RedbStore {
         if blocks.is_empty() {
             return Ok(());
         }
-        let mut txn = self.db.begin_write()?;
-        txn.set_durability(Durability::Immediate)?;
-        {
-            let mut table = txn.open_table(BLOCKS)?;
-            let mut buf = Vec::new();
-            for b in blocks {
-                buf.clear();
-                buf.extend_from_slice(&b.received_ms.to_le_bytes());
-                buf.extend_from_slice(&b.bytes);
-                table.insert(b.seq, buf.as_slice())?;
+        guarded(&self.path, || {
+            let mut txn = self.db.begin_write()?;
+            txn.set_durability(Durability::Immediate)?;
+            {
+                let mut table = txn.open_table(BLOCKS)?;
+                let mut buf = Vec::new();
+                for b in blocks {
+                    buf.clear();
+                    buf.extend_from_slice(&b.received_ms.to_le_bytes());
+                    buf.extend_from_slice(&b.bytes);
+                    table.insert(b.seq, buf.as_slice())?;
+                }
             }
-        }
-        txn.commit()?;
-        Ok(())
+            txn.commit()?;
+            Ok(())
+        })
     }
 
     fn get_block(&self, seq: u64) -> Result<Option<Vec<u8>>, StoreError> {
-        let txn = self.db.begin_read()?;
-        let table = txn.open_table(BLOCKS)?;
-        Ok(table
-            .get(seq)?
-            .and_then(|v| v.value().get(8..).map(<[u8]>::to_vec)))
+        guarded(&self.path, || {
+            let txn = self.db.begin_read()?;
+            let table = txn.open_table(BLOCKS)?;
+            Ok(table
+                .get(seq)?
+                .and_then(|v| v.value().get(8..).map(<[u8]>::to_vec)))
+        })
     }
 
     fn load_headers(&self, visit: &mut dyn FnMut(StoredHeader)) -> Result<(), StoreError> {
-        let txn = self.db.begin_read()?;
-        let table = txn.open_table(BLOCKS)?;
-        for item in table.iter()? {
-            let (k, v) = item?;
-            let v = v.value();
-            if v.len() < 8 {
-                return Err(StoreError::Corrupt {
+        guarded(&self.path, || {
+            let txn = self.db.begin_read()?;
+            let table = txn.open_table(BLOCKS)?;
+            for item in table.iter()? {
+                let (k, v) = item?;
+                let v = v.value();
+                if v.len() < 8 {
+                    return Err(StoreError::Damaged {
+                        store: self.path.clone(),
+                        what: format!("record {} is truncated ({} bytes)", k.value(), v.len()),
+                    });
+                }
+                let mut ms = [0u8; 8];
+                ms.copy_from_slice(&v[..8]);
+                visit(StoredHeader {
                     seq: k.value(),
-                    reason: "truncated record".into(),
+                    received_ms: u64::from_le_bytes(ms),
+                    header: header_prefix(&v[8..]),
                 });
             }
-            let mut ms = [0u8; 8];
-            ms.copy_from_slice(&v[..8]);
-            visit(StoredHeader {
-                seq: k.value(),
-                received_ms: u64::from_le_bytes(ms),
-                header: header_prefix(&v[8..]),
-            });
-        }
-        Ok(())
+            Ok(())
+        })
+    }
+
+    fn location(&self) -> String {
+        self.path.clone()
     }
 }

@@ -10,4 +10,5 @@ mod chain;
 mod mainnet_data;
 mod protocol;
 mod sim;
+mod store;
 mod traitors;

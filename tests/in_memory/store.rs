@@ -1,0 +1,227 @@
+//! A damaged `chain.redb` (issue 22, item 7): random overwrites and a
+//! changed block record. Each reopen either refuses the store with a
+//! [`ChainError`] that says it is damaged, or comes back with the very same
+//! tip and height: never a panic, never a silent start on a shorter chain.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::util::{regtest_block, NOW_MS};
+use powchain::chain::{BlockStore, ChainError, ChainStore, MemStore, RedbStore, StoredBlock};
+use powchain::consensus::{Block, BlockHash, Params};
+
+/// A regtest chain of `n` blocks, each with two 200-byte transactions so
+/// block bodies fill most of the file.
+fn chain_with_bodies(p: &Params, n: u32) -> Vec<Block> {
+    let mut prev = p.genesis_hash;
+    (0..n)
+        .map(|i| {
+            let txs = (0..2u8).map(|k| vec![k ^ (i as u8); 200]).collect();
+            let b = regtest_block(p, prev, i + 1, p.genesis.header.time + 1 + i, 0, txs);
+            prev = b.block_hash();
+            b
+        })
+        .collect()
+}
+
+/// What a reopen gave: `Ok((tip, height, blocks read back unchanged))`,
+/// the error's text, or a panic's.
+fn reopen(p: &Arc<Params>, path: &Path, blocks: &[Block]) -> Reopened {
+    let p = Arc::clone(p);
+    let path = path.to_path_buf();
+    let blocks = blocks.to_vec();
+    std::panic::catch_unwind(move || {
+        let store = RedbStore::open(&path).map_err(ChainError::from);
+        let cs = store
+            .and_then(|s| ChainStore::open(p, Box::new(s)))
+            .map_err(|e| e.to_string())?;
+        let mut unchanged = 0;
+        for b in &blocks {
+            match cs.block(&b.block_hash()) {
+                Ok(Some(read)) if read == *b => unchanged += 1,
+                Ok(_) => {}
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+        Ok((cs.tip(), cs.height(), unchanged))
+    })
+    .map_err(|panic| {
+        panic
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_string()))
+            .unwrap_or_default()
+    })
+}
+
+type Reopened = Result<Result<(BlockHash, u32, usize), String>, String>;
+
+#[track_caller]
+fn assert_refused_or_whole(what: &str, got: Reopened, whole: (BlockHash, u32, usize)) {
+    eprintln!("{what}: {got:?}");
+    match got {
+        Err(panic) => panic!("{what}: the reopen panicked: {panic}"),
+        Ok(Ok(opened)) => assert_eq!(
+            opened, whole,
+            "{what}: opened on another chain (tip, height, blocks read back unchanged)"
+        ),
+        Ok(Err(e)) => assert!(
+            e.contains("damaged") && e.contains("chain.redb"),
+            "{what}: the error does not say the store is damaged and which file: {e}"
+        ),
+    }
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+#[test]
+fn a_damaged_store_is_refused_or_reopened_whole_never_panicked_on_nor_shortened() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("chain.redb");
+    let p = Arc::new(Params::regtest());
+    let blocks = chain_with_bodies(&p, 600);
+    let whole = {
+        let mut cs =
+            ChainStore::open(Arc::clone(&p), Box::new(RedbStore::open(&path).unwrap())).unwrap();
+        for b in &blocks {
+            cs.accept_block(b.clone(), None, NOW_MS).unwrap();
+        }
+        (cs.tip(), cs.height(), blocks.len())
+    };
+    assert_eq!(whole.1, 600);
+    let pristine = std::fs::read(&path).unwrap();
+    assert_eq!(
+        reopen(&p, &path, &blocks),
+        Ok(Ok(whole)),
+        "the undamaged store reopens"
+    );
+
+    // 4 KiB of noise at six offsets spread over the file (xorshift, fixed seed).
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    for k in 1..=6 {
+        let mut bytes = pristine.clone();
+        let at = (bytes.len() * k / 7) & !4095;
+        for b in &mut bytes[at..(at + 4096).min(pristine.len())] {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            *b = x as u8;
+        }
+        std::fs::write(&path, &bytes).unwrap();
+        assert_refused_or_whole(
+            &format!("4 KiB of noise at {at}"),
+            reopen(&p, &path, &blocks),
+            whole,
+        );
+    }
+
+    // 16 bytes inside one block's header (in its merkle root): the block's
+    // hash changes, so every later block loses its parent.
+    let header = blocks[300].header.encode();
+    let at = find(&pristine, &header).expect("the header is stored verbatim") + 40;
+    let mut bytes = pristine.clone();
+    bytes[at..at + 16].fill(0xA5);
+    std::fs::write(&path, &bytes).unwrap();
+    assert_refused_or_whole(
+        "16 bytes in block 301's header",
+        reopen(&p, &path, &blocks),
+        whole,
+    );
+
+    // 16 bytes inside one block's body: the header still links.
+    let tx = &blocks[450].txdata[1];
+    let at = find(&pristine, tx).expect("the transaction is stored verbatim") + 50;
+    let mut bytes = pristine.clone();
+    bytes[at..at + 16].fill(0x5A);
+    std::fs::write(&path, &bytes).unwrap();
+    assert_refused_or_whole(
+        "16 bytes in block 451's body",
+        reopen(&p, &path, &blocks),
+        whole,
+    );
+
+    // The bits of one header (a different target changes the chainwork).
+    let header = blocks[100].header.encode();
+    let at = find(&pristine, &header).expect("the header is stored verbatim") + 72;
+    let mut bytes = pristine.clone();
+    bytes[at..at + 4].copy_from_slice(&0x1f7f_ffffu32.to_le_bytes());
+    std::fs::write(&path, &bytes).unwrap();
+    assert_refused_or_whole("bits of block 101", reopen(&p, &path, &blocks), whole);
+}
+
+/// Edits block `i`'s encoding; `false` leaves the block out.
+type Edit = dyn Fn(usize, &mut Vec<u8>) -> bool;
+
+/// The header checks on open, which a store without page checksums (or a
+/// damaged record that still verifies) relies on: a changed `bits`, a
+/// changed header (its hash moves, so its child's link breaks) and a
+/// missing parent are each refused, naming the record.
+#[test]
+fn stored_headers_are_checked_again_on_open() {
+    let p = Arc::new(Params::regtest());
+    let blocks = chain_with_bodies(&p, 20);
+    let records = |edit: &Edit| -> MemStore {
+        let mut store = MemStore::default();
+        let mut all = vec![StoredBlock {
+            seq: 0,
+            received_ms: NOW_MS,
+            bytes: p.genesis.encode(),
+        }];
+        let mut seq = 1;
+        for (i, b) in blocks.iter().enumerate() {
+            let mut bytes = b.encode();
+            if edit(i, &mut bytes) {
+                all.push(StoredBlock {
+                    seq,
+                    received_ms: NOW_MS,
+                    bytes,
+                });
+                seq += 1;
+            }
+        }
+        store.put_blocks(&all).unwrap();
+        store
+    };
+    let open = |store: MemStore| ChainStore::open(Arc::clone(&p), Box::new(store));
+
+    let whole = open(records(&|_, _| true)).unwrap();
+    assert_eq!(whole.height(), 20);
+
+    // The error names the damaged record, or (for a changed hash that
+    // still meets regtest's easy target) its child's broken link.
+    let cases: [(&str, &Edit, &[&str]); 3] = [
+        (
+            "bits of block 8",
+            &|i, b| {
+                if i == 7 {
+                    b[72..76].copy_from_slice(&0x1f7f_ffffu32.to_le_bytes());
+                }
+                true
+            },
+            &["record 8: "],
+        ),
+        (
+            "the merkle root of block 11",
+            &|i, b| {
+                if i == 10 {
+                    b[40] ^= 1;
+                }
+                true
+            },
+            &["record 11: ", "record 12: "],
+        ),
+        ("block 5 missing", &|i, _| i != 4, &["record 5: block"]),
+    ];
+    for (what, edit, expect) in cases {
+        let err = match open(records(edit)) {
+            Ok(cs) => panic!("{what}: opened at height {}", cs.height()),
+            Err(e) => e.to_string(),
+        };
+        assert!(
+            err.contains("block store memory is damaged") && expect.iter().any(|e| err.contains(e)),
+            "{what}: {err}"
+        );
+    }
+}
