@@ -6,7 +6,7 @@ use super::{
     is_not_yet_valid, BlockStatus, ChainError, ChainStore, ChainUpdate, Precheck, RejectedOrphan,
     ReorgEvent, StoreError, StoredBlock, TipChange, REORG_HISTORY,
 };
-use crate::consensus::block::Block;
+use crate::consensus::block::{Block, Coinbase};
 use crate::consensus::validation::{check_header_context, check_proof_of_work_hash};
 use crate::consensus::{check_block_at_height, BlockError, BlockHash, BlockHeader};
 
@@ -46,6 +46,7 @@ impl ChainStore {
                 super::index::NO_PARENT,
                 rec.seq,
                 rec.received_ms,
+                None,
             );
         } else {
             let Some(&parent) = self.ids.get(&header.prev_blockhash) else {
@@ -64,7 +65,14 @@ impl ChainStore {
             )
             .map_err(|e| damaged(format!("block {hash}: {e}")))?;
             if !self.ids.contains_key(&hash) {
-                self.insert_entry(hash, header, parent, rec.seq, rec.received_ms);
+                self.insert_entry(
+                    hash,
+                    header,
+                    parent,
+                    rec.seq,
+                    rec.received_ms,
+                    rec.miner_id.as_deref(),
+                );
             }
         }
         self.next_seq = self.next_seq.max(rec.seq + 1);
@@ -420,7 +428,18 @@ impl ChainStore {
         }
         let seq = self.next_seq;
         self.next_seq += 1;
-        self.insert_entry(hash, block.header, parent, seq, now_ms);
+        let miner = block
+            .txdata
+            .first()
+            .and_then(|tx| Coinbase::decode(tx).ok());
+        self.insert_entry(
+            hash,
+            block.header,
+            parent,
+            seq,
+            now_ms,
+            miner.as_ref().map(|c| c.miner_id.as_str()),
+        );
         pending.push(StoredBlock {
             seq,
             received_ms: now_ms,

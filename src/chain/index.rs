@@ -2,6 +2,8 @@
 //! active chain by height, fork choice's best entry, and the
 //! [`ChainView`] of any branch for the contextual rules.
 
+use std::collections::HashMap;
+
 use super::ChainStore;
 use crate::consensus::pow::Work;
 use crate::consensus::validation::AncestorInfo;
@@ -19,6 +21,40 @@ pub(super) struct Entry {
     pub(super) parent: u32,
     pub(super) children: u32,
     pub(super) in_active: bool,
+    /// Index into [`MinerNames`], or [`NO_MINER`].
+    pub(super) miner: u32,
+}
+
+/// No miner id (a block without our coinbase).
+pub(super) const NO_MINER: u32 = u32::MAX;
+
+/// Miner ids kept once each: a testnet has a few miners and thousands of
+/// blocks. Grows by at most one 64-byte name per stored block.
+#[derive(Default)]
+pub(super) struct MinerNames {
+    names: Vec<Box<str>>,
+    ids: HashMap<Box<str>, u32>,
+}
+
+impl MinerNames {
+    /// The index of `name`, added when new.
+    pub(super) fn intern(&mut self, name: Option<&str>) -> u32 {
+        let Some(name) = name else {
+            return NO_MINER;
+        };
+        if let Some(&id) = self.ids.get(name) {
+            return id;
+        }
+        let id = self.names.len() as u32;
+        self.names.push(name.into());
+        self.ids.insert(name.into(), id);
+        id
+    }
+
+    /// The name at `id`.
+    pub(super) fn name(&self, id: u32) -> Option<&str> {
+        self.names.get(id as usize).map(|n| &**n)
+    }
 }
 
 pub(super) const NO_PARENT: u32 = u32::MAX;
@@ -31,7 +67,9 @@ impl ChainStore {
         parent: u32,
         seq: u64,
         received_ms: u64,
+        miner: Option<&str>,
     ) -> u32 {
+        let miner = self.miners.intern(miner);
         let (height, parent_work) = if parent == NO_PARENT {
             (0, Work::ZERO)
         } else {
@@ -58,6 +96,7 @@ impl ChainStore {
             received_ms,
             height,
             parent,
+            miner,
             children: 0,
             in_active: false,
         });

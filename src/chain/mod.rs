@@ -298,6 +298,9 @@ pub struct ChainStore {
     reorg_count: u64,
     max_invalid: usize,
     work_cache: (crate::consensus::CompactTarget, Work),
+    /// Distinct miner ids of stored blocks (an entry's `miner` indexes
+    /// it), so no route reads a whole block for its coinbase.
+    miners: index::MinerNames,
 }
 
 /// How many re-org events are kept for the API.
@@ -342,6 +345,7 @@ impl ChainStore {
                 crate::consensus::CompactTarget::from_consensus(0),
                 Work::ZERO,
             ),
+            miners: index::MinerNames::default(),
         };
         // Only headers are read back (88 bytes a block): a store of any
         // size reopens in memory proportional to its block count.
@@ -358,6 +362,7 @@ impl ChainStore {
                 seq: 0,
                 received_ms: g.received_ms,
                 header: Some(params.genesis.header.encode()),
+                miner_id: None,
             });
         }
         for rec in loaded {

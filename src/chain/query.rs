@@ -2,7 +2,7 @@
 //! getchaintips-style tips.
 
 use super::{BlockInfo, ChainStore, ChainTip, StoreError, TipStatus, Work};
-use crate::consensus::block::{Block, Coinbase};
+use crate::consensus::block::Block;
 use crate::consensus::BlockHash;
 use serde::{Deserialize, Serialize};
 
@@ -63,11 +63,14 @@ impl ChainStore {
         }
     }
 
-    /// Miner id from a stored block's coinbase, when it has one.
+    /// Miner id from a stored block's coinbase, when it has one. Kept in
+    /// the index: no store read.
     #[must_use]
     pub fn miner_id(&self, hash: &BlockHash) -> Option<String> {
-        let b = self.block(hash).ok()??;
-        Coinbase::decode(b.txdata.first()?).ok().map(|c| c.miner_id)
+        let id = *self.ids.get(hash)?;
+        self.miners
+            .name(self.entries[id as usize].miner)
+            .map(str::to_string)
     }
 
     /// The header of a stored block or of one remembered as invalid
@@ -405,8 +408,7 @@ impl ChainStore {
             .map(|(_, h)| stored_tree_block(&self.entries[self.active[h as usize] as usize]))
             .collect();
         blocks.extend(forks);
-        // Miner ids come from each stored block's coinbase: store reads,
-        // one per block drawn.
+        // Miner ids come from the index.
         for b in &mut blocks {
             if matches!(b.status, TreeStatus::Active | TreeStatus::Stale) {
                 b.miner = self.miner_id(&b.hash);

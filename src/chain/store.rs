@@ -12,6 +12,8 @@ use std::path::Path;
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
 use thiserror::Error;
 
+use crate::consensus::block::Coinbase;
+
 const BLOCKS: TableDefinition<u64, &[u8]> = TableDefinition::new("blocks");
 
 /// A storage failure. The node treats these as fatal: it cannot promise
@@ -79,8 +81,9 @@ pub struct StoredBlock {
 }
 
 /// What a reopen needs of one stored block: its sequence number, arrival
-/// time and 80-byte header (the body stays on disk).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// time, 80-byte header and its coinbase's miner id (the rest of the body
+/// stays on disk).
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StoredHeader {
     /// Arrival sequence number (0 = genesis).
     pub seq: u64,
@@ -88,6 +91,8 @@ pub struct StoredHeader {
     pub received_ms: u64,
     /// The header's 80 bytes, or `None` for a record too short to hold one.
     pub header: Option<[u8; 80]>,
+    /// The miner id in the block's coinbase, when it has our coinbase.
+    pub miner_id: Option<String>,
 }
 
 fn header_prefix(bytes: &[u8]) -> Option<[u8; 80]> {
@@ -143,6 +148,7 @@ impl BlockStore for MemStore {
                 seq,
                 received_ms: *ms,
                 header: header_prefix(bytes),
+                miner_id: Coinbase::of_block_bytes(bytes).map(|c| c.miner_id),
             });
         }
         Ok(())
@@ -281,6 +287,7 @@ impl BlockStore for RedbStore {
                     seq: k.value(),
                     received_ms: u64::from_le_bytes(ms),
                     header: header_prefix(&v[8..]),
+                    miner_id: Coinbase::of_block_bytes(&v[8..]).map(|c| c.miner_id),
                 });
             }
             Ok(())

@@ -280,6 +280,25 @@ pub struct Coinbase {
 }
 
 impl Coinbase {
+    /// The coinbase of a block in our serialization, parsed from the
+    /// block's bytes without decoding the rest: the header (80 bytes), the
+    /// CompactSize transaction count, then the first transaction. `None`
+    /// when the bytes hold no transaction or the first is not our
+    /// coinbase (mainnet's, for instance).
+    #[must_use]
+    pub fn of_block_bytes(block: &[u8]) -> Option<Coinbase> {
+        let mut p = HEADER_SIZE;
+        if read_compact_size(block, &mut p).ok()? == 0 {
+            return None;
+        }
+        let len = usize::try_from(read_compact_size(block, &mut p).ok()?).ok()?;
+        // A coinbase is at most 14 + 64 bytes: look no further.
+        if len > 14 + Self::MAX_MINER_ID {
+            return None;
+        }
+        Coinbase::decode(block.get(p..p.checked_add(len)?)?).ok()
+    }
+
     /// Format byte of the current layout.
     pub const FORMAT: u8 = 0x01;
     /// Longest miner id, bytes.

@@ -15,9 +15,8 @@ use tokio::sync::oneshot;
 
 use super::{now_ms, CoreMsg, Shared};
 use crate::api::types::{
-    ApiEvent, BlockTree, BlockView, ErrorBody, GenerateRequest, Header, HealAck, MiningRequest,
-    OrphanView, PartitionAck, PartitionRequest, PeerEvent, PeerRequest, Reorg, Stale, Status, Tip,
-    TipEvent, TxAccepted, TxRequest,
+    BlockTree, BlockView, ErrorBody, GenerateRequest, Header, HealAck, MiningRequest, OrphanView,
+    PartitionAck, PartitionRequest, PeerRequest, Reorg, Stale, Status, Tip, TxAccepted, TxRequest,
 };
 use crate::chain::BlockInfo;
 use crate::consensus::BlockHash;
@@ -53,7 +52,7 @@ pub fn router(shared: Arc<Shared>, access: ApiAccess) -> Router {
         .route("/orphans", get(orphans))
         .route("/reorgs", get(reorgs))
         .route("/tree", get(tree))
-        .route("/events", get(events))
+        .route("/events", get(super::events::events))
         .route("/generate", post(generate))
         .route("/tx", post(submit_tx))
         .route("/metrics", get(metrics));
@@ -151,6 +150,7 @@ async fn json_errors(resp: Response) -> Response {
 
 /// Serves the API on `listener` until the task is aborted.
 pub async fn serve(listener: TcpListener, shared: Arc<Shared>, access: ApiAccess) {
+    tokio::spawn(super::events::render(Arc::clone(&shared)));
     if let Err(e) = axum::serve(listener, router(shared, access)).await {
         tracing::error!("HTTP API stopped: {e}");
     }
@@ -228,20 +228,40 @@ async fn blocking<T: Send + 'static>(
         .map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
 }
 
-async fn stale(State(s): State<Arc<Shared>>) -> ApiResult<Vec<Stale>> {
-    // Miner ids come from each stale block's coinbase: store reads.
-    blocking(move || {
-        let core = s.core();
-        let chain = core.chain();
-        Ok(Json(
-            chain
-                .stale_blocks()
-                .iter()
-                .map(|b| Stale::of(b, chain.miner_id(&b.hash)))
-                .collect(),
-        ))
-    })
-    .await
+/// `GET /stale?limit=N` query: at most `N` stale blocks, newest first
+/// (1..=[`MAX_STALE_LIST`], default [`MAX_STALE_LIST`]).
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StaleQuery {
+    limit: Option<usize>,
+}
+
+/// Most stale blocks one `GET /stale` lists (about 2 MB of JSON); the
+/// count of all of them is `status.stale`.
+pub const MAX_STALE_LIST: usize = 10_000;
+
+async fn stale(
+    State(s): State<Arc<Shared>>,
+    axum::extract::Query(q): axum::extract::Query<StaleQuery>,
+) -> ApiResult<Vec<Stale>> {
+    let limit = q.limit.unwrap_or(MAX_STALE_LIST);
+    if !(1..=MAX_STALE_LIST).contains(&limit) {
+        return Err(err(
+            StatusCode::BAD_REQUEST,
+            format!("limit must be 1..={MAX_STALE_LIST}"),
+        ));
+    }
+    // From the index: block infos and miner ids, no block read.
+    let core = s.core();
+    let chain = core.chain();
+    Ok(Json(
+        chain
+            .stale_blocks()
+            .iter()
+            .take(limit)
+            .map(|b| Stale::of(b, chain.miner_id(&b.hash)))
+            .collect(),
+    ))
 }
 
 async fn orphans(State(s): State<Arc<Shared>>) -> Json<Vec<OrphanView>> {
@@ -275,6 +295,11 @@ struct TreeQuery {
 /// Heights one `GET /tree` may span: bounds the work and the answer.
 pub const MAX_TREE_SPAN: u32 = 10_000;
 
+/// Blocks one `GET /tree` answer may hold (about 4 MB of JSON): a window
+/// with more (many stale or invalid blocks in it) is refused with 400 and
+/// asked to be narrower.
+pub const MAX_TREE_BLOCKS: usize = 20_000;
+
 async fn tree(
     State(s): State<Arc<Shared>>,
     axum::extract::Query(q): axum::extract::Query<TreeQuery>,
@@ -296,108 +321,22 @@ async fn tree(
     let to = q
         .to_height
         .or_else(|| q.from_height.map(|f| f.saturating_add(MAX_TREE_SPAN - 1)));
-    // Miner ids come from each block's coinbase: store reads.
-    blocking(move || {
+    // From the index (miner ids included): no block read.
+    let tree = {
         let core = s.core();
-        let chain = core.chain();
-        Ok(Json(chain.tree_with(
-            q.from_height,
-            to,
-            q.collapse.unwrap_or(true),
-        )))
-    })
-    .await
-}
-
-/// `GET /events`: server-sent events, one per thing the page draws (SPEC).
-async fn events(
-    State(s): State<Arc<Shared>>,
-) -> axum::response::sse::Sse<
-    impl futures::Stream<Item = Result<axum::response::sse::Event, std::convert::Infallible>>,
-> {
-    use tokio::sync::broadcast::error::RecvError;
-    let rx = s.events.subscribe();
-    let stream = futures::stream::unfold(
-        (rx, s, std::collections::VecDeque::new()),
-        |(mut rx, s, mut pending)| async move {
-            loop {
-                if let Some(ev) = pending.pop_front() {
-                    return Some((Ok(ev), (rx, s, pending)));
-                }
-                match rx.recv().await {
-                    Ok(e) => {
-                        let s2 = Arc::clone(&s);
-                        let evs = tokio::task::spawn_blocking(move || sse_events(&s2, &e))
-                            .await
-                            .unwrap_or_default();
-                        pending.extend(evs);
-                    }
-                    Err(RecvError::Lagged(n)) => pending.extend(sse(&ApiEvent::Lagged(n))),
-                    Err(RecvError::Closed) => return None,
-                }
-            }
-        },
-    );
-    axum::response::sse::Sse::new(stream).keep_alive(axum::response::sse::KeepAlive::default())
-}
-
-/// The SSE events for one core event, with the JSON the other routes
-/// return: `block` (a `/tree` block, invalid ones included), `tip`,
-/// `reorg` (a `/reorgs` entry) followed by one `stale` (a `/stale` entry)
-/// per disconnected block, `orphan` (an `/orphans` entry), `peer`.
-fn sse_events(s: &Shared, e: &crate::protocol::NodeEvent) -> Vec<axum::response::sse::Event> {
-    api_events(s, e).iter().filter_map(sse).collect()
-}
-
-/// An [`ApiEvent`] as an SSE event: its kind as the name, its data as JSON.
-fn sse(e: &ApiEvent) -> Option<axum::response::sse::Event> {
-    axum::response::sse::Event::default()
-        .event(e.kind().as_str())
-        .json_data(e.data())
-        .ok()
-}
-
-/// The API events one core event makes.
-fn api_events(s: &Shared, e: &crate::protocol::NodeEvent) -> Vec<ApiEvent> {
-    use crate::protocol::NodeEvent;
-    let core = s.core();
-    let chain = core.chain();
-    let block = |hash: &BlockHash| chain.tree_block(hash).map(ApiEvent::Block);
-    match e {
-        NodeEvent::Block { hash, .. } => block(hash).into_iter().collect(),
-        NodeEvent::Rejected {
-            hash: Some(hash), ..
-        } => block(hash).into_iter().collect(),
-        NodeEvent::Tip { hash, height } => vec![ApiEvent::Tip(TipEvent {
-            hash: *hash,
-            height: *height,
-        })],
-        NodeEvent::Reorg(r) => {
-            let mut v = vec![ApiEvent::Reorg(r.clone())];
-            for h in &r.disconnected {
-                if let Some(b) = chain.block_info(h) {
-                    v.push(ApiEvent::Stale(Stale::of(&b, chain.miner_id(h))));
-                }
-            }
-            v
-        }
-        NodeEvent::Orphan { hash, .. } => {
-            let now = now_ms();
-            chain
-                .orphans()
-                .get(hash)
-                .map(|o| ApiEvent::Orphan(OrphanView::of(o, now)))
-                .into_iter()
-                .collect()
-        }
-        NodeEvent::Peer { peer, connected } => vec![ApiEvent::Peer(PeerEvent {
-            peer: peer.to_string(),
-            connected: *connected,
-        })],
-        NodeEvent::Rejected { hash: None, .. }
-        | NodeEvent::Penalised { .. }
-        | NodeEvent::Traitor(_) => Vec::new(),
+        core.chain()
+            .tree_with(q.from_height, to, q.collapse.unwrap_or(true))
+    };
+    if tree.blocks.len() > MAX_TREE_BLOCKS {
+        return Err(err(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "the window holds {} blocks, more than {MAX_TREE_BLOCKS}: ask for fewer heights",
+                tree.blocks.len()
+            ),
+        ));
     }
+    Ok(Json(tree))
 }
 
 fn shutting_down() -> (StatusCode, Json<ErrorBody>) {

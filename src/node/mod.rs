@@ -9,6 +9,7 @@
 //! - [`key`]: the identity key file.
 
 pub mod api;
+pub mod events;
 pub mod key;
 pub mod metrics;
 pub mod rpc;
@@ -115,6 +116,9 @@ pub struct Shared {
     /// /events` subscribers (a subscriber more than [`EVENT_BUFFER`]
     /// events behind skips ahead).
     pub events: tokio::sync::broadcast::Sender<crate::protocol::NodeEvent>,
+    /// The `GET /events` feed: core events rendered once, shared by every
+    /// subscriber ([`events`]).
+    pub feed: events::EventFeed,
     /// Notified by the RPC `stop`: the node shuts down as on SIGTERM.
     pub stop: tokio::sync::Notify,
     /// When the node started (RPC `uptime`).

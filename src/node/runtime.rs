@@ -112,6 +112,7 @@ pub async fn run(
         }),
         metrics: Metrics::new(),
         events: tokio::sync::broadcast::channel(super::EVENT_BUFFER).0,
+        feed: super::events::EventFeed::default(),
         commands: cmd_tx.clone(),
         stop: tokio::sync::Notify::new(),
         started: Instant::now(),

@@ -11,4 +11,5 @@ mod core_rpc;
 mod multiprocess;
 mod observer;
 mod p2p;
+mod service;
 mod stratum;
