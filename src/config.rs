@@ -104,6 +104,9 @@ pub struct FileConfig {
     pub backend: Option<String>,
     /// mDNS LAN discovery.
     pub mdns: Option<bool>,
+    /// Host names the HTTP API answers besides IP literals and
+    /// `localhost` (`--allow-host`).
+    pub allow_hosts: Option<Vec<String>>,
     /// Most connected peers.
     pub max_peers: Option<usize>,
     /// Strategy: `honest` (default), `selfish`, `double-spend:Z`, ...
@@ -168,6 +171,8 @@ pub struct NodeConfig {
     pub max_peers: usize,
     /// Serve the `/admin/*` routes (SPEC "API access"; `testnet` sets it).
     pub admin: bool,
+    /// The API's `Host` rule: IP literals, `localhost` and these names.
+    pub hosts: crate::api::host::HostRule,
     /// Traitor strategy (honest by default).
     pub strategy: crate::protocol::StrategySpec,
     /// Cap of the miner's hashrate, H/s (testnets give each node its share
@@ -245,6 +250,8 @@ pub struct Overrides {
     pub max_peers: Option<usize>,
     /// `--admin`
     pub admin: bool,
+    /// `--allow-host NAME` (repeatable; replaces the file's list).
+    pub allow_hosts: Vec<String>,
     /// `--strategy`
     pub strategy: Option<crate::protocol::StrategySpec>,
     /// `--max-hashrate`
@@ -569,6 +576,12 @@ impl NodeConfig {
                 .unwrap_or(DEFAULT_MAX_PEERS)
                 .max(1),
             admin: o.admin,
+            hosts: crate::api::host::HostRule::with_names(if o.allow_hosts.is_empty() {
+                f.allow_hosts.as_deref().unwrap_or_default()
+            } else {
+                &o.allow_hosts
+            })
+            .map_err(|e| ConfigError::Invalid(e.to_string()))?,
             strategy: match (o.strategy, f.strategy) {
                 (Some(s), _) => s,
                 (None, Some(text)) => {

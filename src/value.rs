@@ -129,6 +129,17 @@ pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
+/// `--allow-host NAME`: a DNS name (letters, digits, `-`, `.`; at most
+/// 253 bytes), the form [`crate::api::host::HostRule`] takes.
+///
+/// # Errors
+/// [`ValueError`] for anything else.
+pub fn host_name(s: &str) -> Result<String, ValueError> {
+    crate::api::host::HostRule::with_names(&[s])
+        .map(|_| s.to_string())
+        .map_err(|_| ValueError::form(s, "a host name: letters, digits, '-' and '.'"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,6 +10,7 @@
 
 pub mod client;
 pub mod cookie;
+pub mod host;
 pub mod types;
 
 pub use client::{ApiClient, ApiError};

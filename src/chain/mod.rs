@@ -33,8 +33,8 @@ use crate::consensus::{BlockError, BlockHash, BlockHeader, Params};
 
 pub use orphans::{OrphanLimits, OrphanPool, OrphanReject};
 pub use query::{
-    fold_straight_runs, BlockTree, BranchPosition, HiddenRun, TreeBlock, TreeStatus, TREE_CONTEXT,
-    TREE_DEFAULT_SPAN,
+    fold_straight_runs, BlockTree, BranchPosition, HiddenRun, ShownHeights, TreeBlock, TreeStatus,
+    TREE_CONTEXT, TREE_DEFAULT_SPAN,
 };
 pub use store::{BlockStore, MemStore, RedbStore, StoreError, StoredBlock, StoredHeader};
 
@@ -464,13 +464,14 @@ impl ChainStore {
 mod tests {
     use super::*;
 
-    /// Index memory goal: under 256 bytes a block. An entry is 176 bytes;
+    /// Index memory goal: under 256 bytes a block. An entry is 184 bytes
+    /// (176 before the miner id's index joined it, issue 22 item 4);
     /// the hash map adds about 48 (key, id, control byte, load factor) and
     /// the active chain 4.
     #[test]
     fn index_entry_stays_small() {
         assert!(
-            std::mem::size_of::<Entry>() <= 176,
+            std::mem::size_of::<Entry>() <= 184,
             "{}",
             std::mem::size_of::<Entry>()
         );

@@ -88,7 +88,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run a node (flags override the TOML config file).
-    Node(NodeArgs),
+    Node(Box<NodeArgs>),
     /// Ask a running node for its state.
     Status(status::StatusArgs),
     /// Print a node's event stream (`GET /events`), one line an event.
@@ -207,7 +207,7 @@ pub(crate) fn with_live_rate<R>(
 /// The command's [`CliError`].
 pub fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
-        Command::Node(a) => node::run(a),
+        Command::Node(a) => node::run(*a),
         Command::Status(a) => status::run(&a),
         Command::Watch(a) => watch::run_watch(&a),
         Command::Tree(a) => watch::run_tree(&a),

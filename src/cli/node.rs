@@ -63,6 +63,11 @@ pub struct NodeArgs {
     /// by default, `testnet` passes it.
     #[arg(long)]
     pub admin: bool,
+    /// A host name the HTTP API answers in the `Host` header besides IP
+    /// literals and `localhost` (repeatable; other names get 403, which
+    /// stops DNS rebinding), e.g. a container's or a Service's name.
+    #[arg(long = "allow-host", value_name = "NAME", value_parser = crate::value::host_name)]
+    pub allow_host: Vec<String>,
     /// How this node mines and what it tells peers: honest (default),
     /// selfish, `double-spend:Z[:GIVE_UP]`, withhold, equivocate, spam-invalid.
     #[arg(long)]
@@ -139,6 +144,7 @@ pub fn run(a: NodeArgs) -> Result<(), CliError> {
         mdns: a.mdns,
         max_peers: a.max_peers,
         admin: a.admin,
+        allow_hosts: a.allow_host,
         strategy: a.strategy,
         max_hashrate: a.max_hashrate,
         fixed_difficulty: a.fixed_difficulty,

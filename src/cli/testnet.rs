@@ -42,6 +42,11 @@ pub struct TestnetArgs {
     /// (e.g. 127.0.0.1:8080; port 0 picks one, printed on stderr).
     #[arg(long)]
     pub ui: Option<std::net::SocketAddr>,
+    /// A host name the --ui page answers in the `Host` header besides IP
+    /// literals and `localhost` (repeatable; other names get 403: DNS
+    /// rebinding).
+    #[arg(long = "allow-host", value_name = "NAME", value_parser = crate::value::host_name)]
+    pub allow_host: Vec<String>,
     /// Write the final fork tree over all nodes as an SVG picture.
     #[arg(long)]
     pub svg: Option<std::path::PathBuf>,
@@ -86,6 +91,7 @@ impl TestnetArgs {
             seed: self.seed,
             keep: self.keep,
             ui: self.ui,
+            ui_hosts: crate::api::host::HostRule::with_names(&self.allow_host).unwrap_or_default(),
             svg: self.svg.clone(),
             adversary: self.adversary.clone(),
             hashrate_share: self.hashrate_share.clone(),

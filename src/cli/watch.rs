@@ -134,6 +134,10 @@ pub struct ReplayArgs {
     /// Serve the fork-observer page at this address.
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub ui: std::net::SocketAddr,
+    /// A host name the page answers in the `Host` header besides IP
+    /// literals and `localhost` (repeatable; other names get 403).
+    #[arg(long = "allow-host", value_name = "NAME", value_parser = crate::value::host_name)]
+    pub allow_host: Vec<String>,
 }
 
 /// Serves a kept testnet run's page (final merged tree, playback over
@@ -150,8 +154,20 @@ pub fn run_replay(a: &ReplayArgs) -> Result<(), CliError> {
             odir.join("events.jsonl").display()
         ))
     })?;
-    let trees: Vec<(String, crate::api::types::BlockTree)> = std::fs::read(odir.join("trees.json"))
+    let trees_path = odir.join("trees.json");
+    let trees: Vec<(String, crate::api::types::BlockTree)> = std::fs::metadata(&trees_path)
         .map_err(|e| e.to_string())
+        .and_then(|m| {
+            let limit = crate::observer::MAX_TREES_FILE_BYTES;
+            if m.len() > limit {
+                Err(format!(
+                    "{} bytes, more than the {limit} a kept run writes",
+                    m.len()
+                ))
+            } else {
+                std::fs::read(&trees_path).map_err(|e| e.to_string())
+            }
+        })
         .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()))
         .map_err(|e| failed(format!("{}: {e}", odir.join("trees.json").display())))?;
     let events = log.len();
@@ -159,6 +175,7 @@ pub fn run_replay(a: &ReplayArgs) -> Result<(), CliError> {
         a.ui,
         crate::observer::server::TreeSource::Saved(trees),
         crate::observer::Recorder::from_log(log),
+        crate::api::host::HostRule::with_names(&a.allow_host).unwrap_or_default(),
     )
     .map_err(|e| failed(format!("bind {}: {e}", a.ui)))?;
     eprintln!("powchain: replaying {events} events (Ctrl-C stops)");

@@ -132,7 +132,7 @@ pub async fn run(
     let access = super::api::ApiAccess {
         token,
         admin: config.admin,
-        bound: api_addr,
+        hosts: config.hosts.clone(),
     };
     let api_task = tokio::spawn(super::api::serve(listener, Arc::clone(&shared), access));
     let rpc_cookie = config.data_dir.join(super::rpc::RPC_COOKIE_FILE);

@@ -33,6 +33,14 @@ pub const PAGE: &str = include_str!("page.html");
 /// Entries a [`Recorder`] keeps (the oldest are dropped beyond it).
 pub const MAX_LOG_ENTRIES: usize = 500_000;
 
+/// Longest line [`Recorder::load`] reads from a kept log, bytes (an entry
+/// is one event of a few hundred bytes).
+pub const MAX_LOG_LINE_BYTES: usize = 64 * 1024;
+
+/// Largest `trees.json` `replay` reads, bytes (the final trees of a kept
+/// run: a few hundred KB for a long testnet).
+pub const MAX_TREES_FILE_BYTES: u64 = 64 * 1024 * 1024;
+
 /// One recorded event: what a node's `/events` said, when, and which node.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct LogEntry {
@@ -220,10 +228,7 @@ fn collapse(blocks: &mut Vec<MergedBlock>, nodes: &[NodeTip]) -> Vec<HiddenRun> 
         fork_parents.into_iter().chain(tips).chain([lo, hi]),
     );
     blocks.retain(|b| {
-        b.block.status != TreeStatus::Active
-            || b.block
-                .height
-                .is_none_or(|h| shown.get((h - lo) as usize) == Some(&true))
+        b.block.status != TreeStatus::Active || b.block.height.is_none_or(|h| shown.contains(h))
     });
     hidden
 }
@@ -307,6 +312,29 @@ impl Recorder {
         self.log.lock().expect("log lock").clone()
     }
 
+    /// Entries `from..from + n` as JSON array elements (each but the very
+    /// first preceded by a comma), and where the next chunk starts;
+    /// `None` past the end. `/log` streams the log this way, one chunk
+    /// under the lock at a time, instead of copying it whole per request.
+    #[must_use]
+    pub fn json_chunk(&self, from: usize, n: usize) -> Option<(Vec<u8>, usize)> {
+        let log = self.log.lock().expect("log lock");
+        if from >= log.len() {
+            return None;
+        }
+        let to = from.saturating_add(n).min(log.len());
+        let mut out = Vec::new();
+        for (i, e) in log[from..to].iter().enumerate() {
+            if from + i > 0 {
+                out.push(b',');
+            }
+            if serde_json::to_writer(&mut out, e).is_err() {
+                out.extend_from_slice(b"null");
+            }
+        }
+        Some((out, to))
+    }
+
     /// A live subscription to new entries.
     #[must_use]
     pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<LogEntry> {
@@ -387,17 +415,59 @@ impl Recorder {
         f.flush()
     }
 
-    /// Reads a log written by [`Recorder::save`]; lines that do not
-    /// decode are skipped (a log cut short by a crash still replays).
+    /// Reads a log written by [`Recorder::save`] line by line; lines that
+    /// do not decode are skipped (a log cut short by a crash still
+    /// replays). The file is hostile until checked: a line longer than
+    /// [`MAX_LOG_LINE_BYTES`] is skipped without being held, and reading
+    /// stops after [`MAX_LOG_ENTRIES`] entries (what a recorder keeps), so
+    /// memory is bounded by what a real log holds, whatever the file's size.
     ///
     /// # Errors
     /// The file's I/O error.
     pub fn load(path: &std::path::Path) -> std::io::Result<Vec<LogEntry>> {
-        let text = std::fs::read_to_string(path)?;
-        Ok(text
-            .lines()
-            .filter_map(|l| serde_json::from_str(l).ok())
-            .collect())
+        use std::io::{BufRead, Read};
+        let mut r = std::io::BufReader::new(std::fs::File::open(path)?);
+        let mut out = Vec::new();
+        let mut line = Vec::new();
+        while out.len() < MAX_LOG_ENTRIES {
+            line.clear();
+            let n = Read::by_ref(&mut r)
+                .take(MAX_LOG_LINE_BYTES as u64 + 1)
+                .read_until(b'\n', &mut line)?;
+            if n == 0 {
+                break;
+            }
+            if line.last() != Some(&b'\n') && n > MAX_LOG_LINE_BYTES {
+                // Too long: skip to the end of the line.
+                loop {
+                    let buf = r.fill_buf()?;
+                    if buf.is_empty() {
+                        break;
+                    }
+                    match buf.iter().position(|&b| b == b'\n') {
+                        Some(i) => {
+                            r.consume(i + 1);
+                            break;
+                        }
+                        None => {
+                            let len = buf.len();
+                            r.consume(len);
+                        }
+                    }
+                }
+                continue;
+            }
+            if let Ok(e) = serde_json::from_slice(&line) {
+                out.push(e);
+            }
+        }
+        if out.len() == MAX_LOG_ENTRIES {
+            tracing::warn!(
+                path = %path.display(),
+                "replay: the log holds more than {MAX_LOG_ENTRIES} entries; the rest is not loaded"
+            );
+        }
+        Ok(out)
     }
 }
 
@@ -558,5 +628,51 @@ mod tests {
         r.save(&p).unwrap();
         std::fs::write(&p, std::fs::read_to_string(&p).unwrap() + "{broken\n").unwrap();
         assert_eq!(Recorder::load(&p).unwrap(), r.entries());
+        // A line longer than MAX_LOG_LINE_BYTES is skipped, not held; the
+        // entries around it still load.
+        let good = std::fs::read_to_string(&p).unwrap();
+        let long = format!("{{\"pad\":\"{}\"}}\n", "x".repeat(MAX_LOG_LINE_BYTES * 3));
+        std::fs::write(&p, format!("{good}{long}{good}")).unwrap();
+        assert_eq!(Recorder::load(&p).unwrap().len(), 2);
+        // `/log`'s chunks join into the same JSON array.
+        for _ in 0..4 {
+            r.push(r.entries()[0].clone());
+        }
+        let mut json = b"[".to_vec();
+        let mut at = 0;
+        while let Some((chunk, next)) = r.json_chunk(at, 2) {
+            json.extend(chunk);
+            at = next;
+        }
+        json.push(b']');
+        let back: Vec<LogEntry> = serde_json::from_slice(&json).unwrap();
+        assert_eq!(back, r.entries());
+    }
+
+    /// Issue 22, item 8: a crafted `trees.json` whose active heights are 0
+    /// and 4,000,000,000 (then u32::MAX) cost 8.8 s a `GET /tree` (and
+    /// overflowed a window size); the merge now costs what its blocks do.
+    #[test]
+    fn a_crafted_tree_with_far_apart_heights_merges_at_once() {
+        for far in [4_000_000_000, u32::MAX] {
+            let t = BlockTree {
+                tip: h("far"),
+                blocks: vec![
+                    block("g", "none", 0, "active", 1, 1),
+                    block("far", "g", far, "active", 2, 2),
+                ],
+                hidden: Vec::new(),
+            };
+            let started = std::time::Instant::now();
+            let m = merge_trees(&[("node0".into(), t)]);
+            assert!(
+                started.elapsed() < Duration::from_secs(1),
+                "{:?}",
+                started.elapsed()
+            );
+            assert_eq!(m.blocks.len(), 2);
+            assert_eq!(m.hidden.len(), 1);
+            assert_eq!(m.hidden[0].count, far - 1 - 2 * crate::chain::TREE_CONTEXT);
+        }
     }
 }

@@ -11,7 +11,10 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 
-use super::{merge_trees, LogEntry, MergedTree, NodeRef, Recorder, PAGE};
+use futures::StreamExt;
+
+use super::{merge_trees, MergedTree, NodeRef, Recorder, PAGE};
+use crate::api::host::HostRule;
 use crate::api::types::BlockTree;
 
 /// The start of the stderr line that gives the page's address
@@ -54,15 +57,37 @@ struct Observer {
     recorder: Recorder,
 }
 
-/// The router: `/` (the page), `/tree`, `/log`, `/events`.
-pub fn router(source: TreeSource, recorder: Recorder) -> Router {
+/// The router: `/` (the page), `/tree`, `/log`, `/events`; a request
+/// whose `Host` the rule refuses gets 403 (DNS rebinding: a page under
+/// the attacker's name must not read the nodes' trees, log and API
+/// addresses).
+pub fn router(source: TreeSource, recorder: Recorder, hosts: HostRule) -> Router {
     Router::new()
         .route("/", get(page))
         .route("/tree", get(tree))
         .route("/log", get(log))
         .route("/events", get(events))
         .fallback(|| async { (StatusCode::NOT_FOUND, "no such route") })
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::new(hosts),
+            check_host,
+        ))
         .with_state(Arc::new(Observer { source, recorder }))
+}
+
+async fn check_host(
+    State(hosts): State<Arc<HostRule>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let refused = req
+        .headers()
+        .get(header::HOST)
+        .is_some_and(|h| !h.to_str().is_ok_and(|h| hosts.allows(h)));
+    if refused {
+        return (StatusCode::FORBIDDEN, "Host header names another server").into_response();
+    }
+    next.run(req).await
 }
 
 /// Binds `addr` and serves on a background thread with its own runtime;
@@ -74,6 +99,7 @@ pub fn spawn(
     addr: std::net::SocketAddr,
     source: TreeSource,
     recorder: Recorder,
+    hosts: HostRule,
 ) -> std::io::Result<std::net::SocketAddr> {
     let listener = std::net::TcpListener::bind(addr)?;
     listener.set_nonblocking(true)?;
@@ -104,7 +130,7 @@ pub fn spawn(
                     }
                 };
                 let _ = ready_tx.send(Ok(()));
-                if let Err(e) = axum::serve(l, router(source, recorder)).await {
+                if let Err(e) = axum::serve(l, router(source, recorder, hosts)).await {
                     tracing::error!("observer server stopped: {e}");
                 }
             });
@@ -128,9 +154,31 @@ async fn tree(State(o): State<Arc<Observer>>) -> Json<MergedTree> {
     )
 }
 
-async fn log(State(o): State<Arc<Observer>>) -> Json<Vec<LogEntry>> {
-    Json(o.recorder.entries())
+/// `GET /log`: the recorded log as one JSON array, streamed in chunks of
+/// [`LOG_CHUNK`] entries (each serialized under the log's lock, then
+/// sent), so a request costs one chunk of memory, not a copy of the log.
+async fn log(State(o): State<Arc<Observer>>) -> Response {
+    let rec = o.recorder.clone();
+    let entries = futures::stream::unfold(0usize, move |at| {
+        let rec = rec.clone();
+        async move {
+            let (bytes, next) = rec.json_chunk(at, LOG_CHUNK)?;
+            Some((bytes, next))
+        }
+    });
+    let body = futures::stream::once(async { b"[".to_vec() })
+        .chain(entries)
+        .chain(futures::stream::once(async { b"]".to_vec() }))
+        .map(|b| Ok::<_, std::convert::Infallible>(axum::body::Bytes::from(b)));
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        axum::body::Body::from_stream(body),
+    )
+        .into_response()
 }
+
+/// Entries of one `/log` chunk.
+const LOG_CHUNK: usize = 1000;
 
 async fn events(
     State(o): State<Arc<Observer>>,

@@ -82,6 +82,8 @@ pub struct TestnetPlan {
     /// Serve the fork-observer page over all nodes at this address
     /// (e.g. 127.0.0.1:8080; port 0 picks one, printed on stderr).
     pub ui: Option<std::net::SocketAddr>,
+    /// The `Host` rule of the `--ui` page (`--allow-host`).
+    pub ui_hosts: crate::api::host::HostRule,
     /// Write the final fork tree over all nodes as an SVG picture.
     pub svg: Option<std::path::PathBuf>,
     /// A traitor: NODE:STRATEGY, node index from 0 (repeatable).
@@ -461,6 +463,7 @@ pub fn run(a: &TestnetPlan) -> Result<TestnetReport, TestnetError> {
             addr,
             crate::observer::server::TreeSource::Live(observed.clone()),
             recorder.clone(),
+            a.ui_hosts.clone(),
         )
         .map_err(|e| TestnetError::Start(format!("fork observer on {addr}: {e}")))?;
         eprintln!("{}http://{bound}/", crate::observer::server::OBSERVER_LINE);

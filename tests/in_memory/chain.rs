@@ -463,3 +463,56 @@ fn an_orphans_claimed_height_does_not_move_the_tree_window() {
     let far = cs.tree(Some(3_999_999_990), Some(4_000_000_000));
     assert!(far.blocks.iter().any(|b| b.hash == liar.block_hash()));
 }
+
+/// Issue 22, item 8: a window's span costs nothing by itself. Heights 0
+/// and u32::MAX used to overflow the dense vector's size (a panic) and
+/// 0..=4,000,000,000 allocated 4 GB and took 8.8 s.
+#[test]
+fn folding_a_huge_window_costs_what_its_anchors_cost() {
+    use powchain::chain::{fold_straight_runs, TREE_CONTEXT};
+    let (shown, hidden) = fold_straight_runs(0, u32::MAX, [0, 4_000_000_000, u32::MAX]);
+    let heights: Vec<u32> = shown.iter().collect();
+    // 0..=2, 4e9-2..=4e9+2 and u32::MAX-2..=u32::MAX.
+    assert_eq!(
+        heights.len() as u32,
+        2 * (TREE_CONTEXT + 1) + 2 * TREE_CONTEXT + 1
+    );
+    assert!(shown.contains(0) && shown.contains(4_000_000_002) && shown.contains(u32::MAX));
+    assert!(!shown.contains(3) && !shown.contains(4_000_000_003));
+    assert_eq!(hidden.len(), 2);
+    assert_eq!(hidden[0].from_height, TREE_CONTEXT + 1);
+    assert_eq!(hidden[1].to_height, u32::MAX - TREE_CONTEXT - 1);
+    let covered: u64 =
+        hidden.iter().map(|r| u64::from(r.count)).sum::<u64>() + heights.len() as u64;
+    assert_eq!(covered, 1 << 32);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+    /// The folded window matches the dense definition: a height is shown
+    /// when it lies within TREE_CONTEXT of an anchor, and the hidden runs
+    /// are exactly the maximal runs of the others.
+    #[test]
+    fn folding_matches_the_dense_definition(
+        from in 0u32..50,
+        len in 0u32..60,
+        anchors in proptest::collection::vec(0u32..120, 0..8),
+    ) {
+        use powchain::chain::{fold_straight_runs, TREE_CONTEXT};
+        let to = from + len;
+        let (shown, hidden) = fold_straight_runs(from, to, anchors.clone());
+        let near = |h: u32| anchors.iter().any(|&a| h.abs_diff(a) <= TREE_CONTEXT);
+        let dense: Vec<u32> = (from..=to).filter(|&h| near(h)).collect();
+        prop_assert_eq!(shown.iter().collect::<Vec<_>>(), dense);
+        let mut runs: Vec<(u32, u32)> = Vec::new();
+        for h in (from..=to).filter(|&h| !near(h)) {
+            match runs.last_mut() {
+                Some(r) if r.1 + 1 == h => r.1 = h,
+                _ => runs.push((h, h)),
+            }
+        }
+        let got: Vec<(u32, u32)> = hidden.iter().map(|r| (r.from_height, r.to_height)).collect();
+        prop_assert_eq!(got, runs);
+        prop_assert!(hidden.iter().all(|r| r.count == r.to_height - r.from_height + 1));
+    }
+}

@@ -205,6 +205,20 @@ fn node_page_and_grafana(api: &str) {
     assert!(named >= 10, "only {named} metric names in the dashboard");
 }
 
+/// The status code of `GET path` sent with `Host: host`.
+fn status_with_host(addr: &str, path: &str, host: &str) -> u16 {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut head = [0u8; 12];
+    s.read_exact(&mut head).unwrap();
+    String::from_utf8_lossy(&head[9..12]).parse().unwrap()
+}
+
 /// `powchain replay DIR --ui ADDR` serves a kept run: the saved trees
 /// merged, the log for playback, the page.
 fn replay_of_a_kept_log(api: &str, dir: &std::path::Path) {
@@ -232,7 +246,7 @@ fn replay_of_a_kept_log(api: &str, dir: &std::path::Path) {
     let mut child = Command::new(BIN)
         .args(["replay"])
         .arg(&kept)
-        .args(["--ui", "127.0.0.1:0"])
+        .args(["--ui", "127.0.0.1:0", "--allow-host", "observer.testnet"])
         .stderr(std::fs::File::create(&err_path).unwrap())
         .spawn()
         .unwrap();
@@ -264,6 +278,16 @@ fn replay_of_a_kept_log(api: &str, dir: &std::path::Path) {
     );
     let page = crate::util::get_text(&ui, "/").unwrap();
     assert!(page.contains("data-hash"));
+    // The Host rule (issue 22, item 8): a name is answered only when
+    // listed (DNS rebinding sends the attacker's name); IP literals are.
+    for (host, code) in [
+        ("evil.example", 403),
+        ("observer.testnet:8080", 200),
+        ("10.88.0.5:8080", 200),
+        ("localhost", 200),
+    ] {
+        assert_eq!(status_with_host(&ui, "/log", host), code, "Host: {host}");
+    }
     let _ = child.kill();
     let _ = child.wait();
     // A directory without a kept log is refused with a reason.
