@@ -34,6 +34,9 @@ pub struct Metrics {
     pub blocks_rejected: Counter,
     /// Blocks this node mined.
     pub blocks_mined: Counter,
+    /// Connections denied by the swarm's block list (banned peer ids
+    /// reconnecting), before they reach the core.
+    pub connections_denied: Counter,
     /// Delay from a gossiped block's first sighting anywhere to its arrival
     /// here, seconds (see `node::NodeState::on_block_message`).
     pub propagation: Histogram,
@@ -112,6 +115,7 @@ impl Metrics {
             blocks_relayed: Counter::default(),
             blocks_rejected: Counter::default(),
             blocks_mined: Counter::default(),
+            connections_denied: Counter::default(),
             propagation: Histogram::new([
                 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0,
             ]),
@@ -157,6 +161,11 @@ impl Metrics {
             "blocks_mined",
             "Blocks mined by this node",
             m.blocks_mined.clone(),
+        );
+        registry.register(
+            "connections_denied",
+            "Connections of banned peer ids denied by the swarm's block list",
+            m.connections_denied.clone(),
         );
         registry.register(
             "block_propagation_seconds",

@@ -171,13 +171,16 @@ pub async fn run(
         outbound: HashMap::new(),
         channels: HashMap::new(),
         next_inbound: 0,
+        bans: HashMap::new(),
     };
+    let mut ban_check = tokio::time::interval(BAN_CHECK);
     tokio::pin!(shutdown);
     let mut net_rx: UnboundedReceiver<Output> = net_rx;
     let result = loop {
         tokio::select! {
             ev = driver.swarm.select_next_some() => driver.on_swarm_event(ev),
             Some(o) = net_rx.recv() => driver.execute(o),
+            _ = ban_check.tick() => driver.lift_bans(crate::clock::now_ms()),
             r = &mut core_task => {
                 break match r {
                     Ok(r) => r,
@@ -492,9 +495,28 @@ struct SwarmDriver {
     /// Response channels of requests received, by the id the core echoes.
     channels: HashMap<InboundId, ResponseChannel<SyncResponse>>,
     next_inbound: u64,
+    /// Peer ids on the swarm's block list, with the end of their ban
+    /// (Unix ms).
+    bans: HashMap<libp2p::PeerId, u64>,
 }
 
+/// How often the swarm task lifts ended bans from its block list.
+const BAN_CHECK: std::time::Duration = std::time::Duration::from_secs(5);
+
 impl SwarmDriver {
+    /// Takes the peers whose ban has ended off the swarm's block list.
+    fn lift_bans(&mut self, now_ms: u64) {
+        let b = self.swarm.behaviour_mut();
+        self.bans.retain(|peer, until| {
+            let active = *until > now_ms;
+            if !active {
+                b.blocked.unblock_peer(*peer);
+                tracing::info!(%peer, "ban ended; the peer may connect again");
+            }
+            active
+        });
+    }
+
     fn input(&self, i: Input) {
         let _ = self.shared.commands.send(CoreMsg::Input(i));
     }
@@ -542,7 +564,14 @@ impl SwarmDriver {
                     tracing::debug!(%addr, "dial failed: {e}");
                 }
             }
-            Output::Disconnect(peer) | Output::Ban { peer, .. } => {
+            Output::Ban { peer, until_ms } => {
+                // Below the core: the swarm denies the id's connections
+                // until the ban ends (lifted by `lift_bans`).
+                b.blocked.block_peer(peer);
+                self.bans.insert(peer, until_ms);
+                let _ = self.swarm.disconnect_peer_id(peer);
+            }
+            Output::Disconnect(peer) => {
                 let _ = self.swarm.disconnect_peer_id(peer);
             }
             Output::MiningJob(_) | Output::Event(_) | Output::TxResult(_) => {}
@@ -551,6 +580,17 @@ impl SwarmDriver {
 
     fn on_swarm_event(&mut self, ev: SwarmEvent<BehaviourEvent>) {
         match ev {
+            SwarmEvent::IncomingConnectionError {
+                error: libp2p::swarm::ListenError::Denied { cause },
+                send_back_addr,
+                ..
+            } if cause
+                .downcast_ref::<libp2p::allow_block_list::Blocked>()
+                .is_some() =>
+            {
+                tracing::debug!(%send_back_addr, "connection of a banned peer id denied");
+                self.shared.metrics.connections_denied.inc();
+            }
             SwarmEvent::NewListenAddr { address, .. } => {
                 let full = address.with(Protocol::P2p(*self.swarm.local_peer_id()));
                 tracing::info!(%full, "listening");

@@ -57,6 +57,10 @@ pub fn connection_limits(
 /// All behaviours of a powchain node.
 #[derive(NetworkBehaviour)]
 pub struct Behaviour {
+    /// Peer ids the core banned: their connections are denied as they are
+    /// established, below the core (libp2p-allow-block-list), so a banned
+    /// id's reconnect never reaches gossip or sync.
+    pub blocked: libp2p::allow_block_list::Behaviour<libp2p::allow_block_list::BlockedPeers>,
     /// Connection limits (pending, established, per peer).
     pub limits: connection_limits::Behaviour,
     /// Block and transaction gossip.
@@ -149,6 +153,7 @@ pub fn build_swarm(
                 None
             };
             Ok(Behaviour {
+                blocked: libp2p::allow_block_list::Behaviour::default(),
                 limits: connection_limits::Behaviour::new(limits),
                 gossipsub,
                 identify,

@@ -250,6 +250,17 @@ pub struct PeerBook {
     banned_until_ms: HashMap<PeerId, u64>,
 }
 
+/// What [`PeerBook::admit_request`] makes of one inbound request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Admission {
+    /// Serve it.
+    Admitted,
+    /// The peer asked more than [`MAX_REQUESTS_PER_SEC`]: refuse, penalise.
+    Flood,
+    /// Not a connected peer of the book: refuse without serving.
+    NotAPeer,
+}
+
 impl PeerBook {
     /// Records a new connection (or returns the existing entry).
     pub fn connect(&mut self, peer: PeerId, link: Link, address: Option<Multiaddr>) -> &mut Peer {
@@ -314,12 +325,13 @@ impl PeerBook {
     }
 
     /// Counts a sync request from `peer` at `now_ms` in its one-second
-    /// window; false once it asks more than [`MAX_REQUESTS_PER_SEC`] (the
-    /// request is then refused). Peers not in the book are admitted (the
-    /// core answers only connected peers' requests in practice).
-    pub fn admit_request(&mut self, peer: &PeerId, now_ms: u64) -> bool {
+    /// window. A peer not in the book (banned, refused a slot, cut off by
+    /// a partition, or already disconnected while its requests queued) is
+    /// not served at all: before, its queued `GetBlocks` were each
+    /// answered with up to 500 blocks (issue 22, item 3).
+    pub fn admit_request(&mut self, peer: &PeerId, now_ms: u64) -> Admission {
         let Some(p) = self.peers.get_mut(peer) else {
-            return true;
+            return Admission::NotAPeer;
         };
         let (n, start) = p.requests_in_window;
         p.requests_in_window = if now_ms >= start + 1000 {
@@ -327,7 +339,11 @@ impl PeerBook {
         } else {
             (n + 1, start)
         };
-        p.requests_in_window.0 <= MAX_REQUESTS_PER_SEC
+        if p.requests_in_window.0 <= MAX_REQUESTS_PER_SEC {
+            Admission::Admitted
+        } else {
+            Admission::Flood
+        }
     }
 
     /// Until when `peer` is banned, Unix ms, if it is or was.

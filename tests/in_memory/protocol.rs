@@ -433,6 +433,47 @@ fn a_peer_lying_about_its_chainwork_is_found_out_and_sync_moves_on() {
         .any(|o| matches!(o, Output::SendRequest { peer, .. } if *peer == evil)));
 }
 
+/// Issue 22, item 3: requests a peer queued before its ban reached the
+/// swarm (or sent by a peer that is not in the book at all) are refused,
+/// never served. Before, each `GetBlocks` of a banned peer was answered
+/// with up to 500 blocks.
+#[test]
+fn a_banned_peers_queued_requests_are_not_served() {
+    let (mut net, evil) = victim();
+    let genesis = Params::regtest().genesis_hash;
+    let mut b = net.make_block(1);
+    b.header.bits = powchain::consensus::CompactTarget::from_consensus(0x1d00ffff);
+    let out = gossip_block(&mut net, 0, evil, &b);
+    assert!(out.iter().any(|o| matches!(o, Output::Ban { .. })));
+    let stranger = sim_peer_id(667, 0);
+    for (i, peer) in [evil, evil, evil, stranger].into_iter().enumerate() {
+        let out = net
+            .input(
+                0,
+                Input::Request {
+                    peer,
+                    id: InboundId(10 + i as u64),
+                    request: SyncRequest::GetBlocks {
+                        locator: vec![genesis],
+                        max_blocks: 500,
+                    },
+                },
+            )
+            .unwrap();
+        let answers: Vec<&SyncResponse> = out
+            .iter()
+            .filter_map(|o| match o {
+                Output::Respond { response, .. } => Some(response),
+                _ => None,
+            })
+            .collect();
+        assert!(
+            matches!(answers[..], [SyncResponse::Refused(_)]),
+            "request {i} was answered {answers:?}"
+        );
+    }
+}
+
 #[test]
 fn invalid_pow_bans_at_once_and_nothing_is_stored() {
     let (mut net, evil) = victim();

@@ -213,13 +213,17 @@ fn hostile_payloads(params: &Params) -> Vec<Vec<u8>> {
 
 /// Runs a libp2p peer that dials `addr`, waits for the node's subscription
 /// to the blocks topic, then publishes `payloads`.
-fn run_hostile(addr: Multiaddr, params: Params, payloads: Vec<Vec<u8>>) {
+fn run_hostile(
+    key: libp2p::identity::Keypair,
+    addr: Multiaddr,
+    params: Params,
+    payloads: Vec<Vec<u8>>,
+) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
     rt.block_on(async move {
-        let key = libp2p::identity::Keypair::generate_ed25519();
         let mut swarm = powchain::p2p::build_swarm(
             key,
             &params,
@@ -264,6 +268,56 @@ fn run_hostile(addr: Multiaddr, params: Params, payloads: Vec<Vec<u8>>) {
     });
 }
 
+/// Dials `addr` as `key` and asks for blocks from genesis at once; the
+/// answer, if one comes within 10 s (`None`: the connection or the
+/// request failed).
+fn banned_id_is_served(
+    key: libp2p::identity::Keypair,
+    addr: Multiaddr,
+    params: Params,
+) -> Option<String> {
+    use libp2p::request_response;
+    use powchain::protocol::SyncRequest;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async move {
+        let mut swarm = powchain::p2p::build_swarm(
+            key,
+            &params,
+            false,
+            powchain::p2p::connection_limits(64, 0),
+        )
+        .unwrap();
+        swarm.dial(addr).unwrap();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while let Ok(ev) = tokio::time::timeout_at(deadline, swarm.select_next_some()).await {
+            match ev {
+                SwarmEvent::ConnectionEstablished { peer_id, .. } => {
+                    swarm.behaviour_mut().sync.send_request(
+                        &peer_id,
+                        SyncRequest::GetBlocks {
+                            locator: vec![params.genesis_hash],
+                            max_blocks: 500,
+                        },
+                    );
+                }
+                SwarmEvent::Behaviour(BehaviourEvent::Sync(request_response::Event::Message {
+                    message: request_response::Message::Response { response, .. },
+                    ..
+                })) => return Some(format!("{response:?}").chars().take(80).collect()),
+                SwarmEvent::Behaviour(BehaviourEvent::Sync(
+                    request_response::Event::OutboundFailure { .. },
+                ))
+                | SwarmEvent::OutgoingConnectionError { .. } => return None,
+                _ => {}
+            }
+        }
+        None
+    })
+}
+
 #[test]
 fn hostile_peer_is_banned_and_honest_relay_continues() {
     let _serial = crate::util::one_at_a_time();
@@ -278,12 +332,28 @@ fn hostile_peer_is_banned_and_honest_relay_continues() {
     let params = Params::regtest();
     let payloads = hostile_payloads(&params);
     let addr: Multiaddr = a.addr().parse().unwrap();
-    std::thread::spawn(move || run_hostile(addr, params, payloads))
+    let key = libp2p::identity::Keypair::generate_ed25519();
+    let (k, ad, pa) = (key.clone(), addr.clone(), params.clone());
+    std::thread::spawn(move || run_hostile(k, ad, pa, payloads))
         .join()
         .unwrap();
     wait_for("the hostile peer to be banned", 20, || {
         a.status_u64("banned") >= 1
     });
+    // The banned id dials again and asks for blocks: the swarm's block
+    // list denies the connection, so nothing is served (issue 22, item 3;
+    // before, the ban lived only in the core and the id reconnected).
+    let (k, ad, pa) = (key.clone(), addr.clone(), params.clone());
+    let served = std::thread::spawn(move || banned_id_is_served(k, ad, pa))
+        .join()
+        .unwrap();
+    assert_eq!(served, None, "the banned id was served");
+    let metrics = get_text(&a.api, "/metrics").unwrap();
+    assert!(
+        !metrics.contains("powchain_connections_denied_total 0\n")
+            && metrics.contains("powchain_connections_denied_total"),
+        "the block list denied no connection"
+    );
     let st = get(&a.api, "/status").unwrap();
     assert_eq!(st["tip"], tip, "the honest node kept its tip");
     assert!(

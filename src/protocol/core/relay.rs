@@ -25,20 +25,31 @@ impl NodeCore {
         request: SyncRequest,
         out: &mut impl Outbox,
     ) {
-        if !self.peers.admit_request(&peer, now_ms) {
-            out.push(Output::Respond {
-                peer,
-                id,
-                response: SyncResponse::Refused("too many requests".into()),
-            });
-            self.offence(
-                now_ms,
-                peer,
-                &Offence::Protocol(ProtocolFault::RequestFlood),
-                "request flood",
-                out,
-            );
-            return;
+        match self.peers.admit_request(&peer, now_ms) {
+            crate::protocol::peers::Admission::Admitted => {}
+            crate::protocol::peers::Admission::NotAPeer => {
+                out.push(Output::Respond {
+                    peer,
+                    id,
+                    response: SyncResponse::Refused("not a connected peer".into()),
+                });
+                return;
+            }
+            crate::protocol::peers::Admission::Flood => {
+                out.push(Output::Respond {
+                    peer,
+                    id,
+                    response: SyncResponse::Refused("too many requests".into()),
+                });
+                self.offence(
+                    now_ms,
+                    peer,
+                    &Offence::Protocol(ProtocolFault::RequestFlood),
+                    "request flood",
+                    out,
+                );
+                return;
+            }
         }
         let response = match request {
             SyncRequest::Handshake(hs) => {
