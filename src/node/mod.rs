@@ -15,6 +15,7 @@ pub mod metrics;
 pub mod rpc;
 pub mod runtime;
 pub mod stratum;
+mod swarm;
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
