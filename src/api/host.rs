@@ -56,6 +56,14 @@ impl HostRule {
             || bare.eq_ignore_ascii_case("localhost")
             || self.names.iter().any(|n| n.eq_ignore_ascii_case(bare))
     }
+
+    /// Whether a request is refused for its `Host` header's raw value
+    /// (`None`: no header, as HTTP/1.0 allows, which is answered). The
+    /// one check every server of the node and the observer runs.
+    #[must_use]
+    pub fn refuses(&self, host: Option<&[u8]>) -> bool {
+        host.is_some_and(|h| !std::str::from_utf8(h).is_ok_and(|h| self.allows(h)))
+    }
 }
 
 #[cfg(test)]

@@ -82,11 +82,11 @@ async fn check_access(
     req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
-    if let Some(host) = req.headers().get(header::HOST) {
-        let ok = host.to_str().is_ok_and(|h| access.hosts.allows(h));
-        if !ok {
-            return err(StatusCode::FORBIDDEN, "Host header names another server").into_response();
-        }
+    if access
+        .hosts
+        .refuses(req.headers().get(header::HOST).map(|h| h.as_bytes()))
+    {
+        return err(StatusCode::FORBIDDEN, "Host header names another server").into_response();
     }
     if req.method() == axum::http::Method::POST {
         let want = format!("Bearer {}", access.token);
@@ -158,9 +158,7 @@ fn block_view(s: &Shared, info: &BlockInfo) -> ApiResult<BlockView> {
         .block(&info.hash)
         .map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
         .ok_or_else(|| err(StatusCode::NOT_FOUND, "block body not stored"))?;
-    let miner_id = crate::consensus::Coinbase::decode(&block.txdata[0])
-        .ok()
-        .map(|c| c.miner_id);
+    let miner_id = core.chain().miner_id(&info.hash);
     Ok(Json(BlockView {
         header: Header::of(&info.header),
         height: info.height,

@@ -80,11 +80,7 @@ async fn check_host(
     req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
-    let refused = req
-        .headers()
-        .get(header::HOST)
-        .is_some_and(|h| !h.to_str().is_ok_and(|h| hosts.allows(h)));
-    if refused {
+    if hosts.refuses(req.headers().get(header::HOST).map(|h| h.as_bytes())) {
         return (StatusCode::FORBIDDEN, "Host header names another server").into_response();
     }
     next.run(req).await

@@ -117,38 +117,37 @@ fn a_damaged_store_is_refused_or_reopened_whole_never_panicked_on_nor_shortened(
         );
     }
 
+    // Overwrites `with` at `offset` bytes into the stored copy of `needle`,
+    // then reopens.
+    let overwrite = |what: &str, needle: &[u8], offset: usize, with: &[u8]| {
+        let at = find(&pristine, needle).expect("stored verbatim") + offset;
+        let mut bytes = pristine.clone();
+        bytes[at..at + with.len()].copy_from_slice(with);
+        std::fs::write(&path, &bytes).unwrap();
+        assert_refused_or_whole(what, reopen(&p, &path, &blocks), whole);
+    };
     // 16 bytes inside one block's header (in its merkle root): the block's
     // hash changes, so every later block loses its parent.
-    let header = blocks[300].header.encode();
-    let at = find(&pristine, &header).expect("the header is stored verbatim") + 40;
-    let mut bytes = pristine.clone();
-    bytes[at..at + 16].fill(0xA5);
-    std::fs::write(&path, &bytes).unwrap();
-    assert_refused_or_whole(
+    overwrite(
         "16 bytes in block 301's header",
-        reopen(&p, &path, &blocks),
-        whole,
+        &blocks[300].header.encode(),
+        40,
+        &[0xA5; 16],
     );
-
     // 16 bytes inside one block's body: the header still links.
-    let tx = &blocks[450].txdata[1];
-    let at = find(&pristine, tx).expect("the transaction is stored verbatim") + 50;
-    let mut bytes = pristine.clone();
-    bytes[at..at + 16].fill(0x5A);
-    std::fs::write(&path, &bytes).unwrap();
-    assert_refused_or_whole(
+    overwrite(
         "16 bytes in block 451's body",
-        reopen(&p, &path, &blocks),
-        whole,
+        &blocks[450].txdata[1],
+        50,
+        &[0x5A; 16],
     );
-
     // The bits of one header (a different target changes the chainwork).
-    let header = blocks[100].header.encode();
-    let at = find(&pristine, &header).expect("the header is stored verbatim") + 72;
-    let mut bytes = pristine.clone();
-    bytes[at..at + 4].copy_from_slice(&0x1f7f_ffffu32.to_le_bytes());
-    std::fs::write(&path, &bytes).unwrap();
-    assert_refused_or_whole("bits of block 101", reopen(&p, &path, &blocks), whole);
+    overwrite(
+        "bits of block 101",
+        &blocks[100].header.encode(),
+        72,
+        &0x1f7f_ffffu32.to_le_bytes(),
+    );
 }
 
 /// Edits block `i`'s encoding; `false` leaves the block out.

@@ -211,6 +211,15 @@ fn hostile_payloads(params: &Params) -> Vec<Vec<u8>> {
     out
 }
 
+/// A test peer's swarm, built as a node builds its own (with a node's
+/// default connection limits). Call inside a tokio runtime.
+fn peer_swarm(
+    key: libp2p::identity::Keypair,
+    params: &Params,
+) -> libp2p::Swarm<powchain::p2p::Behaviour> {
+    powchain::p2p::build_swarm(key, params, false, powchain::p2p::connection_limits(64, 0)).unwrap()
+}
+
 /// Runs a libp2p peer that dials `addr`, waits for the node's subscription
 /// to the blocks topic, then publishes `payloads`.
 fn run_hostile(
@@ -224,13 +233,7 @@ fn run_hostile(
         .build()
         .unwrap();
     rt.block_on(async move {
-        let mut swarm = powchain::p2p::build_swarm(
-            key,
-            &params,
-            false,
-            powchain::p2p::connection_limits(64, 0),
-        )
-        .unwrap();
+        let mut swarm = peer_swarm(key, &params);
         let topic = IdentTopic::new(params.blocks_topic());
         swarm.behaviour_mut().gossipsub.subscribe(&topic).unwrap();
         swarm.dial(addr).unwrap();
@@ -283,13 +286,7 @@ fn banned_id_is_served(
         .build()
         .unwrap();
     rt.block_on(async move {
-        let mut swarm = powchain::p2p::build_swarm(
-            key,
-            &params,
-            false,
-            powchain::p2p::connection_limits(64, 0),
-        )
-        .unwrap();
+        let mut swarm = peer_swarm(key, &params);
         swarm.dial(addr).unwrap();
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         while let Ok(ev) = tokio::time::timeout_at(deadline, swarm.select_next_some()).await {
@@ -504,13 +501,7 @@ fn run_liars(addr: Multiaddr, params: Params, keys: usize, secs: u64) {
             let junk = junk.clone();
             tasks.push(tokio::spawn(async move {
                 let key = libp2p::identity::Keypair::generate_ed25519();
-                let mut swarm = powchain::p2p::build_swarm(
-                    key,
-                    &params,
-                    false,
-                    powchain::p2p::connection_limits(64, 0),
-                )
-                .unwrap();
+                let mut swarm = peer_swarm(key, &params);
                 swarm.dial(addr).unwrap();
                 let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
                 while let Ok(ev) = tokio::time::timeout_at(deadline, swarm.select_next_some()).await

@@ -2,6 +2,7 @@
 //! blocks that pass every rule, refusal of deep low-work forks), and the
 //! answers to peers' sync requests.
 
+use crate::protocol::peers::Admission;
 use libp2p::PeerId;
 
 use super::{strategy_ctx, CoreError, NodeCore, MAX_UNREQUESTED_FORK_DEPTH};
@@ -26,8 +27,8 @@ impl NodeCore {
         out: &mut impl Outbox,
     ) {
         match self.peers.admit_request(&peer, now_ms) {
-            crate::protocol::peers::Admission::Admitted => {}
-            crate::protocol::peers::Admission::NotAPeer => {
+            Admission::Admitted => {}
+            Admission::NotAPeer => {
                 out.push(Output::Respond {
                     peer,
                     id,
@@ -35,7 +36,7 @@ impl NodeCore {
                 });
                 return;
             }
-            crate::protocol::peers::Admission::Flood => {
+            Admission::Flood => {
                 out.push(Output::Respond {
                     peer,
                     id,
