@@ -37,6 +37,12 @@ pub struct Metrics {
     /// Connections denied by the swarm's block list (banned peer ids
     /// reconnecting), before they reach the core.
     pub connections_denied: Counter,
+    /// Peers' gossip messages and requests dropped because the core's
+    /// input queue was full ([`super::gate`]), by `kind`.
+    pub inputs_dropped: Family<Vec<(String, String)>, Counter>,
+    /// Peers' `GetBlocks` refused for now: the serving allowance was spent
+    /// ([`crate::protocol::budget`]).
+    pub requests_deferred: Counter,
     /// Delay from a gossiped block's first sighting anywhere to its arrival
     /// here, seconds (see `node::NodeState::on_block_message`).
     pub propagation: Histogram,
@@ -116,6 +122,8 @@ impl Metrics {
             blocks_rejected: Counter::default(),
             blocks_mined: Counter::default(),
             connections_denied: Counter::default(),
+            inputs_dropped: Family::default(),
+            requests_deferred: Counter::default(),
             propagation: Histogram::new([
                 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0,
             ]),
@@ -166,6 +174,16 @@ impl Metrics {
             "connections_denied",
             "Connections of banned peer ids denied by the swarm's block list",
             m.connections_denied.clone(),
+        );
+        registry.register(
+            "inputs_dropped",
+            "Peers' gossip messages and requests dropped: the core's input queue was full",
+            m.inputs_dropped.clone(),
+        );
+        registry.register(
+            "sync_requests_deferred",
+            "Peers' block requests refused for now: the serving allowance was spent",
+            m.requests_deferred.clone(),
         );
         registry.register(
             "block_propagation_seconds",

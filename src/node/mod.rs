@@ -10,6 +10,7 @@
 
 pub mod api;
 pub mod events;
+pub mod gate;
 pub mod key;
 pub mod metrics;
 pub mod rpc;
@@ -113,6 +114,9 @@ pub struct Shared {
     pub metrics: Metrics,
     /// Messages into the core thread.
     pub commands: std::sync::mpsc::Sender<CoreMsg>,
+    /// The bound on peers' gossip and requests queued in `commands`
+    /// ([`gate`]).
+    pub gate: gate::InputGate,
     /// Every [`crate::protocol::NodeEvent`] the core emits, for `GET
     /// /events` subscribers (a subscriber more than [`EVENT_BUFFER`]
     /// events behind skips ahead).

@@ -105,6 +105,7 @@ pub async fn run(
         events: tokio::sync::broadcast::channel(super::EVENT_BUFFER).0,
         feed: super::events::EventFeed::default(),
         commands: cmd_tx.clone(),
+        gate: super::gate::InputGate::default(),
         stop: tokio::sync::Notify::new(),
         started: Instant::now(),
     });
@@ -290,7 +291,12 @@ fn core_loop(
         };
         match msg {
             CoreMsg::Input(i) => {
-                if let Err(e) = shared.core().handle(now_ms(), i, &mut out) {
+                let gated = super::gate::cost(&i);
+                let r = shared.core().handle(now_ms(), i, &mut out);
+                if let Some((_, bytes)) = gated {
+                    shared.gate.release(bytes);
+                }
+                if let Err(e) = r {
                     break Err(e.into());
                 }
             }
@@ -424,6 +430,8 @@ impl GaugeState {
             .inc_by(s.blocks_rejected - self.last.blocks_rejected);
         m.blocks_mined
             .inc_by(s.blocks_mined - self.last.blocks_mined);
+        m.requests_deferred
+            .inc_by(s.requests_deferred - self.last.requests_deferred);
         self.last = s;
     }
 

@@ -17,6 +17,7 @@ use libp2p::Swarm;
 use super::{CoreMsg, Shared};
 use crate::consensus::Params;
 use crate::p2p::{Behaviour, BehaviourEvent, SyncRequest, SyncResponse};
+use crate::protocol::messages::BUSY_REASON;
 use crate::protocol::{GossipId, InboundId, Input, Output, RequestId, Topic, Verdict};
 
 /// The gossip topics of this network.
@@ -89,8 +90,49 @@ impl SwarmDriver {
         });
     }
 
-    fn input(&self, i: Input) {
+    /// Sends `i` to the core thread. A peer's gossip or request that
+    /// does not fit the input queue ([`super::gate`]) is dropped and
+    /// counted, never waited for: a dropped gossip message is reported
+    /// `Ignore` (not forwarded, no penalty), a dropped request is refused
+    /// as busy (an honest asker waits and asks again).
+    fn input(&mut self, i: Input) {
+        if let Some((kind, bytes)) = super::gate::cost(&i) {
+            if !self.shared.gate.admit(bytes) {
+                self.shared
+                    .metrics
+                    .inputs_dropped
+                    .get_or_create(&vec![("kind".to_string(), kind.as_str().to_string())])
+                    .inc();
+                tracing::debug!(
+                    kind = kind.as_str(),
+                    bytes,
+                    "core input queue full; dropped"
+                );
+                self.drop_gated(i);
+                return;
+            }
+        }
         let _ = self.shared.commands.send(CoreMsg::Input(i));
+    }
+
+    fn drop_gated(&mut self, i: Input) {
+        let b = self.swarm.behaviour_mut();
+        match i {
+            Input::Gossip { peer, id, .. } => {
+                let _ = b.gossipsub.report_message_validation_result(
+                    &gossipsub::MessageId::from(id.0.to_vec()),
+                    &peer,
+                    MessageAcceptance::Ignore,
+                );
+            }
+            Input::Request { id, .. } => {
+                if let Some(ch) = self.channels.remove(&id) {
+                    let busy = format!("{BUSY_REASON}: input queue full");
+                    let _ = b.sync.send_response(ch, SyncResponse::Refused(busy));
+                }
+            }
+            _ => {}
+        }
     }
 
     pub(super) fn execute(&mut self, o: Output) {

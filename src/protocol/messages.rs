@@ -31,6 +31,15 @@ pub const MAX_BLOCKS_PER_RESPONSE: u32 = 500;
 /// always sent); well under [`MAX_RESPONSE_BYTES`].
 pub const RESPONSE_BLOCK_BYTES: usize = 8 * 1024 * 1024;
 
+/// The refusal reason of a `GetBlocks` that came while the serving
+/// allowance was spent ([`crate::protocol::budget`]).
+pub const BUSY_REASON: &str = "serving allowance spent";
+
+/// How long a node waits before it asks a peer again after the peer
+/// refused a sync request, ms (an honest peer refuses while its serving
+/// allowance refills: asking at once would be a flood).
+pub const REFUSED_RETRY_MS: u64 = 1000;
+
 /// Most locator hashes accepted (Core's `MAX_LOCATOR_SZ`).
 pub const MAX_LOCATOR: usize = 101;
 

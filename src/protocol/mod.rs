@@ -25,6 +25,7 @@
 //! messages and ticks, with an outbox of I/O actions) and the
 //! deterministic-simulation style of FoundationDB and TigerBeetle.
 
+pub mod budget;
 pub mod core;
 pub mod mempool;
 pub mod messages;

@@ -23,6 +23,9 @@ use super::mempool::TxError;
 use crate::chain::{ChainError, OrphanReject};
 use crate::clock::{after, elapsed};
 use crate::consensus::{BlockError, DecodeError, HeaderError};
+use crate::protocol::budget::{
+    ByteBucket, SERVED_BYTES_PER_SEC_PER_PEER, SERVED_BYTES_PER_SEC_TOTAL,
+};
 
 /// Score at or below which a peer is banned.
 pub const BAN_THRESHOLD: f64 = -100.0;
@@ -222,6 +225,9 @@ pub struct Peer {
     /// Requests received in the current one-second window, and its start
     /// (Unix ms).
     requests_in_window: (u32, u64),
+    /// Bytes of blocks this connection may still be served
+    /// ([`SERVED_BYTES_PER_SEC_PER_PEER`]).
+    served: ByteBucket,
 }
 
 impl Peer {
@@ -230,6 +236,7 @@ impl Peer {
             link,
             address,
             requests_in_window: (0, 0),
+            served: ByteBucket::new(SERVED_BYTES_PER_SEC_PER_PEER, 0),
         }
     }
 }
@@ -248,6 +255,9 @@ pub struct PeerBook {
     peers: BTreeMap<PeerId, Peer>,
     scores: HashMap<PeerId, Score>,
     banned_until_ms: HashMap<PeerId, u64>,
+    /// Bytes of blocks the node may still serve to all peers together
+    /// ([`SERVED_BYTES_PER_SEC_TOTAL`]); `None` until the first answer.
+    served_total: Option<ByteBucket>,
 }
 
 /// What [`PeerBook::admit_request`] makes of one inbound request.
@@ -343,6 +353,38 @@ impl PeerBook {
             Admission::Admitted
         } else {
             Admission::Flood
+        }
+    }
+
+    /// The most bytes of blocks an answer to `peer` may hold at `now_ms`:
+    /// the smaller of its connection's and the node's allowance
+    /// ([`crate::protocol::budget`]), so an answer's cost is bounded before
+    /// it is read. `Err(ms)`: nothing may be served now; ask again in `ms`.
+    /// A peer not in the book has no allowance.
+    pub fn serve_allowance(&mut self, peer: &PeerId, now_ms: u64) -> Result<usize, u64> {
+        let total = self
+            .served_total
+            .get_or_insert_with(|| ByteBucket::new(SERVED_BYTES_PER_SEC_TOTAL, now_ms));
+        let node = total.available(now_ms);
+        let node_wait = total.ms_until_positive();
+        let Some(p) = self.peers.get_mut(peer) else {
+            return Err(1000);
+        };
+        let own = p.served.available(now_ms);
+        match own.min(node) {
+            0 => Err(p.served.ms_until_positive().max(node_wait).max(1)),
+            n => Ok(n),
+        }
+    }
+
+    /// Charges `bytes` of blocks served to `peer` at `now_ms` against its
+    /// connection's and the node's allowance.
+    pub fn charge_served(&mut self, peer: &PeerId, bytes: usize, now_ms: u64) {
+        if let Some(t) = self.served_total.as_mut() {
+            t.spend(bytes, now_ms);
+        }
+        if let Some(p) = self.peers.get_mut(peer) {
+            p.served.spend(bytes, now_ms);
         }
     }
 

@@ -9,6 +9,7 @@ mod util;
 mod chain;
 mod mainnet_data;
 mod protocol;
+mod serving;
 mod sim;
 mod store;
 mod traitors;

@@ -141,6 +141,9 @@ pub struct CoreStats {
     pub blocks_mined: u64,
     /// Sync requests sent.
     pub sync_requests: u64,
+    /// Peers' `GetBlocks` refused for now because the serving allowance
+    /// was spent ([`crate::protocol::budget`]).
+    pub requests_deferred: u64,
 }
 
 /// One node's protocol state machine.

@@ -9,7 +9,7 @@ use super::{strategy_ctx, CoreError, NodeCore, MAX_UNREQUESTED_FORK_DEPTH};
 use crate::chain::{BlockStatus, ChainError, Precheck};
 use crate::consensus::{Block, BlockError, BlockHash, HeaderError};
 use crate::protocol::messages::{
-    BlockBatch, SyncRequest, SyncResponse, MAX_BLOCKS_PER_RESPONSE, MAX_LOCATOR,
+    BlockBatch, SyncRequest, SyncResponse, BUSY_REASON, MAX_BLOCKS_PER_RESPONSE, MAX_LOCATOR,
     RESPONSE_BLOCK_BYTES,
 };
 use crate::protocol::peers::{peer_action, DecodeErrorKind, Offence, ProtocolFault};
@@ -74,27 +74,58 @@ impl NodeCore {
                     );
                     SyncResponse::Refused(format!("locator longer than {MAX_LOCATOR}"))
                 } else {
-                    let max = max_blocks.min(MAX_BLOCKS_PER_RESPONSE) as usize;
-                    match self.chain.blocks_after(&locator, max, RESPONSE_BLOCK_BYTES) {
-                        Ok(mut v) => {
-                            if !self.mining.strategy.is_honest() {
-                                self.mining.strategy.serve(
-                                    &strategy_ctx!(self, now_ms),
-                                    &peer,
-                                    &mut v,
-                                );
-                            }
-                            SyncResponse::Blocks(BlockBatch::from_serialized(&v))
+                    match self.peers.serve_allowance(&peer, now_ms) {
+                        Err(retry_ms) => {
+                            // Not the asker's fault (the node-wide
+                            // allowance may be spent by others): no
+                            // penalty; an honest asker waits and asks again.
+                            self.stats.requests_deferred += 1;
+                            SyncResponse::Refused(format!(
+                                "{BUSY_REASON}; ask again in {retry_ms} ms"
+                            ))
                         }
-                        Err(e) => {
-                            tracing::error!("cannot read blocks for a peer: {e}");
-                            SyncResponse::Refused("read failure".into())
-                        }
+                        Ok(allowance) => self.serve_blocks(
+                            now_ms,
+                            peer,
+                            &locator,
+                            max_blocks,
+                            allowance.min(RESPONSE_BLOCK_BYTES),
+                        ),
                     }
                 }
             }
         };
         out.push(Output::Respond { peer, id, response });
+    }
+
+    /// The best-chain blocks after `locator`, at most `max_blocks` (and
+    /// [`MAX_BLOCKS_PER_RESPONSE`]) and about `max_bytes` (the last block
+    /// read may pass it), charged to the peer's allowance.
+    fn serve_blocks(
+        &mut self,
+        now_ms: u64,
+        peer: PeerId,
+        locator: &[BlockHash],
+        max_blocks: u32,
+        max_bytes: usize,
+    ) -> SyncResponse {
+        let max = max_blocks.min(MAX_BLOCKS_PER_RESPONSE) as usize;
+        match self.chain.blocks_after(locator, max, max_bytes) {
+            Ok(mut v) => {
+                self.peers
+                    .charge_served(&peer, v.iter().map(Vec::len).sum(), now_ms);
+                if !self.mining.strategy.is_honest() {
+                    self.mining
+                        .strategy
+                        .serve(&strategy_ctx!(self, now_ms), &peer, &mut v);
+                }
+                SyncResponse::Blocks(BlockBatch::from_serialized(&v))
+            }
+            Err(e) => {
+                tracing::error!("cannot read blocks for a peer: {e}");
+                SyncResponse::Refused("read failure".into())
+            }
+        }
     }
 
     fn verdict(out: &mut impl Outbox, peer: PeerId, id: GossipId, verdict: Verdict) {

@@ -13,7 +13,7 @@ use crate::clock::after;
 use crate::consensus::Work;
 use crate::protocol::messages::{
     truncate_reason, BlockBatch, Handshake, SyncRequest, SyncResponse, MAX_BLOCKS_PER_RESPONSE,
-    MAX_LOCATOR, PROTOCOL_VERSION,
+    MAX_LOCATOR, PROTOCOL_VERSION, REFUSED_RETRY_MS,
 };
 use crate::protocol::peers::{
     peer_action, Offence, ProtocolFault, MAX_FRUITLESS_SYNCS, SYNC_TIMEOUT,
@@ -355,6 +355,11 @@ impl NodeCore {
             }
             SyncResponse::Refused(why) if was_handshake || was_sync => {
                 tracing::warn!(%peer, why = truncate_reason(&why), "peer refused our request");
+                if was_sync {
+                    if let Some(s) = self.sync.peers.get_mut(&peer) {
+                        s.not_before_ms = Some(now_ms + REFUSED_RETRY_MS);
+                    }
+                }
                 self.start_syncs(now_ms, out);
             }
             SyncResponse::Handshake(_) | SyncResponse::Blocks(_) | SyncResponse::Refused(_) => {
