@@ -696,3 +696,42 @@ fn gossip_to_a_busy_core_is_bounded_and_the_excess_counted() {
     a.post("/generate", &json!({ "blocks": 1 })).unwrap();
     assert_eq!(a.status_u64("height"), 4001);
 }
+
+/// Issue 22, item 0, with real processes: node F's clock runs 2 h 30 s
+/// ahead (`faketime`) and it mines two blocks; honest node A connects to
+/// it. A refuses them as too new (more than 2 h ahead of its clock, Core's
+/// `MAX_FUTURE_BLOCK_TIME`), asks again once their time has come, about
+/// 30 s later, and takes them, never penalising F. Before the fix, A
+/// counted each refusal as claimed chainwork not delivered, stopped
+/// believing F and stayed at height 0.
+#[test]
+fn blocks_from_a_fast_clock_are_taken_once_their_time_comes() {
+    let _serial = crate::util::one_at_a_time();
+    let dir = tempfile::tempdir().unwrap();
+    let regtest_args = ["--network".to_string(), "regtest".to_string()];
+    let fast = Node::spawn_wrapped(
+        &dir.path().join("fast"),
+        &regtest_args,
+        &["faketime", "-f", "+7230s"],
+    );
+    let mined = Instant::now();
+    fast.post("/generate", &json!({ "blocks": 2 })).unwrap();
+    let a = regtest(&dir, "a", &[fast.addr()]);
+    wait_for("A to connect to F", 20, || a.status_u64("peers") >= 1);
+    std::thread::sleep(Duration::from_secs(2));
+    if mined.elapsed() < Duration::from_secs(25) {
+        assert_eq!(
+            a.status_u64("height"),
+            0,
+            "A took blocks 2 h 30 s ahead of its clock"
+        );
+    }
+    wait_for("A to take F's blocks once valid", 90, || {
+        a.status_u64("height") == 2
+    });
+    let waited = mined.elapsed().as_secs_f64();
+    eprintln!("A took F's blocks {waited:.1} s after they were mined (valid after 30 s)");
+    assert!(waited >= 29.0, "taken after {waited:.1} s, before they were valid");
+    assert_eq!(a.status_u64("banned"), 0, "A banned the fast-clock peer");
+    assert_eq!(a.status_u64("peers"), 1, "A dropped the fast-clock peer");
+}

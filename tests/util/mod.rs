@@ -133,9 +133,24 @@ impl Node {
     /// over). Its log is `<dir>.log`.
     #[track_caller]
     pub fn spawn(dir: &std::path::Path, extra: &[String]) -> Node {
+        Node::spawn_wrapped(dir, extra, &[])
+    }
+
+    /// [`Node::spawn`] under a wrapper command (`["faketime", "-f",
+    /// "+7230s"]`: the node's clock runs ahead); `[]`: none.
+    #[track_caller]
+    pub fn spawn_wrapped(dir: &std::path::Path, extra: &[String], wrapper: &[&str]) -> Node {
         let log_path = dir.with_extension("log");
         let log = std::fs::File::create(&log_path).unwrap();
-        let mut child = Command::new(BIN)
+        let mut command = match wrapper {
+            [] => Command::new(BIN),
+            [program, args @ ..] => {
+                let mut c = Command::new(program);
+                c.args(args).arg(BIN);
+                c
+            }
+        };
+        let mut child = command
             .arg("node")
             .arg("--data-dir")
             .arg(dir)
