@@ -735,3 +735,60 @@ fn blocks_from_a_fast_clock_are_taken_once_their_time_comes() {
     assert_eq!(a.status_u64("banned"), 0, "A banned the fast-clock peer");
     assert_eq!(a.status_u64("peers"), 1, "A dropped the fast-clock peer");
 }
+
+/// Issue 22, item 2, with real processes: B holds 1,000 small
+/// transactions of its own; A then relays 170 of 99 KB (16.8 MB, more
+/// than a whole 16 MiB mempool). B takes A's share in bytes (2 MiB) and
+/// keeps every one of its own. Before, shares were counted in
+/// transactions and eviction dropped the oldest: B ended with 167
+/// transactions, all A's.
+#[test]
+fn a_relayer_of_big_transactions_cannot_evict_a_nodes_own() {
+    let _serial = crate::util::one_at_a_time();
+    let dir = tempfile::tempdir().unwrap();
+    let a = regtest(&dir, "a", &[]);
+    let b = regtest(&dir, "b", &[a.addr()]);
+    wait_for("B to connect", 30, || b.status_u64("peers") == 1);
+    let hash = a.post("/generate", &json!({ "blocks": 1 })).unwrap()[0]
+        .as_str()
+        .unwrap()
+        .to_string();
+    wait_for("B to receive the first block", 30, || {
+        get(&b.api, "/status").unwrap()["tip"] == hash
+    });
+    let own: Vec<String> = (0..1_000u32)
+        .map(|i| {
+            let mut tx = vec![0x0bu8; 100];
+            tx[..4].copy_from_slice(&i.to_le_bytes());
+            hex::encode(tx)
+        })
+        .collect();
+    for tx in &own {
+        b.post("/tx", &json!({ "hex": tx })).unwrap();
+    }
+    for i in 0..170u32 {
+        let mut tx = vec![0xa1u8; 99_000];
+        tx[..4].copy_from_slice(&i.to_le_bytes());
+        a.post("/tx", &json!({ "hex": hex::encode(tx) })).unwrap();
+    }
+    let mut last = 0;
+    wait_for("B's mempool to stop growing", 60, || {
+        std::thread::sleep(Duration::from_secs(1));
+        let now = b.status_u64("mempool");
+        let settled = now > 1_000 && now == last;
+        last = now;
+        settled
+    });
+    let held = b.status_u64("mempool");
+    eprintln!("B holds {held} transactions: its own 1,000 and {} of A's", held - 1_000);
+    // A's share: 2 MiB, 21 transactions of 99 KB.
+    assert!(held <= 1_000 + 22, "B holds {held}");
+    // Each of B's own is still there: submitting it again is refused as
+    // a duplicate.
+    let evicted = own
+        .iter()
+        .filter(|tx| b.post("/tx", &json!({ "hex": tx })).is_some())
+        .count();
+    assert_eq!(evicted, 0, "{evicted} of B's own transactions were evicted");
+    assert_eq!(b.status_u64("banned"), 0);
+}
