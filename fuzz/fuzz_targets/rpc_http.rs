@@ -35,7 +35,12 @@ fn setup() -> &'static Setup {
         let mut chain =
             ChainStore::open(Arc::clone(&params), Box::new(MemStore::default())).expect("open");
         for h in &hashes {
-            let b = net.nodes[0].core.chain().block(h).expect("read").expect("mined");
+            let b = net.nodes[0]
+                .core
+                .chain()
+                .block(h)
+                .expect("read")
+                .expect("mined");
             chain
                 .accept_block(b, None, 4_000_000_000_000)
                 .expect("accept");
@@ -103,7 +108,10 @@ fuzz_target!(|data: &[u8]| {
         // RPC_HTTP_PRINT=1: show each answer (to check the seeds reach the
         // methods, not a 403 or 401).
         if std::env::var_os("RPC_HTTP_PRINT").is_some() {
-            let text = body.as_deref().map(String::from_utf8_lossy).unwrap_or_default();
+            let text = body
+                .as_deref()
+                .map(String::from_utf8_lossy)
+                .unwrap_or_default();
             eprintln!("{status} {}", text.chars().take(160).collect::<String>());
         }
     });

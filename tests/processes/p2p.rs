@@ -731,7 +731,10 @@ fn blocks_from_a_fast_clock_are_taken_once_their_time_comes() {
     });
     let waited = mined.elapsed().as_secs_f64();
     eprintln!("A took F's blocks {waited:.1} s after they were mined (valid after 30 s)");
-    assert!(waited >= 29.0, "taken after {waited:.1} s, before they were valid");
+    assert!(
+        waited >= 29.0,
+        "taken after {waited:.1} s, before they were valid"
+    );
     assert_eq!(a.status_u64("banned"), 0, "A banned the fast-clock peer");
     assert_eq!(a.status_u64("peers"), 1, "A dropped the fast-clock peer");
 }
@@ -780,7 +783,10 @@ fn a_relayer_of_big_transactions_cannot_evict_a_nodes_own() {
         settled
     });
     let held = b.status_u64("mempool");
-    eprintln!("B holds {held} transactions: its own 1,000 and {} of A's", held - 1_000);
+    eprintln!(
+        "B holds {held} transactions: its own 1,000 and {} of A's",
+        held - 1_000
+    );
     // A's share: 2 MiB, 21 transactions of 99 KB.
     assert!(held <= 1_000 + 22, "B holds {held}");
     // Each of B's own is still there: submitting it again is refused as
