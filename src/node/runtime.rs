@@ -80,6 +80,7 @@ pub async fn run(
         mining: config.mine && !config.paused,
         peers: config.peers.clone(),
         max_peers: config.max_peers,
+        discovery: config.mdns,
         strategy: config.strategy,
         // The keep-alive handshake comes at least twice per libp2p idle
         // timeout, so a quiet network's connections are not closed as

@@ -38,7 +38,7 @@ use crate::chain::ReorgEvent;
 use crate::consensus::BlockTemplate;
 use crate::consensus::{Block, BlockHash, Txid};
 
-pub use self::core::{CoreConfig, CoreError, CoreStats, NodeCore, SyncState};
+pub use self::core::{CoreConfig, CoreError, CoreStats, NodeCore, SyncState, MAX_DISCOVERED_PEERS};
 pub use mempool::TxError;
 pub use messages::{Handshake, SyncRequest, SyncResponse};
 pub use peers::{peer_action, Link, Offence, PeerAction, PeerBook, ProtocolFault};

@@ -122,3 +122,67 @@ fn an_honest_node_syncing_past_the_allowance_waits_and_gets_every_block() {
         assert_eq!(net.nodes[i].core.peers().len(), 1);
     }
 }
+
+/// Issue 22, item 10, in the core: with discovery on (`--mdns`), peers
+/// found on the LAN are dialled and connect as outbound. Before, they
+/// counted against `max_peers` like any outbound peer: ten of them filled
+/// a ten-slot node and its configured peer was then refused. Now at most
+/// `MAX_DISCOVERED_PEERS` are kept, they share the slots configured peers
+/// leave, and a configured peer always gets its own.
+#[test]
+fn discovered_peers_cannot_take_a_configured_peers_slot() {
+    use powchain::chain::{ChainStore, MemStore};
+    use powchain::protocol::{CoreConfig, NodeCore, MAX_DISCOVERED_PEERS};
+    use std::sync::Arc;
+    let params = Arc::new(Params::regtest());
+    let configured = sim_peer_id(77, 0);
+    let configured_addr: libp2p::Multiaddr = format!("/ip4/10.0.1.1/tcp/8333/p2p/{configured}")
+        .parse()
+        .unwrap();
+    let chain = ChainStore::open(Arc::clone(&params), Box::new(MemStore::default())).unwrap();
+    let mut core = NodeCore::new(
+        chain,
+        CoreConfig {
+            max_peers: 10,
+            peers: vec![configured_addr.clone()],
+            discovery: true,
+            ..CoreConfig::new(sim_peer_id(1, 0))
+        },
+    );
+    let connect = |core: &mut NodeCore, peer, link, address| {
+        let mut out = Vec::new();
+        core.handle(
+            1_800_000_000_000,
+            Input::PeerConnected {
+                peer,
+                link,
+                address,
+            },
+            &mut out,
+        )
+        .unwrap();
+        !out.iter()
+            .any(|o| matches!(o, Output::Disconnect(p) if *p == peer))
+    };
+    let mut kept = 0;
+    for i in 0..10u8 {
+        let addr = format!("/ip4/10.0.0.{i}/tcp/8333").parse().ok();
+        if connect(&mut core, sim_peer_id(500, i.into()), Link::Outbound, addr) {
+            kept += 1;
+        }
+    }
+    assert_eq!(kept, MAX_DISCOVERED_PEERS, "discovered peers kept");
+    assert!(
+        connect(&mut core, configured, Link::Outbound, Some(configured_addr)),
+        "the configured peer was refused"
+    );
+    // One inbound slot is left of the nine the configured peer leaves.
+    assert!(connect(&mut core, sim_peer_id(600, 0), Link::Inbound, None));
+    assert!(!connect(
+        &mut core,
+        sim_peer_id(600, 1),
+        Link::Inbound,
+        None
+    ));
+    assert_eq!(core.peers().len(), MAX_DISCOVERED_PEERS + 2);
+}

@@ -8,6 +8,7 @@ mod util;
 
 mod browser;
 mod core_rpc;
+mod discovery;
 mod multiprocess;
 mod observer;
 mod p2p;

@@ -150,11 +150,15 @@ impl Node {
                 c
             }
         };
+        command.arg("node").arg("--data-dir").arg(dir);
+        // Loopback defaults, unless `extra` names its own.
+        if !extra.iter().any(|a| a == "--listen") {
+            command.args(["--listen", "/ip4/127.0.0.1/tcp/0"]);
+        }
+        if !extra.iter().any(|a| a == "--api") {
+            command.args(["--api", "127.0.0.1:0"]);
+        }
         let mut child = command
-            .arg("node")
-            .arg("--data-dir")
-            .arg(dir)
-            .args(["--listen", "/ip4/127.0.0.1/tcp/0", "--api", "127.0.0.1:0"])
             .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())

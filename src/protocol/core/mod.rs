@@ -33,6 +33,7 @@ use crate::consensus::{Params, Txid};
 
 mod mining;
 mod peering;
+pub use peering::MAX_DISCOVERED_PEERS;
 mod relay;
 mod sync;
 mod update;
@@ -98,6 +99,11 @@ pub struct CoreConfig {
     /// `max_peers - peers.len()` are closed, so configured peers keep their
     /// slots.
     pub max_peers: usize,
+    /// Whether peers are also found by discovery (mDNS, `--mdns`): then
+    /// outbound connections to peers not configured are capped at
+    /// [`MAX_DISCOVERED_PEERS`] and share the inbound slots, so
+    /// configured peers keep theirs (issue 22, item 10).
+    pub discovery: bool,
     /// Mempool bounds: bytes.
     pub mempool_bytes: usize,
     /// Mempool bounds: count.
@@ -120,6 +126,7 @@ impl CoreConfig {
             mining: false,
             peers: Vec::new(),
             max_peers: DEFAULT_MAX_PEERS,
+            discovery: false,
             mempool_bytes: 16 * 1024 * 1024,
             mempool_count: 50_000,
             strategy: StrategySpec::honest(),

@@ -12,6 +12,12 @@ use crate::clock::after;
 use crate::protocol::peers::{peer_action, Link, Offence, PeerAction, PeerBook, BAN};
 use crate::protocol::{Command, NodeEvent, Outbox, Output};
 
+/// Most outbound peers found by discovery (mDNS) rather than configured;
+/// they share the slots that configured peers leave with inbound ones
+/// (Core keeps a like split: 8 full-relay outbound slots besides its
+/// manual `-addnode` peers, `MAX_OUTBOUND_FULL_RELAY_CONNECTIONS`).
+pub const MAX_DISCOVERED_PEERS: usize = 8;
+
 /// The peering manager's own state.
 #[derive(Debug, Default)]
 pub struct Peering {
@@ -74,14 +80,27 @@ impl NodeCore {
             .config
             .max_peers
             .saturating_sub(self.config.peers.len());
-        if !known && link == Link::Inbound && self.peers.inbound_count() >= inbound_slots {
+        // Inbound and discovered peers share those slots.
+        let others = self.peers.inbound_count() + self.discovered_count();
+        if !known && link == Link::Inbound && others >= inbound_slots {
             tracing::info!(%peer, max = self.config.max_peers, "inbound slots full; closing");
             out.push(Output::Disconnect(peer));
             return;
         }
-        if !known && link == Link::Outbound && self.peers.len() >= self.config.max_peers {
-            out.push(Output::Disconnect(peer));
-            return;
+        if !known
+            && link == Link::Outbound
+            && self.config.discovery
+            && !self.is_configured(&peer, address.as_ref())
+        {
+            // Discovered (mDNS), not configured: capped, and never in a
+            // configured peer's slot (issue 22, item 10: before, mDNS
+            // finds filled `max_peers` and a configured peer was refused).
+            let discovered = self.discovered_count();
+            if discovered >= MAX_DISCOVERED_PEERS || others >= inbound_slots {
+                tracing::info!(%peer, discovered, "discovered-peer slots full; closing");
+                out.push(Output::Disconnect(peer));
+                return;
+            }
         }
         self.peers.connect(peer, link, address);
         if !known {
@@ -95,6 +114,36 @@ impl NodeCore {
             );
             self.send_handshake(now_ms, peer, out);
         }
+    }
+
+    /// Whether an outbound connection to `peer` (dialled at `address`)
+    /// is to a configured peer: matched by the `/p2p/<id>` of a configured
+    /// address, or by the address itself when it names no id.
+    fn is_configured(&self, peer: &PeerId, address: Option<&Multiaddr>) -> bool {
+        self.config.peers.iter().any(|c| match peer_id_of(c) {
+            Some(id) => id == *peer,
+            None => address.is_some_and(|a| {
+                a == c
+                    || a.iter()
+                        .filter(|p| !matches!(p, Protocol::P2p(_)))
+                        .eq(c.iter())
+            }),
+        })
+    }
+
+    /// Connected outbound peers that are not configured, found by
+    /// discovery (mDNS); 0 when discovery is off (then every outbound
+    /// connection is one the operator or the simulator's topology made).
+    fn discovered_count(&self) -> usize {
+        if !self.config.discovery {
+            return 0;
+        }
+        self.peers
+            .iter()
+            .filter(|(id, p)| {
+                p.link == Link::Outbound && !self.is_configured(id, p.address.as_ref())
+            })
+            .count()
     }
 
     pub(super) fn on_disconnected(&mut self, now_ms: u64, peer: PeerId, out: &mut impl Outbox) {
