@@ -9,6 +9,8 @@
 //! method that needs one (`submitblock`, `generatetoaddress`) gets its
 //! error.
 #![no_main]
+#[path = "common/chain.rs"]
+mod common;
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 
@@ -30,21 +32,9 @@ fn setup() -> &'static Setup {
     static SETUP: OnceLock<Setup> = OnceLock::new();
     SETUP.get_or_init(|| {
         let params = Arc::new(Params::regtest());
-        let mut net = powchain::sim::Network::new(Params::regtest(), 1, 10, 7);
-        let hashes: Vec<_> = (0..20).map(|_| net.mine(0)).collect();
         let mut chain =
             ChainStore::open(Arc::clone(&params), Box::new(MemStore::default())).expect("open");
-        for h in &hashes {
-            let b = net.nodes[0]
-                .core
-                .chain()
-                .block(h)
-                .expect("read")
-                .expect("mined");
-            chain
-                .accept_block(b, None, 4_000_000_000_000)
-                .expect("accept");
-        }
+        common::mine_into(&mut chain, 20);
         let me = powchain::sim::sim_peer_id(1, 0);
         // The core thread's end of the channel is dropped: commands fail.
         let (commands, _) = std::sync::mpsc::channel();

@@ -12,15 +12,14 @@
 //! orders reach 2^20 pages of 4 KiB), which libFuzzer's default 2 GiB
 //! limit reports as an out-of-memory.
 #![no_main]
+#[path = "common/chain.rs"]
+mod common;
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
 use libfuzzer_sys::fuzz_target;
 use powchain::chain::{ChainStore, RedbStore};
 use powchain::consensus::{BlockHash, Params};
-
-/// "Now" for accepting and reopening: after every block's time.
-const NOW_MS: u64 = 4_000_000_000_000;
 
 struct Base {
     params: Arc<Params>,
@@ -39,8 +38,6 @@ fn base() -> &'static Base {
         // `catch_unwind` around each input.
         std::panic::set_hook(Box::new(|_| {}));
         let params = Arc::new(Params::regtest());
-        let mut net = powchain::sim::Network::new(Params::regtest(), 1, 10, 7);
-        let hashes: Vec<BlockHash> = (0..30).map(|_| net.mine(0)).collect();
         let root = if std::path::Path::new("/dev/shm").is_dir() {
             PathBuf::from("/dev/shm")
         } else {
@@ -61,19 +58,14 @@ fn base() -> &'static Base {
         std::fs::create_dir_all(&dir).expect("temp dir");
         let path = dir.join("chain.redb");
         let _ = std::fs::remove_file(&path);
-        {
+        let hashes: Vec<BlockHash> = {
             let store = RedbStore::open(&path).expect("new store");
             let mut cs = ChainStore::open(Arc::clone(&params), Box::new(store)).expect("open");
-            for h in &hashes {
-                let b = net.nodes[0]
-                    .core
-                    .chain()
-                    .block(h)
-                    .expect("read")
-                    .expect("mined block");
-                cs.accept_block(b, None, NOW_MS).expect("accept");
-            }
-        }
+            common::mine_into(&mut cs, 30)
+                .iter()
+                .map(powchain::consensus::Block::block_hash)
+                .collect()
+        };
         let pristine = std::fs::read(&path).expect("read store");
         Base {
             params,

@@ -580,6 +580,35 @@ fn oversized_sync_responses_cost_little_memory_and_get_the_liars_banned() {
     });
 }
 
+/// Regtest nodes A and B, B dialling A, once gossip carries blocks from
+/// A to B (the mesh has formed, so a flood that follows is relayed).
+fn a_and_b_gossiping(dir: &tempfile::TempDir) -> (Node, Node) {
+    let a = regtest(dir, "a", &[]);
+    let b = regtest(dir, "b", &[a.addr()]);
+    wait_for("B to connect", 30, || b.status_u64("peers") == 1);
+    let hash = a.post("/generate", &json!({ "blocks": 1 })).unwrap()[0]
+        .as_str()
+        .unwrap()
+        .to_string();
+    wait_for("B to receive the first block", 30, || {
+        get(&b.api, "/status").unwrap()["tip"] == hash
+    });
+    (a, b)
+}
+
+/// Waits until `node`'s mempool holds more than `above` transactions and
+/// has not grown for a second.
+fn wait_for_mempool_to_settle(node: &Node, above: u64) {
+    let mut last = 0;
+    wait_for("the mempool to stop growing", 60, || {
+        std::thread::sleep(Duration::from_secs(1));
+        let now = node.status_u64("mempool");
+        let settled = now > above && now == last;
+        last = now;
+        settled
+    });
+}
+
 /// Issue 22, item 1 on real processes: B is connected to A; A's operator
 /// is sent 6,700 distinct transactions of 400 bytes (2.7 MB) and A
 /// relays them all to B. Before the fix B's share for one peer was 6,250
@@ -590,17 +619,7 @@ fn oversized_sync_responses_cost_little_memory_and_get_the_liars_banned() {
 fn an_honest_relayer_of_a_transaction_flood_is_not_banned() {
     let _serial = crate::util::one_at_a_time();
     let dir = tempfile::tempdir().unwrap();
-    let a = regtest(&dir, "a", &[]);
-    let b = regtest(&dir, "b", &[a.addr()]);
-    wait_for("B to connect", 30, || b.status_u64("peers") == 1);
-    // Gossip carries blocks (the mesh has formed) before the flood.
-    let hash = a.post("/generate", &json!({ "blocks": 1 })).unwrap()[0]
-        .as_str()
-        .unwrap()
-        .to_string();
-    wait_for("B to receive the first block", 30, || {
-        get(&b.api, "/status").unwrap()["tip"] == hash
-    });
+    let (a, b) = a_and_b_gossiping(&dir);
     for i in 0..6_700u32 {
         let mut tx = vec![0x42u8; 400];
         tx[..4].copy_from_slice(&i.to_le_bytes());
@@ -608,14 +627,7 @@ fn an_honest_relayer_of_a_transaction_flood_is_not_banned() {
     }
     assert_eq!(a.status_u64("mempool"), 6_700);
     // Let B take what arrives.
-    let mut last = 0;
-    wait_for("B's mempool to stop growing", 60, || {
-        std::thread::sleep(Duration::from_secs(1));
-        let now = b.status_u64("mempool");
-        let settled = now > 0 && now == last;
-        last = now;
-        settled
-    });
+    wait_for_mempool_to_settle(&b, 0);
     let st = get(&b.api, "/status").unwrap();
     eprintln!(
         "B holds {} transactions; banned {}",
@@ -749,16 +761,7 @@ fn blocks_from_a_fast_clock_are_taken_once_their_time_comes() {
 fn a_relayer_of_big_transactions_cannot_evict_a_nodes_own() {
     let _serial = crate::util::one_at_a_time();
     let dir = tempfile::tempdir().unwrap();
-    let a = regtest(&dir, "a", &[]);
-    let b = regtest(&dir, "b", &[a.addr()]);
-    wait_for("B to connect", 30, || b.status_u64("peers") == 1);
-    let hash = a.post("/generate", &json!({ "blocks": 1 })).unwrap()[0]
-        .as_str()
-        .unwrap()
-        .to_string();
-    wait_for("B to receive the first block", 30, || {
-        get(&b.api, "/status").unwrap()["tip"] == hash
-    });
+    let (a, b) = a_and_b_gossiping(&dir);
     let own: Vec<String> = (0..1_000u32)
         .map(|i| {
             let mut tx = vec![0x0bu8; 100];
@@ -774,14 +777,7 @@ fn a_relayer_of_big_transactions_cannot_evict_a_nodes_own() {
         tx[..4].copy_from_slice(&i.to_le_bytes());
         a.post("/tx", &json!({ "hex": hex::encode(tx) })).unwrap();
     }
-    let mut last = 0;
-    wait_for("B's mempool to stop growing", 60, || {
-        std::thread::sleep(Duration::from_secs(1));
-        let now = b.status_u64("mempool");
-        let settled = now > 1_000 && now == last;
-        last = now;
-        settled
-    });
+    wait_for_mempool_to_settle(&b, 1_000);
     let held = b.status_u64("mempool");
     eprintln!(
         "B holds {held} transactions: its own 1,000 and {} of A's",
